@@ -1,0 +1,84 @@
+# Makefile -- builds the trainers and tests, prepares data, runs the tests and benchmarks.
+#   make train_gpt && ./train_gpt     train on the CPU (prepares the default dataset if missing)
+#   make test                         everything that proves the numbers (see README)
+#   NO_OMP=1 make ...                 build without OpenMP (single-threaded)
+
+CC ?= gcc
+# -march=native: the binaries run where they are built (here, CI). Override with MARCH= to port.
+MARCH ?= -march=native
+CFLAGS ?= -O3 $(MARCH) -Wall -Wextra
+LDLIBS = -lm
+PYTHON ?= /usr/bin/python3
+
+# OpenMP: detected by compiling a program that uses it (not assumed from the compiler's name)
+ifeq ($(NO_OMP),1)
+  OMP_FLAGS :=
+  $(info OpenMP: ✗ (disabled with NO_OMP=1))
+else
+  OMP_OK := $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' | \
+              $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+  ifeq ($(OMP_OK),yes)
+    OMP_FLAGS := -fopenmp
+    $(info OpenMP: ✓)
+  else
+    OMP_FLAGS :=
+    $(info OpenMP: ✗ (not found: building single-threaded; install libgomp / use gcc))
+  endif
+endif
+
+# PyTorch's OpenBLAS misdetects some AVX-512 CPUs and runs ~7x slow: name the core type when
+# the CPU has AVX-512 (see shared/MACHINES.md)
+TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
+
+.PHONY: all test test-reference test-bad-input clean clean-ref
+all: train_gpt test_gpt
+
+# the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
+-include data/data.mk
+
+train_gpt: train_gpt.c data/tokenizer.h
+	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
+
+test_gpt: test_gpt.c train_gpt.c data/tokenizer.h
+	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
+
+# the same test under AddressSanitizer + UndefinedBehaviorSanitizer (used by .ci/run)
+test_gpt_asan: test_gpt.c train_gpt.c data/tokenizer.h
+	$(CC) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -Wall -Wextra $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
+
+# PyTorch references: the model file of the initial weights and everything the test compares.
+# odd: every size not a power of two (C=60, NH=5, hs=12, T=13 < maxT=17, B=3, V=311 -> Vp=384)
+ODD_REF_ARGS = --model L3H5C60T17V311 --seed 1337 -B 3 -T 13 -A 2 -K 4
+D12_REF_ARGS = --model d12 --seed 1337 -B 4 -T 64 -A 1 -K 2
+REF_COMMON = --clip 0.5 --warmup 2
+
+dev/ref/odd_ref.bin: dev/train_gpt.py
+	@mkdir -p dev/ref
+	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(ODD_REF_ARGS) $(REF_COMMON) \
+	    --out-model dev/ref/odd_model.bin --out-ref $@
+
+dev/ref/d12_ref.bin: dev/train_gpt.py
+	@mkdir -p dev/ref
+	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(D12_REF_ARGS) $(REF_COMMON) \
+	    --out-model dev/ref/d12_model.bin --out-ref $@
+
+test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+	./test_gpt
+	@# the test must be able to fail: one corrupted reference value must fail the run
+	@if ./test_gpt --no-resume --corrupt ln1_rstd.1 dev/ref/odd_model.bin dev/ref/odd_ref.bin \
+	    > /tmp/test_gpt_corrupt.log 2>&1; then \
+	    echo "FAILED: test_gpt passed with a corrupted reference"; exit 1; \
+	else grep -q "^ln1_rstd.1 .*FAILED" /tmp/test_gpt_corrupt.log && \
+	    echo "corrupted reference detected: test_gpt fails as it must"; fi
+
+test-bad-input: train_gpt
+	bash dev/test_bad_input.sh
+
+test: test-reference test-bad-input test-tokenizer
+
+clean:
+	rm -f train_gpt test_gpt test_gpt_asan tokenizer
+
+clean-ref:
+	rm -rf dev/ref

@@ -1,0 +1,1617 @@
+/*
+train_gpt.c -- GPT-2 training on the CPU, in one C file.
+
+What it is: a hand-written GPT-2 (token + position embeddings, pre-LayerNorm transformer blocks with
+causal multi-head self-attention and a tanh-GELU MLP, a final LayerNorm and an lm head tied to the
+token embedding) with an explicit forward and backward pass for every layer, AdamW, gradient
+clipping and accumulation, a warmup + cosine learning-rate schedule, a sharded data loader,
+validation, sampling and resumable checkpoints. fp32 throughout, OpenMP for the cores.
+
+What it is not: a library, or a framework with autograd. Every derivative is written out by hand,
+next to the forward line it differentiates.
+
+Rules that are easy to miss:
+  - Parameter gradients ACCUMULATE (+=): that is what gradient accumulation over micro-batches needs.
+    gpt_update consumes them and leaves them zeroed for the next step.
+  - Activation gradients are OVERWRITTEN, except the residual stream gradient, which the
+    layernorm backward ADDS into: the residual stream receives gradient both through the branch
+    and through the skip connection.
+  - Every parallel reduction is done in a fixed order, so a run is bitwise reproducible, and a run
+    resumed from a checkpoint continues bitwise-identically.
+  - The model's random init does not use the C library: a counter-based generator specified in
+    README.md, reproduced bit for bit by dev/train_gpt.py, so C and PyTorch start from the same
+    weights without sharing a file.
+
+This file is written in the common subset of C11 and C++ so that train_gpt.cu and test_gpt.c can
+#include it (with GPT_NO_MAIN defined) and reuse the config, file formats, data loader, sampler and
+CLI instead of copying them.
+*/
+
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "data/tokenizer.h" // provides: Tokenizer, tokenizer_init/decode/free (GPT-2 BPE file)
+
+/*
+Shape legend, used in every comment below:
+  B batch size, T time (sequence length), C channels, NH heads, hs = C/NH head size,
+  V vocabulary size, Vp V padded up to a multiple of 128, L layers, maxT the longest sequence.
+*/
+
+// ----------------------------------------------------------------------------------------------
+// Errors: every failure is one line on stderr and a non-zero exit
+
+static void die(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static FILE* fopen_or_die(const char* path, const char* mode) {
+    FILE* f = fopen(path, mode);
+    if (f == NULL) { die("%s: cannot open (%s)", path, strerror(errno)); }
+    return f;
+}
+
+// reads exactly n items or names the file and says it is truncated
+static void fread_or_die(void* dst, size_t size, size_t n, FILE* f, const char* path) {
+    size_t got = fread(dst, size, n, f);
+    if (got != n) {
+        die("%s: truncated file (wanted %zu items of %zu bytes, got %zu)", path, n, size, got);
+    }
+}
+
+static void fwrite_or_die(const void* src, size_t size, size_t n, FILE* f, const char* path) {
+    if (fwrite(src, size, n, f) != n) { die("%s: write failed (%s)", path, strerror(errno)); }
+}
+
+static void* malloc_or_die(size_t bytes) {
+    void* p = malloc(bytes);
+    if (p == NULL && bytes > 0) { die("out of memory allocating %zu bytes", bytes); }
+    return p;
+}
+
+static void* calloc_or_die(size_t n, size_t size) {
+    void* p = calloc(n, size);
+    if (p == NULL && n > 0) { die("out of memory allocating %zu bytes", n * size); }
+    return p;
+}
+
+static long file_size_or_die(FILE* f, const char* path) {
+    if (fseek(f, 0, SEEK_END) != 0) { die("%s: cannot seek (%s)", path, strerror(errno)); }
+    long size = ftell(f);
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) { die("%s: cannot seek", path); }
+    return size;
+}
+
+static double wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Random numbers. One mixing function (the splitmix64 finalizer) serves everything: the model init,
+// the reference batch in the tests, data shuffling and sampling. It is counter-based: the n-th
+// number of a stream is mix(key + n*GOLDEN), so any element can be computed independently, in
+// parallel, and identically in numpy (uint64 arithmetic wraps in both).
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+
+static uint64_t mix64(uint64_t z) {
+    z ^= z >> 30; z *= 0xBF58476D1CE4E5B9ULL;
+    z ^= z >> 27; z *= 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return z;
+}
+
+// the key of stream k for a seed (k = parameter index for the init, 16 for the test tokens, ...)
+static uint64_t stream_key(uint64_t seed, uint64_t k) { return mix64(mix64(seed) + k); }
+static uint64_t stream_draw(uint64_t key, uint64_t n) { return mix64(key + n * GOLDEN); }
+
+// A sequential generator for the sampler and the shuffles: a stream whose counter is its state.
+typedef struct { uint64_t key, counter; } Rng;
+static uint64_t rng_next(Rng* r) { r->counter++; return stream_draw(r->key, r->counter); }
+// uniform in [0,1) with 24 random bits: exact in float
+static float rng_uniform(Rng* r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+// The init must match numpy bit for bit, so no fused multiply-add may merge two roundings into
+// one here (gcc contracts a*b+c into an FMA by default when the CPU has one).
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define EXACT_FP __attribute__((optimize("fp-contract=off")))
+#else
+#define EXACT_FP
+#endif
+
+// log(s) for s in (0,1) from + - * / only, so that C and numpy round identically (libm's and
+// numpy's log differ in the last bit now and then). s = m*2^e, m in [sqrt(1/2), sqrt(2)), and
+// log(m) = 2*atanh(t) = 2*(t + t^3/3 + t^5/5 + ...) with t = (m-1)/(m+1), |t| <= 0.172: 13 terms
+// reach double precision.
+EXACT_FP static double log_exact(double s) {
+    int e;
+    double m = frexp(s, &e);
+    if (m < 0.7071067811865476) { m = m * 2.0; e = e - 1; }
+    double t = (m - 1.0) / (m + 1.0);
+    double t2 = t * t;
+    double p = 1.0 / 25.0;
+    for (int d = 23; d >= 1; d -= 2) {
+        double q = p * t2;
+        p = q + 1.0 / (double)d;
+    }
+    double a = (double)e * 0.6931471805599453;
+    double b = 2.0 * t;
+    b = b * p;
+    return a + b;
+}
+
+// uniform in (-1,1), never 0: 53 random bits with the lowest forced to 1, all steps exact
+EXACT_FP static double uniform_pm1(uint64_t bits) {
+    return (double)(int64_t)((bits >> 11) | 1) * (1.0 / 4503599627370496.0) - 1.0;
+}
+
+// element i of N(0, std) stream `key`: Marsaglia's polar method with attempts j = 0, 1, ...
+EXACT_FP static float normal_at(uint64_t key, uint64_t i, double std) {
+    for (uint64_t j = 0; j < 64; j++) {
+        double x = uniform_pm1(stream_draw(key, i * 128 + 2 * j + 1));
+        double y = uniform_pm1(stream_draw(key, i * 128 + 2 * j + 2));
+        double xx = x * x;
+        double yy = y * y;
+        double s = xx + yy;
+        if (s < 1.0) {
+            double num = -2.0 * log_exact(s);
+            double z = x * sqrt(num / s);
+            return (float)(z * std);
+        }
+    }
+    die("normal_at: 64 rejections in a row (key %llu, element %llu)", (unsigned long long)key,
+        (unsigned long long)i);
+    return 0.0f;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Layers, in network order. Each is a _forward / _backward pair; arguments: outputs, inputs, sizes.
+
+// --- encoder: x = wte[token] + wpe[position]
+
+static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe,
+                            int B, int T, int C) {
+    // out (B,T,C), inp (B,T), wte (Vp,C), wpe (maxT,C)
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            float* o = out + ((size_t)b * T + t) * C;
+            const float* te = wte + (size_t)inp[b * T + t] * C;
+            const float* pe = wpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) { o[c] = te[c] + pe[c]; }
+        }
+    }
+}
+
+static void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp,
+                             int B, int T, int C) {
+    // forward: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]
+    // so dwte[inp[b,t],:] += dout[b,t,:] and dwpe[t,:] += dout[b,t,:].
+    // Two positions can hold the same token, so rows of dwte collide: each thread owns a slice of
+    // channels instead, and walks all positions in order (race-free and deterministic).
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < T; t++) {
+                const float* d = dout + ((size_t)b * T + t) * C;
+                float* gte = dwte + (size_t)inp[b * T + t] * C;
+                float* gpe = dwpe + (size_t)t * C;
+                for (int c = c0; c < c1; c++) { gte[c] += d[c]; gpe[c] += d[c]; }
+            }
+        }
+    }
+}
+
+// --- layernorm: y = (x - mean) * rstd * w + b, over the C channels of each position
+// (PyTorch's LayerNorm: biased variance, eps = 1e-5 inside the square root)
+
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                              const float* weight, const float* bias, int N, int C) {
+    // out (N,C), mean (N), rstd (N), inp (N,C), weight (C), bias (C); N = B*T rows
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float* x = inp + (size_t)i * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; c++) { m += x[c]; }
+        m = m / C;
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) { float d = x[c] - m; v += d * d; }
+        v = v / C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        float* o = out + (size_t)i * C;
+        for (int c = 0; c < C; c++) { o[c] = (x[c] - m) * s * weight[c] + bias[c]; }
+        mean[i] = m;
+        rstd[i] = s;
+    }
+}
+
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, const float* mean,
+                               const float* rstd, int N, int C) {
+    // forward: n = (x - mean) * rstd; y = n * w + b
+    // dbias += sum_i dy ; dweight += sum_i dy * n
+    // dn = dy * w, and since mean and rstd depend on every x of the row:
+    //   dx = rstd * (dn - mean_c(dn) - n * mean_c(dn * n))            (ADDED into dinp, see top)
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float* x = inp + (size_t)i * C;
+        const float* dy = dout + (size_t)i * C;
+        float* dx = dinp + (size_t)i * C;
+        float m = mean[i], s = rstd[i];
+        float dn_mean = 0.0f, dnn_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float n = (x[c] - m) * s;
+            float dn = dy[c] * weight[c];
+            dn_mean += dn;
+            dnn_mean += dn * n;
+        }
+        dn_mean = dn_mean / C;
+        dnn_mean = dnn_mean / C;
+        for (int c = 0; c < C; c++) {
+            float n = (x[c] - m) * s;
+            float dn = dy[c] * weight[c];
+            dx[c] += s * (dn - dn_mean - n * dnn_mean);
+        }
+    }
+    // the weight and bias gradients sum over rows: threads own channel slices, rows in order
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int i = 0; i < N; i++) {
+            const float* x = inp + (size_t)i * C;
+            const float* dy = dout + (size_t)i * C;
+            for (int c = c0; c < c1; c++) {
+                dbias[c] += dy[c];
+                dweight[c] += dy[c] * ((x[c] - mean[i]) * rstd[i]);
+            }
+        }
+    }
+}
+
+// --- matmul: out = inp @ weight^T + bias (weight is (OC, C), like torch.nn.Linear)
+
+static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                           int BT, int C, int OC) {
+    // out (BT,OC), inp (BT,C), weight (OC,C), bias (OC) or NULL
+    #pragma omp parallel for collapse(2)
+    for (int i = 0; i < BT; i++) {
+        for (int o = 0; o < OC; o++) {
+            const float* x = inp + (size_t)i * C;
+            const float* w = weight + (size_t)o * C;
+            float acc[16] = {0};
+            int c = 0;
+            for (; c + 16 <= C; c += 16) {
+                for (int k = 0; k < 16; k++) { acc[k] += x[c + k] * w[c + k]; }
+            }
+            float sum = bias != NULL ? bias[o] : 0.0f;
+            for (int k = 0; k < 16; k++) { sum += acc[k]; }
+            for (; c < C; c++) { sum += x[c] * w[c]; }
+            out[(size_t)i * OC + o] = sum;
+        }
+    }
+}
+
+static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                            const float* inp, const float* weight, int BT, int C, int OC) {
+    // forward: out[i,o] = bias[o] + sum_c inp[i,c] * weight[o,c]
+    // dinp[i,c] = sum_o dout[i,o] * weight[o,c]        (overwritten)
+    #pragma omp parallel for
+    for (int i = 0; i < BT; i++) {
+        float* dx = dinp + (size_t)i * C;
+        for (int c = 0; c < C; c++) { dx[c] = 0.0f; }
+        for (int o = 0; o < OC; o++) {
+            float d = dout[(size_t)i * OC + o];
+            const float* w = weight + (size_t)o * C;
+            for (int c = 0; c < C; c++) { dx[c] += d * w[c]; }
+        }
+    }
+    // dweight[o,c] += sum_i dout[i,o] * inp[i,c] ; dbias[o] += sum_i dout[i,o]   (accumulated)
+    #pragma omp parallel for
+    for (int o = 0; o < OC; o++) {
+        float* dw = dweight + (size_t)o * C;
+        float db = 0.0f;
+        for (int i = 0; i < BT; i++) {
+            float d = dout[(size_t)i * OC + o];
+            const float* x = inp + (size_t)i * C;
+            for (int c = 0; c < C; c++) { dw[c] += d * x[c]; }
+            db += d;
+        }
+        if (dbias != NULL) { dbias[o] += db; }
+    }
+}
+
+// --- attention: causal multi-head self-attention over qkv = [q | k | v]
+
+static void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C,
+                              int NH) {
+    // out (B,T,C) the heads' outputs side by side, att (B,NH,T,T) probabilities (0 above the
+    // diagonal), qkv (B,T,3C): position t of head h reads q at channel h*hs, k at C + h*hs,
+    // v at 2C + h*hs.
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < NH; h++) {
+                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float* a = att + (((size_t)b * NH + h) * T + t) * T;
+                // scores against keys 0..t (causal), shifted by their max for a stable softmax
+                float maxval = -INFINITY;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) { s += q[i] * k[i]; }
+                    s *= scale;
+                    a[t2] = s;
+                    if (s > maxval) { maxval = s; }
+                }
+                float sum = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) { a[t2] = expf(a[t2] - maxval); sum += a[t2]; }
+                float inv = 1.0f / sum;
+                for (int t2 = 0; t2 <= t; t2++) { a[t2] *= inv; }
+                for (int t2 = t + 1; t2 < T; t2++) { a[t2] = 0.0f; }
+                // out = att @ v
+                float* o = out + ((size_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) { o[i] = 0.0f; }
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) { o[i] += a[t2] * v[i]; }
+                }
+            }
+        }
+    }
+}
+
+static void attention_backward(float* dqkv, float* drow, const float* dout, const float* qkv,
+                               const float* att, int B, int T, int C, int NH) {
+    // dqkv (B,T,3C) overwritten, drow (B*NH,T) scratch, dout (B,T,C), att (B,NH,T,T)
+    // forward, per (b,h,t):  s[t2] = scale * q[t].k[t2];  a = softmax(s);  o[t] = sum a[t2] v[t2]
+    //   dv[t2] += a[t2] * do[t]              da[t2] = do[t].v[t2]
+    //   ds[t2] = a[t2] * (da[t2] - sum_j a[j] da[j])          (softmax backward)
+    //   dq[t] += scale * sum_t2 ds[t2] k[t2]    dk[t2] += scale * ds[t2] q[t]
+    // A (b,h) pair owns its head's channels of q, k and v, so threads split over (b,h): no races.
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            float* da = drow + ((size_t)b * NH + h) * T;
+            for (int t = 0; t < T; t++) {
+                float* g = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                for (int i = 0; i < hs; i++) { g[i] = 0.0f; g[C + i] = 0.0f; g[2 * C + i] = 0.0f; }
+            }
+            for (int t = 0; t < T; t++) {
+                const float* a = att + (((size_t)b * NH + h) * T + t) * T;
+                const float* d = dout + ((size_t)b * T + t) * C + h * hs;
+                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float* dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float dot = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    float* dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) { s += d[i] * v[i]; dv[i] += a[t2] * d[i]; }
+                    da[t2] = s;
+                    dot += a[t2] * s;
+                }
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    float* dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    float ds = scale * a[t2] * (da[t2] - dot);
+                    for (int i = 0; i < hs; i++) { dq[i] += ds * k[i]; dk[i] += ds * q[i]; }
+                }
+            }
+        }
+    }
+}
+
+// --- gelu, tanh approximation (Hendrycks & Gimpel, "Gaussian Error Linear Units", eq. 2)
+
+#define GELU_SCALE 0.7978845608028654f // sqrt(2/pi)
+
+static void gelu_forward(float* out, const float* inp, size_t N) {
+    // y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+    #pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        out[i] = 0.5f * x * (1.0f + tanhf(u));
+    }
+}
+
+static void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
+    // dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) du/dx,  du/dx = sqrt(2/pi)(1 + 3*0.044715 x^2)
+    // (dinp may alias dout: each element is read before it is written)
+    #pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float th = tanhf(u);
+        float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
+    }
+}
+
+// --- residual: out = a + b (its backward is the identity for both inputs: no function needed)
+
+static void residual_forward(float* out, const float* a, const float* b, size_t N) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
+}
+
+// --- softmax + cross-entropy, fused: loss = logsumexp(logits) - logits[target]
+
+static void crossentropy_forward(float* losses, float* lse, const float* logits,
+                                 const int* targets, int N, int V, int Vp) {
+    // losses (N), lse (N) log-sum-exp kept for the backward, logits (N,Vp) of which the first V
+    // columns are real (the padding is ignored)
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float* l = logits + (size_t)i * Vp;
+        float maxval = -INFINITY;
+        for (int v = 0; v < V; v++) { if (l[v] > maxval) { maxval = l[v]; } }
+        float sum = 0.0f;
+        for (int v = 0; v < V; v++) { sum += expf(l[v] - maxval); }
+        lse[i] = maxval + logf(sum);
+        losses[i] = lse[i] - l[targets[i]];
+    }
+}
+
+static void crossentropy_backward(float* dlogits, const float* logits, const float* lse,
+                                  const int* targets, float dloss, int N, int V, int Vp) {
+    // d loss_i / d logits[i,v] = softmax(logits)[v] - [v == target]; each loss_i enters the mean
+    // with weight dloss. dlogits may alias logits (each element read before written). Padded
+    // columns get 0, so the padded rows of wte receive no gradient from the lm head.
+    #pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float* l = logits + (size_t)i * Vp;
+        float* dl = dlogits + (size_t)i * Vp;
+        for (int v = 0; v < V; v++) {
+            float p = expf(l[v] - lse[i]);
+            dl[v] = (p - (v == targets[i] ? 1.0f : 0.0f)) * dloss;
+        }
+        for (int v = V; v < Vp; v++) { dl[v] = 0.0f; }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// The model
+
+typedef struct {
+    int max_seq_len;       // maxT
+    int vocab_size;        // V
+    int padded_vocab_size; // Vp: V rounded up to a multiple of 128 (faster matmuls; extra rows 0)
+    int num_layers;        // L
+    int num_heads;         // NH
+    int channels;          // C
+} GPTConfig;
+
+// The parameter table: names, shapes, init and weight decay, in file order. Everything about
+// parameters (struct fields, sizes, pointers, init, decay, checkpoint order) is generated from it.
+enum { INIT_ZEROS, INIT_ONES, INIT_NORMAL, INIT_RESIDUAL };
+//   name      shape (unused dims 1)      init           decay
+#define GPT_PARAMETERS(X)                                          \
+    X(wte,      Vp,   C,     1,     INIT_NORMAL,   1)              \
+    X(wpe,      maxT, C,     1,     INIT_NORMAL,   1)              \
+    X(ln1w,     L,    C,     1,     INIT_ONES,     0)              \
+    X(ln1b,     L,    C,     1,     INIT_ZEROS,    0)              \
+    X(qkvw,     L,    3 * C, C,     INIT_NORMAL,   1)              \
+    X(qkvb,     L,    3 * C, 1,     INIT_ZEROS,    0)              \
+    X(attprojw, L,    C,     C,     INIT_RESIDUAL, 1)              \
+    X(attprojb, L,    C,     1,     INIT_ZEROS,    0)              \
+    X(ln2w,     L,    C,     1,     INIT_ONES,     0)              \
+    X(ln2b,     L,    C,     1,     INIT_ZEROS,    0)              \
+    X(fcw,      L,    4 * C, C,     INIT_NORMAL,   1)              \
+    X(fcb,      L,    4 * C, 1,     INIT_ZEROS,    0)              \
+    X(fcprojw,  L,    C,     4 * C, INIT_RESIDUAL, 1)              \
+    X(fcprojb,  L,    C,     1,     INIT_ZEROS,    0)              \
+    X(lnfw,     C,    1,     1,     INIT_ONES,     0)              \
+    X(lnfb,     C,    1,     1,     INIT_ZEROS,    0)
+
+#define X_FIELD(name, d0, d1, d2, init, decay) float* name;
+typedef struct { GPT_PARAMETERS(X_FIELD) } ParameterTensors;
+#define X_COUNT(name, d0, d1, d2, init, decay) +1
+enum { NUM_PARAMETER_TENSORS = 0 GPT_PARAMETERS(X_COUNT) };
+
+typedef struct {
+    const char* name;
+    size_t dims[3];
+    size_t size;
+    int init;
+    int decay;
+} ParamSpec;
+
+static void param_specs(ParamSpec* specs, const GPTConfig* cfg) {
+    size_t Vp = (size_t)cfg->padded_vocab_size, C = (size_t)cfg->channels;
+    size_t L = (size_t)cfg->num_layers, maxT = (size_t)cfg->max_seq_len;
+    (void)Vp; (void)L; (void)maxT;
+    int i = 0;
+#define X_SPEC(name_, d0, d1, d2, init_, decay_)                                           \
+    specs[i].name = #name_;                                                              \
+    specs[i].dims[0] = (d0); specs[i].dims[1] = (d1); specs[i].dims[2] = (d2);           \
+    specs[i].size = (size_t)(d0) * (size_t)(d1) * (size_t)(d2);                          \
+    specs[i].init = init_; specs[i].decay = decay_; i++;
+    GPT_PARAMETERS(X_SPEC)
+#undef X_SPEC
+}
+
+// points each named tensor at its slice of one contiguous block
+static void param_pointers(ParameterTensors* t, float* memory, const ParamSpec* specs) {
+    float** ptrs[NUM_PARAMETER_TENSORS];
+    int i = 0;
+#define X_PTR(name, d0, d1, d2, init, decay) ptrs[i++] = &t->name;
+    GPT_PARAMETERS(X_PTR)
+#undef X_PTR
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { *ptrs[k] = memory; memory += specs[k].size; }
+}
+
+// The activations of one forward pass, sized for (B,T). Per-layer tensors are stacked over L.
+//   name       elements
+#define GPT_ACTIVATIONS(X)            \
+    X(encoded,   B * T * C)           \
+    X(ln1,       L * B * T * C)       \
+    X(ln1_mean,  L * B * T)           \
+    X(ln1_rstd,  L * B * T)           \
+    X(qkv,       L * B * T * 3 * C)   \
+    X(att,       L * B * NH * T * T)  \
+    X(atty,      L * B * T * C)       \
+    X(attproj,   L * B * T * C)       \
+    X(residual2, L * B * T * C)       \
+    X(ln2,       L * B * T * C)       \
+    X(ln2_mean,  L * B * T)           \
+    X(ln2_rstd,  L * B * T)           \
+    X(fch,       L * B * T * 4 * C)   \
+    X(fch_gelu,  L * B * T * 4 * C)   \
+    X(fcproj,    L * B * T * C)       \
+    X(residual3, L * B * T * C)       \
+    X(lnf,       B * T * C)           \
+    X(lnf_mean,  B * T)               \
+    X(lnf_rstd,  B * T)               \
+    X(logits,    B * T * Vp)          \
+    X(losses,    B * T)               \
+    X(lse,       B * T)
+
+// The backward needs only a few activation-gradient buffers, reused layer after layer.
+#define GPT_BACKWARD_SCRATCH(X)       \
+    X(dresidual, B * T * C)  /* gradient of the residual stream */   \
+    X(dx,        B * T * C)  /* d of a layernorm output / attention output */ \
+    X(dqkv,      B * T * 3 * C)       \
+    X(dfch,      B * T * 4 * C)       \
+    X(drow,      B * NH * T) /* attention backward: one row of d(probabilities) per (b,h) */
+
+#define X_ACT_FIELD(name, n) float* name;
+typedef struct { GPT_ACTIVATIONS(X_ACT_FIELD) } ActivationTensors;
+typedef struct { GPT_BACKWARD_SCRATCH(X_ACT_FIELD) } BackwardScratch;
+
+// sizes each buffer for (B,T) and points it into `memory`, or just counts when memory is NULL
+#define X_ACT_CARVE(name, n) t->name = memory != NULL ? memory + total : NULL; total += (size_t)(n);
+static size_t activation_pointers(ActivationTensors* t, float* memory, const GPTConfig* cfg,
+                                  size_t B, size_t T) {
+    size_t C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size;
+    size_t total = 0;
+    GPT_ACTIVATIONS(X_ACT_CARVE)
+    return total;
+}
+static size_t scratch_pointers(BackwardScratch* t, float* memory, const GPTConfig* cfg,
+                               size_t B, size_t T) {
+    size_t C = cfg->channels, NH = cfg->num_heads;
+    size_t total = 0;
+    GPT_BACKWARD_SCRATCH(X_ACT_CARVE)
+    return total;
+}
+#undef X_ACT_CARVE
+
+typedef struct {
+    GPTConfig config;
+    ParamSpec specs[NUM_PARAMETER_TENSORS];
+    size_t num_parameters;
+    ParameterTensors params;   float* params_memory;
+    ParameterTensors grads;    float* grads_memory;   // allocated at the first backward
+    float* m_memory;           float* v_memory;       // AdamW moments, allocated at the first update
+    ActivationTensors acts;    float* acts_memory;    // allocated at the first forward
+    BackwardScratch scratch;   float* scratch_memory; // allocated at the first backward
+    int alloc_B, alloc_T;      // the (B,T) the activations were allocated for
+    int B, T;                  // the (B,T) of the last forward
+    int* inputs;  int* targets; // (alloc_B, alloc_T) copies of the last forward's batch
+    int has_targets;
+    float mean_loss;           // of the last forward with targets
+} GPT;
+
+// the count of everything that is stored, for the checkpoint header checks
+static void gpt_setup(GPT* model, const GPTConfig* cfg) {
+    memset(model, 0, sizeof(*model));
+    model->config = *cfg;
+    param_specs(model->specs, cfg);
+    model->num_parameters = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { model->num_parameters += model->specs[k].size; }
+    model->params_memory = (float*)malloc_or_die(model->num_parameters * sizeof(float));
+    param_pointers(&model->params, model->params_memory, model->specs);
+}
+
+static void config_validate(const GPTConfig* c, const char* where) {
+    if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 ||
+        c->channels <= 0) {
+        die("%s: model sizes must be positive (maxT=%d V=%d L=%d NH=%d C=%d)", where,
+            c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels);
+    }
+    if (c->channels % c->num_heads != 0) {
+        die("%s: channels C=%d is not divisible by heads NH=%d", where, c->channels, c->num_heads);
+    }
+    if (c->padded_vocab_size < c->vocab_size) {
+        die("%s: padded vocab Vp=%d is smaller than V=%d", where, c->padded_vocab_size, c->vocab_size);
+    }
+    if (c->vocab_size > 65536) { die("%s: V=%d does not fit uint16 token shards", where, c->vocab_size); }
+}
+
+// "d12" or "L3H5C60T17V311" (letter + number pairs: L layers, H heads, C channels, T maxT, V vocab)
+static int parse_descriptor(GPTConfig* cfg, const char* desc) {
+    GPTConfig c;
+    c.max_seq_len = 1024; c.vocab_size = 50257; c.num_layers = 0; c.num_heads = 0; c.channels = 0;
+    if (desc[0] == 'd' && isdigit((unsigned char)desc[1])) {
+        char* end;
+        long n = strtol(desc + 1, &end, 10);
+        if (*end != '\0' || n <= 0 || n > 1000) { return 0; }
+        c.num_layers = (int)n;
+        if (n == 12)      { c.num_heads = 12; c.channels = 768; }
+        else if (n == 24) { c.num_heads = 16; c.channels = 1024; }
+        else if (n == 36) { c.num_heads = 20; c.channels = 1280; }
+        else if (n == 48) { c.num_heads = 25; c.channels = 1600; }
+        else              { c.num_heads = (int)n; c.channels = 64 * (int)n; }
+    } else {
+        const char* p = desc;
+        if (*p == '\0') { return 0; }
+        while (*p != '\0') {
+            char key = *p++;
+            if (!isdigit((unsigned char)*p)) { return 0; }
+            char* end;
+            long n = strtol(p, &end, 10);
+            if (n <= 0 || n > 1000000) { return 0; }
+            p = end;
+            if (key == 'L') { c.num_layers = (int)n; }
+            else if (key == 'H') { c.num_heads = (int)n; }
+            else if (key == 'C') { c.channels = (int)n; }
+            else if (key == 'T') { c.max_seq_len = (int)n; }
+            else if (key == 'V') { c.vocab_size = (int)n; }
+            else { return 0; }
+        }
+        if (c.num_layers == 0 || c.num_heads == 0 || c.channels == 0) { return 0; }
+    }
+    c.padded_vocab_size = ((c.vocab_size + 127) / 128) * 128;
+    *cfg = c;
+    return 1;
+}
+
+// fresh weights from the counter-based generator (see the README's "Initialization" section)
+static void gpt_init_weights(GPT* model, uint64_t seed) {
+    const GPTConfig* cfg = &model->config;
+    float* p = model->params_memory;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        const ParamSpec* s = &model->specs[k];
+        size_t n = s->size;
+        if (s->init == INIT_ZEROS || s->init == INIT_ONES) {
+            float value = s->init == INIT_ONES ? 1.0f : 0.0f;
+            for (size_t i = 0; i < n; i++) { p[i] = value; }
+        } else {
+            double std = 0.02;
+            if (s->init == INIT_RESIDUAL) { std = 0.02 / sqrt(2.0 * cfg->num_layers); }
+            // wte: only the V real rows are random; the padding rows stay 0
+            size_t nrand = k == 0 ? (size_t)cfg->vocab_size * cfg->channels : n;
+            uint64_t key = stream_key(seed, (uint64_t)k);
+            #pragma omp parallel for
+            for (size_t i = 0; i < nrand; i++) { p[i] = normal_at(key, i, std); }
+            for (size_t i = nrand; i < n; i++) { p[i] = 0.0f; }
+        }
+        p += n;
+    }
+}
+
+static void gpt_build_from_descriptor(GPT* model, const char* desc, uint64_t seed) {
+    GPTConfig cfg;
+    if (!parse_descriptor(&cfg, desc)) {
+        die("-e %s: not a model file and not a descriptor (use d12, d24, ... or e.g. L4H4C256T1024V50257)",
+            desc);
+    }
+    config_validate(&cfg, desc);
+    gpt_setup(model, &cfg);
+    gpt_init_weights(model, seed);
+}
+
+// Model file (llm.c's layout): int32 header[256] = {20240326, 3 (fp32), maxT, V, L, NH, C, Vp, 0...}
+// then every parameter as float32 in table order.
+#define MODEL_MAGIC 20240326
+#define MODEL_VERSION_FP32 3
+
+static void gpt_build_from_checkpoint(GPT* model, const char* path) {
+    FILE* f = fopen_or_die(path, "rb");
+    long fsize = file_size_or_die(f, path);
+    int header[256];
+    if (fsize < (long)sizeof(header)) { die("%s: truncated model file (%ld bytes, header is 1024)", path, fsize); }
+    fread_or_die(header, sizeof(int), 256, f, path);
+    if (header[0] != MODEL_MAGIC) {
+        die("%s: bad magic %d in model file (expected %d; is this an llm.c/train_gpt model file?)",
+            path, header[0], MODEL_MAGIC);
+    }
+    if (header[1] != MODEL_VERSION_FP32) {
+        die("%s: model file version %d not supported (expected %d = fp32%s)", path, header[1],
+            MODEL_VERSION_FP32, header[1] == 5 ? "; version 5 is llm.c's bf16 export" : "");
+    }
+    GPTConfig cfg;
+    cfg.max_seq_len = header[2]; cfg.vocab_size = header[3]; cfg.num_layers = header[4];
+    cfg.num_heads = header[5]; cfg.channels = header[6]; cfg.padded_vocab_size = header[7];
+    config_validate(&cfg, path);
+    gpt_setup(model, &cfg);
+    size_t expect = sizeof(header) + model->num_parameters * sizeof(float);
+    if ((size_t)fsize != expect) {
+        die("%s: model file is %ld bytes, expected %zu for this config (truncated or wrong file)",
+            path, fsize, expect);
+    }
+    fread_or_die(model->params_memory, sizeof(float), model->num_parameters, f, path);
+    fclose(f);
+}
+
+// Writes to path.tmp and renames, so an interrupted save never destroys an existing file.
+static FILE* open_for_atomic_write(const char* path, char* tmp, size_t tmpsize) {
+    if (snprintf(tmp, tmpsize, "%s.tmp", path) >= (int)tmpsize) { die("%s: path too long", path); }
+    return fopen_or_die(tmp, "wb");
+}
+static void finish_atomic_write(FILE* f, const char* tmp, const char* path) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
+        die("%s: write failed (%s)", tmp, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) { die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno)); }
+}
+
+static void gpt_write_model(const GPT* model, const char* path) {
+    char tmp[4096];
+    FILE* f = open_for_atomic_write(path, tmp, sizeof(tmp));
+    int header[256];
+    memset(header, 0, sizeof(header));
+    const GPTConfig* c = &model->config;
+    header[0] = MODEL_MAGIC; header[1] = MODEL_VERSION_FP32;
+    header[2] = c->max_seq_len; header[3] = c->vocab_size; header[4] = c->num_layers;
+    header[5] = c->num_heads; header[6] = c->channels; header[7] = c->padded_vocab_size;
+    fwrite_or_die(header, sizeof(int), 256, f, tmp);
+    fwrite_or_die(model->params_memory, sizeof(float), model->num_parameters, f, tmp);
+    finish_atomic_write(f, tmp, path);
+}
+
+static void gpt_allocate_activations(GPT* model, int B, int T) {
+    const GPTConfig* cfg = &model->config;
+    if (model->acts_memory == NULL) {
+        size_t n = activation_pointers(&model->acts, NULL, cfg, (size_t)B, (size_t)T);
+        model->acts_memory = (float*)malloc_or_die(n * sizeof(float));
+        model->alloc_B = B;
+        model->alloc_T = T;
+        model->inputs = (int*)malloc_or_die((size_t)B * T * sizeof(int));
+        model->targets = (int*)malloc_or_die((size_t)B * T * sizeof(int));
+    } else if (B > model->alloc_B || T > model->alloc_T) {
+        die("batch (B=%d, T=%d) is larger than the (B=%d, T=%d) the activations were allocated for",
+            B, T, model->alloc_B, model->alloc_T);
+    }
+    // a smaller (B,T) (sampling) re-carves the same block with its own layout
+    activation_pointers(&model->acts, model->acts_memory, cfg, (size_t)B, (size_t)T);
+}
+
+// Runs the model on inputs (B,T); with targets (B,T) also the loss. Returns the mean loss, or -1.
+static float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
+    const GPTConfig* cfg = &model->config;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels;
+    if (T > cfg->max_seq_len) { die("sequence length T=%d exceeds the model's maxT=%d", T, cfg->max_seq_len); }
+    for (int i = 0; i < B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside [0, %d)", inputs[i], i, V); }
+        if (targets != NULL && (targets[i] < 0 || targets[i] >= V)) {
+            die("target token %d at position %d is outside [0, %d)", targets[i], i, V);
+        }
+    }
+    gpt_allocate_activations(model, B, T);
+    model->B = B; model->T = T;
+    memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
+    model->has_targets = targets != NULL;
+    if (targets != NULL) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
+
+    ParameterTensors p = model->params;
+    ActivationTensors a = model->acts;
+    size_t BT = (size_t)B * T;
+    encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        const float* x = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
+        float* ln1 = a.ln1 + l * BT * C;
+        float* qkv = a.qkv + l * BT * 3 * C;
+        float* atty = a.atty + l * BT * C;
+        float* attproj = a.attproj + l * BT * C;
+        float* res2 = a.residual2 + l * BT * C;
+        float* ln2 = a.ln2 + l * BT * C;
+        float* fch = a.fch + l * BT * 4 * C;
+        float* fch_gelu = a.fch_gelu + l * BT * 4 * C;
+        float* fcproj = a.fcproj + l * BT * C;
+        layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
+                          p.ln1w + l * C, p.ln1b + l * C, (int)BT, C);
+        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, (int)BT, C, 3 * C);
+        attention_forward(atty, a.att + l * BT * NH * T, qkv, B, T, C, NH);
+        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, (int)BT, C, C);
+        residual_forward(res2, x, attproj, BT * C);
+        layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, res2,
+                          p.ln2w + l * C, p.ln2b + l * C, (int)BT, C);
+        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, (int)BT, C, 4 * C);
+        gelu_forward(fch_gelu, fch, BT * 4 * C);
+        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, (int)BT, 4 * C, C);
+        residual_forward(a.residual3 + l * BT * C, res2, fcproj, BT * C);
+    }
+    const float* last = a.residual3 + (size_t)(L - 1) * BT * C;
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last, p.lnfw, p.lnfb, (int)BT, C);
+    matmul_forward(a.logits, a.lnf, p.wte, NULL, (int)BT, C, Vp); // lm head tied to wte
+    if (targets == NULL) { model->mean_loss = -1.0f; return -1.0f; }
+    crossentropy_forward(a.losses, a.lse, a.logits, targets, (int)BT, V, Vp);
+    double sum = 0.0;
+    for (size_t i = 0; i < BT; i++) { sum += a.losses[i]; }
+    model->mean_loss = (float)(sum / (double)BT);
+    return model->mean_loss;
+}
+
+static inline void gpt_zero_grad(GPT* model) { // (used by the tests)
+    if (model->grads_memory != NULL) { memset(model->grads_memory, 0, model->num_parameters * sizeof(float)); }
+}
+
+// Adds the gradient of (loss_scale * mean loss of the last forward) into the parameter gradients.
+// loss_scale = 1/A when accumulating A micro-batches.
+static void gpt_backward(GPT* model, float loss_scale) {
+    const GPTConfig* cfg = &model->config;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels, B = model->B, T = model->T;
+    if (!model->has_targets) { die("gpt_backward: the last forward had no targets"); }
+    if (model->grads_memory == NULL) {
+        model->grads_memory = (float*)calloc_or_die(model->num_parameters, sizeof(float));
+        param_pointers(&model->grads, model->grads_memory, model->specs);
+    }
+    if (model->scratch_memory == NULL) {
+        size_t n = scratch_pointers(&model->scratch, NULL, cfg, (size_t)model->alloc_B, (size_t)model->alloc_T);
+        model->scratch_memory = (float*)malloc_or_die(n * sizeof(float));
+    }
+    scratch_pointers(&model->scratch, model->scratch_memory, cfg, (size_t)B, (size_t)T);
+    ParameterTensors p = model->params, g = model->grads;
+    ActivationTensors a = model->acts;
+    BackwardScratch s = model->scratch;
+    size_t BT = (size_t)B * T;
+
+    // loss = mean_i losses[i]  ->  d loss / d losses[i] = 1/(B*T); logits become dlogits in place
+    crossentropy_backward(a.logits, a.logits, a.lse, model->targets, loss_scale / (float)BT,
+                          (int)BT, V, Vp);
+    // logits = lnf @ wte^T
+    matmul_backward(s.dx, g.wte, NULL, a.logits, a.lnf, p.wte, (int)BT, C, Vp);
+    // lnf = layernorm(residual3[L-1]); the residual stream gradient starts here
+    memset(s.dresidual, 0, BT * C * sizeof(float));
+    const float* last = a.residual3 + (size_t)(L - 1) * BT * C;
+    layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.dx, last, p.lnfw, a.lnf_mean, a.lnf_rstd, (int)BT, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float* x = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
+        // residual3 = residual2 + fcproj: dresidual is now d(residual2) and d(fcproj) alike
+        // fcproj = fch_gelu @ fcprojw^T + fcprojb
+        matmul_backward(s.dfch, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, s.dresidual,
+                        a.fch_gelu + l * BT * 4 * C, p.fcprojw + (size_t)l * C * 4 * C, (int)BT, 4 * C, C);
+        // fch_gelu = gelu(fch)
+        gelu_backward(s.dfch, a.fch + l * BT * 4 * C, s.dfch, BT * 4 * C);
+        // fch = ln2 @ fcw^T + fcb
+        matmul_backward(s.dx, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch,
+                        a.ln2 + l * BT * C, p.fcw + (size_t)l * 4 * C * C, (int)BT, C, 4 * C);
+        // ln2 = layernorm(residual2): adds into d(residual2)
+        layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.dx, a.residual2 + l * BT * C,
+                           p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, (int)BT, C);
+        // residual2 = x + attproj: dresidual is d(x) and d(attproj) alike
+        // attproj = atty @ attprojw^T + attprojb
+        matmul_backward(s.dx, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual,
+                        a.atty + l * BT * C, p.attprojw + (size_t)l * C * C, (int)BT, C, C);
+        // atty = attention(qkv)
+        attention_backward(s.dqkv, s.drow, s.dx, a.qkv + l * BT * 3 * C, a.att + l * BT * NH * T,
+                           B, T, C, NH);
+        // qkv = ln1 @ qkvw^T + qkvb
+        matmul_backward(s.dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv,
+                        a.ln1 + l * BT * C, p.qkvw + (size_t)l * 3 * C * C, (int)BT, C, 3 * C);
+        // ln1 = layernorm(x): adds into d(x)
+        layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.dx, x, p.ln1w + l * C,
+                           a.ln1_mean + l * BT, a.ln1_rstd + l * BT, (int)BT, C);
+    }
+    // encoded = wte[inputs] + wpe[0..T-1]
+    encoder_backward(g.wte, g.wpe, s.dresidual, model->inputs, B, T, C);
+}
+
+// Sum of squares in fixed-size chunks, the chunks added in order: the same bits for any number
+// of threads. Double accumulation: 124M squares would lose digits in float.
+#define NORM_CHUNK 65536
+static float gpt_grad_norm(const GPT* model) {
+    size_t n = model->num_parameters;
+    size_t nchunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    double* partial = (double*)malloc_or_die(nchunks * sizeof(double));
+    const float* g = model->grads_memory;
+    #pragma omp parallel for
+    for (size_t k = 0; k < nchunks; k++) {
+        size_t end = (k + 1) * NORM_CHUNK < n ? (k + 1) * NORM_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = k * NORM_CHUNK; i < end; i++) { s += (double)g[i] * g[i]; }
+        partial[k] = s;
+    }
+    double total = 0.0;
+    for (size_t k = 0; k < nchunks; k++) { total += partial[k]; }
+    free(partial);
+    return (float)sqrt(total);
+}
+
+// Global-norm clipping as torch.nn.utils.clip_grad_norm_: if the norm exceeds max_norm, scale all
+// gradients by max_norm / (norm + 1e-6). Returns the norm before clipping.
+static float gpt_clip_grad_norm(GPT* model, float max_norm) {
+    float norm = gpt_grad_norm(model);
+    if (max_norm > 0.0f && norm > max_norm) {
+        float coef = max_norm / (norm + 1e-6f);
+        float* g = model->grads_memory;
+        #pragma omp parallel for
+        for (size_t i = 0; i < model->num_parameters; i++) { g[i] *= coef; }
+    }
+    return norm;
+}
+
+// Learning rate at step (0-based) of total steps: linear warmup, then cosine decay to
+// max_lr * final_frac (the schedule of GPT-3 / nanoGPT).
+static double lr_schedule(int step, int total, double max_lr, int warmup, double final_frac) {
+    if (step < warmup) { return max_lr * (double)(step + 1) / (double)warmup; }
+    int span = total - warmup > 1 ? total - warmup : 1;
+    double r = (double)(step - warmup) / (double)span;
+    double min_lr = max_lr * final_frac;
+    return min_lr + 0.5 * (1.0 + cos(M_PI * r)) * (max_lr - min_lr);
+}
+
+// AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization"), exactly as
+// torch.optim.AdamW computes it, for step t = 1, 2, ...:
+//   p *= 1 - lr*wd                 (only the 2-D weight matrices decay: table column "decay")
+//   m = b1*m + (1-b1)*g            v = b2*v + (1-b2)*g^2
+//   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+// then zeroes g for the next step.
+static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    if (model->grads_memory == NULL) { die("gpt_update: no gradients (call gpt_backward first)"); }
+    if (model->m_memory == NULL) {
+        model->m_memory = (float*)calloc_or_die(model->num_parameters, sizeof(float));
+        model->v_memory = (float*)calloc_or_die(model->num_parameters, sizeof(float));
+    }
+    float step_size = (float)((double)lr / (1.0 - pow((double)beta1, (double)t)));
+    float bc2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)t));
+    size_t offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t n = model->specs[k].size;
+        float decay = model->specs[k].decay ? (float)(1.0 - (double)lr * weight_decay) : 1.0f;
+        float* p = model->params_memory + offset;
+        float* g = model->grads_memory + offset;
+        float* m = model->m_memory + offset;
+        float* v = model->v_memory + offset;
+        #pragma omp parallel for
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i];
+            float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+            float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+            float denom = sqrtf(vi) / bc2_sqrt + eps;
+            p[i] = p[i] * decay - step_size * (mi / denom);
+            m[i] = mi;
+            v[i] = vi;
+            g[i] = 0.0f;
+        }
+        offset += n;
+    }
+}
+
+static void gpt_free(GPT* model) {
+    free(model->params_memory); free(model->grads_memory);
+    free(model->m_memory); free(model->v_memory);
+    free(model->acts_memory); free(model->scratch_memory);
+    free(model->inputs); free(model->targets);
+    memset(model, 0, sizeof(*model));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Data: token shards (llm.c's layout): int32 header[256] = {20240520, 1, ntok, 0...}, ntok uint16.
+// A sample is B*T+1 consecutive tokens (inputs, and targets shifted by one); shard s holds
+// (ntok-1)/(B*T) samples. Training: each epoch visits the shards in a seeded random order and the
+// samples of each shard in a seeded random order. Validation: everything in file order.
+// The position (epoch, shard, sample) is all a checkpoint needs to resume the stream exactly.
+
+#define SHARD_MAGIC 20240520
+#define SHARD_VERSION 1
+
+typedef struct {
+    char** files; int nfiles;
+    int B, T, V, shuffle;
+    uint64_t seed;
+    long epoch, shard_pos, sample_pos;  // the position: next sample to read
+    int* shard_order;                   // (nfiles) this epoch's order of the files
+    int loaded_file;                    // index of the file in `tokens`, -1 if none
+    uint16_t* tokens; long ntok;
+    long nsamples; long* sample_order;  // (nsamples) this shard's order of samples
+} DataLoader;
+
+static void permute(long* a, long n, uint64_t key) {
+    // Fisher-Yates with a counter-based stream: reproducible from (seed, epoch, shard) alone
+    Rng r; r.key = key; r.counter = 0;
+    for (long i = 0; i < n; i++) { a[i] = i; }
+    for (long i = n - 1; i > 0; i--) {
+        long j = (long)(rng_next(&r) % (uint64_t)(i + 1));
+        long tmp = a[i]; a[i] = a[j]; a[j] = tmp;
+    }
+}
+
+// reads a whole shard, checking header, size and token range
+static uint16_t* load_shard(const char* path, int V, long* ntok_out) {
+    FILE* f = fopen_or_die(path, "rb");
+    long fsize = file_size_or_die(f, path);
+    int header[256];
+    if (fsize < (long)sizeof(header)) { die("%s: truncated token shard (%ld bytes, header is 1024)", path, fsize); }
+    fread_or_die(header, sizeof(int), 256, f, path);
+    if (header[0] != SHARD_MAGIC) {
+        die("%s: bad magic %d in token shard (expected %d; make shards with ./tokenizer or data/prepare.sh)",
+            path, header[0], SHARD_MAGIC);
+    }
+    if (header[1] != SHARD_VERSION) { die("%s: token shard version %d not supported (expected %d)", path, header[1], SHARD_VERSION); }
+    long ntok = header[2];
+    if (ntok < 0 || (long)sizeof(header) + 2 * ntok != fsize) {
+        die("%s: header says %ld tokens, file holds %ld bytes of tokens (truncated?)", path, ntok,
+            fsize - (long)sizeof(header));
+    }
+    uint16_t* tokens = (uint16_t*)malloc_or_die((size_t)ntok * sizeof(uint16_t));
+    fread_or_die(tokens, sizeof(uint16_t), (size_t)ntok, f, path);
+    fclose(f);
+    for (long i = 0; i < ntok; i++) {
+        if (tokens[i] >= V) { die("%s: token %d at index %ld is >= the model's vocab size %d", path, tokens[i], i, V); }
+    }
+    *ntok_out = ntok;
+    return tokens;
+}
+
+static void loader_load_file(DataLoader* d, int file) {
+    if (d->loaded_file == file) { return; }
+    free(d->tokens);
+    d->tokens = load_shard(d->files[file], d->V, &d->ntok);
+    d->loaded_file = file;
+    long n = (d->ntok - 1) / ((long)d->B * d->T);
+    if (n <= 0) {
+        die("%s: %ld tokens is fewer than one batch needs (B*T+1 = %ld)", d->files[file], d->ntok,
+            (long)d->B * d->T + 1);
+    }
+    free(d->sample_order);
+    d->nsamples = n;
+    d->sample_order = (long*)malloc_or_die((size_t)n * sizeof(long));
+    if (d->shuffle) {
+        permute(d->sample_order, n, stream_key(d->seed, 1000003ULL * (uint64_t)(d->epoch + 1) + (uint64_t)file));
+    } else {
+        for (long i = 0; i < n; i++) { d->sample_order[i] = i; }
+    }
+}
+
+static void loader_start_epoch(DataLoader* d) {
+    long* order = (long*)malloc_or_die((size_t)d->nfiles * sizeof(long));
+    if (d->shuffle) { permute(order, d->nfiles, stream_key(d->seed, 7777ULL + (uint64_t)d->epoch)); }
+    else { for (int i = 0; i < d->nfiles; i++) { order[i] = i; } }
+    for (int i = 0; i < d->nfiles; i++) { d->shard_order[i] = (int)order[i]; }
+    free(order);
+    d->loaded_file = -1; // the sample order depends on the epoch: reload even the same file
+}
+
+// positions the loader at (epoch, shard_pos, sample_pos): used at start, on reset and on resume
+static void loader_seek(DataLoader* d, long epoch, long shard_pos, long sample_pos) {
+    d->epoch = epoch;
+    loader_start_epoch(d);
+    if (shard_pos < 0 || shard_pos >= d->nfiles) { die("data position: shard %ld out of range (%d files)", shard_pos, d->nfiles); }
+    d->shard_pos = shard_pos;
+    loader_load_file(d, d->shard_order[shard_pos]);
+    if (sample_pos < 0 || sample_pos > d->nsamples) { die("data position: sample %ld out of range (%ld samples)", sample_pos, d->nsamples); }
+    d->sample_pos = sample_pos;
+}
+
+static void loader_init(DataLoader* d, const char* pattern, int B, int T, int V, int shuffle,
+                        uint64_t seed, const char* flag) {
+    memset(d, 0, sizeof(*d));
+    glob_t g;
+    int rc = glob(pattern, 0, NULL, &g);
+    if (rc != 0 || g.gl_pathc == 0) {
+        if (rc == 0) { globfree(&g); }
+        die("%s %s: no files match (prepare data with `make data`, see README)", flag, pattern);
+    }
+    d->nfiles = (int)g.gl_pathc;
+    d->files = (char**)malloc_or_die((size_t)d->nfiles * sizeof(char*));
+    for (int i = 0; i < d->nfiles; i++) { d->files[i] = strdup(g.gl_pathv[i]); }
+    globfree(&g);
+    d->B = B; d->T = T; d->V = V; d->shuffle = shuffle; d->seed = seed;
+    d->shard_order = (int*)malloc_or_die((size_t)d->nfiles * sizeof(int));
+    d->loaded_file = -1;
+    loader_seek(d, 0, 0, 0);
+}
+
+// fills inputs and targets (B,T) with the next sample and advances the position
+static void loader_next_batch(DataLoader* d, int* inputs, int* targets) {
+    if (d->sample_pos >= d->nsamples) {
+        d->sample_pos = 0;
+        d->shard_pos++;
+        if (d->shard_pos >= d->nfiles) { d->shard_pos = 0; d->epoch++; loader_start_epoch(d); }
+        loader_load_file(d, d->shard_order[d->shard_pos]);
+    }
+    long start = d->sample_order[d->sample_pos] * (long)d->B * d->T;
+    const uint16_t* tok = d->tokens + start;
+    for (long i = 0; i < (long)d->B * d->T; i++) { inputs[i] = tok[i]; targets[i] = tok[i + 1]; }
+    d->sample_pos++;
+}
+
+// batches available in one pass over the data (validation uses at most that many)
+static long loader_total_batches(DataLoader* d) {
+    long total = 0;
+    for (int i = 0; i < d->nfiles; i++) {
+        FILE* f = fopen_or_die(d->files[i], "rb");
+        int header[3];
+        fread_or_die(header, sizeof(int), 3, f, d->files[i]);
+        fclose(f);
+        total += header[2] > 0 ? (header[2] - 1) / ((long)d->B * d->T) : 0;
+    }
+    return total;
+}
+
+static void loader_free(DataLoader* d) {
+    for (int i = 0; i < d->nfiles; i++) { free(d->files[i]); }
+    free(d->files); free(d->shard_order); free(d->tokens); free(d->sample_order);
+    memset(d, 0, sizeof(*d));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Sampling: softmax(logits / temperature) restricted to the top_k largest, drawn with a seeded Rng
+
+static int sample_token(const float* logits, int V, float temperature, int top_k, Rng* rng, float* work) {
+    // work (V): scratch. top_k <= 0 or >= V means no restriction.
+    float maxval = -INFINITY;
+    for (int v = 0; v < V; v++) { if (logits[v] > maxval) { maxval = logits[v]; } }
+    float threshold = -INFINITY;
+    if (top_k > 0 && top_k < V) {
+        // the k-th largest logit: select it from a copy (a partial quickselect would be faster;
+        // V log V once per generated token is negligible next to a forward pass)
+        for (int v = 0; v < V; v++) { work[v] = logits[v]; }
+        int lo = 0, hi = V - 1, want = top_k - 1; // descending order position
+        while (lo < hi) {
+            float pivot = work[(lo + hi) / 2];
+            int i = lo, j = hi;
+            while (i <= j) {
+                while (work[i] > pivot) { i++; }
+                while (work[j] < pivot) { j--; }
+                if (i <= j) { float t = work[i]; work[i] = work[j]; work[j] = t; i++; j--; }
+            }
+            if (want <= j) { hi = j; } else if (want >= i) { lo = i; } else { break; }
+        }
+        threshold = work[want];
+    }
+    double sum = 0.0;
+    for (int v = 0; v < V; v++) {
+        work[v] = logits[v] >= threshold ? expf((logits[v] - maxval) / temperature) : 0.0f;
+        sum += work[v];
+    }
+    double r = (double)rng_uniform(rng) * sum;
+    double acc = 0.0;
+    for (int v = 0; v < V; v++) {
+        acc += work[v];
+        if (r < acc) { return v; }
+    }
+    for (int v = V - 1; v >= 0; v--) { if (work[v] > 0.0f) { return v; } }
+    return 0;
+}
+
+// generates gen_len tokens after an end-of-text token and prints them (as text with a tokenizer)
+static void generate_and_print(GPT* model, const Tokenizer* tok, int have_tok, int gen_len,
+                               float temperature, int top_k, Rng* rng) {
+    int V = model->config.vocab_size;
+    int n = gen_len + 1;
+    if (n > model->alloc_T) { n = model->alloc_T; }
+    int* seq = (int*)malloc_or_die((size_t)n * sizeof(int));
+    float* work = (float*)malloc_or_die((size_t)V * sizeof(float));
+    int eot = have_tok && (int)tok->eot < V ? (int)tok->eot : V - 1;
+    seq[0] = eot;
+    printf("generating:\n---\n");
+    for (int t = 1; t < n; t++) {
+        // the model is causal: logits at position t-1 depend only on seq[0..t-1]
+        gpt_forward(model, seq, NULL, 1, t);
+        const float* logits = model->acts.logits + (size_t)(t - 1) * model->config.padded_vocab_size;
+        seq[t] = sample_token(logits, V, temperature, top_k, rng, work);
+        if (have_tok) {
+            size_t len;
+            const char* s = tokenizer_decode(tok, (uint32_t)seq[t], &len);
+            if (s != NULL) { fwrite(s, 1, len, stdout); }
+        } else {
+            printf("%d ", seq[t]);
+        }
+        fflush(stdout);
+    }
+    printf("\n---\n");
+    free(seq);
+    free(work);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Checkpoints: out_dir/model_NNNNNNNN.bin (the model file above) + out_dir/state_NNNNNNNN.bin:
+// int64 header[64] = {20240527, 1, step, num_parameters, epoch, shard_pos, sample_pos,
+// rng key, rng counter, B, T, 0...}, then AdamW's m and v (num_parameters float32 each).
+// NNNNNNNN is the number of completed steps. The model is written first and the state last,
+// each through a temp file + rename, so a state file marks a complete checkpoint.
+
+#define STATE_MAGIC 20240527
+#define STATE_VERSION 1
+
+typedef struct {
+    long step;
+    long epoch, shard_pos, sample_pos;
+    Rng rng;
+} TrainState;
+
+static void checkpoint_paths(char* model_path, char* state_path, size_t size, const char* dir, long step) {
+    snprintf(model_path, size, "%s/model_%08ld.bin", dir, step);
+    snprintf(state_path, size, "%s/state_%08ld.bin", dir, step);
+}
+
+static void save_checkpoint(const GPT* model, const TrainState* st, int B, int T, const char* dir) {
+    char model_path[4096], state_path[4096], tmp[4200];
+    checkpoint_paths(model_path, state_path, sizeof(model_path), dir, st->step);
+    gpt_write_model(model, model_path);
+    FILE* f = open_for_atomic_write(state_path, tmp, sizeof(tmp));
+    int64_t header[64];
+    memset(header, 0, sizeof(header));
+    header[0] = STATE_MAGIC; header[1] = STATE_VERSION; header[2] = st->step;
+    header[3] = (int64_t)model->num_parameters;
+    header[4] = st->epoch; header[5] = st->shard_pos; header[6] = st->sample_pos;
+    header[7] = (int64_t)st->rng.key; header[8] = (int64_t)st->rng.counter;
+    header[9] = B; header[10] = T;
+    fwrite_or_die(header, sizeof(int64_t), 64, f, tmp);
+    fwrite_or_die(model->m_memory, sizeof(float), model->num_parameters, f, tmp);
+    fwrite_or_die(model->v_memory, sizeof(float), model->num_parameters, f, tmp);
+    finish_atomic_write(f, tmp, state_path);
+}
+
+// the largest step with a state file in dir, or -1
+static long latest_checkpoint(const char* dir) {
+    char pattern[4200];
+    snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
+    glob_t g;
+    long best = -1;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char* name = strrchr(g.gl_pathv[i], '/');
+            name = name != NULL ? name + 1 : g.gl_pathv[i];
+            long step;
+            char rest[8];
+            if (sscanf(name, "state_%ld.%7s", &step, rest) == 2 && strcmp(rest, "bin") == 0 && step > best) {
+                best = step;
+            }
+        }
+        globfree(&g);
+    }
+    return best;
+}
+
+// loads model and optimizer state of checkpoint `step` in dir into a model not yet built
+static void load_checkpoint(GPT* model, TrainState* st, int B, int T, const char* dir, long step) {
+    char model_path[4096], state_path[4096];
+    checkpoint_paths(model_path, state_path, sizeof(model_path), dir, step);
+    gpt_build_from_checkpoint(model, model_path);
+    FILE* f = fopen_or_die(state_path, "rb");
+    long fsize = file_size_or_die(f, state_path);
+    int64_t header[64];
+    if (fsize < (long)sizeof(header)) { die("%s: truncated state file", state_path); }
+    fread_or_die(header, sizeof(int64_t), 64, f, state_path);
+    if (header[0] != STATE_MAGIC) { die("%s: bad magic %lld in state file (expected %d)", state_path, (long long)header[0], STATE_MAGIC); }
+    if (header[1] != STATE_VERSION) { die("%s: state file version %lld not supported (expected %d)", state_path, (long long)header[1], STATE_VERSION); }
+    if (header[3] != (int64_t)model->num_parameters) {
+        die("%s: state is for %lld parameters but %s has %zu", state_path, (long long)header[3], model_path, model->num_parameters);
+    }
+    if (header[9] != B || header[10] != T) {
+        die("%s: checkpoint was trained with B=%lld T=%lld; resume with the same -b and -t (got B=%d T=%d)",
+            state_path, (long long)header[9], (long long)header[10], B, T);
+    }
+    size_t expect = sizeof(header) + 2 * model->num_parameters * sizeof(float);
+    if ((size_t)fsize != expect) { die("%s: state file is %ld bytes, expected %zu (truncated?)", state_path, fsize, expect); }
+    model->m_memory = (float*)malloc_or_die(model->num_parameters * sizeof(float));
+    model->v_memory = (float*)malloc_or_die(model->num_parameters * sizeof(float));
+    fread_or_die(model->m_memory, sizeof(float), model->num_parameters, f, state_path);
+    fread_or_die(model->v_memory, sizeof(float), model->num_parameters, f, state_path);
+    fclose(f);
+    st->step = (long)header[2];
+    st->epoch = (long)header[4]; st->shard_pos = (long)header[5]; st->sample_pos = (long)header[6];
+    st->rng.key = (uint64_t)header[7]; st->rng.counter = (uint64_t)header[8];
+}
+
+// ----------------------------------------------------------------------------------------------
+// Training run and CLI
+
+typedef struct {
+    const char* train_pattern;  // -i
+    const char* val_pattern;    // -j
+    const char* init;           // -e model file or descriptor
+    const char* out_dir;        // -o ("" = no log, no checkpoints)
+    const char* tokenizer_path; // -Z
+    int B, T;                   // -b -t
+    long total_batch;           // -d tokens per optimizer step (-1: B*T)
+    int max_steps;              // -x
+    float lr;                   // -l
+    int warmup;                 // -u
+    float final_frac;           // -q
+    float weight_decay;         // -c
+    float grad_clip;            // -G
+    int val_every;              // -v (0: never)
+    int val_batches;            // -m
+    int sample_every;           // -s (0: never)
+    int gen_len;                // -g
+    int ckpt_every;             // -n (0: only at the end)
+    int resume;                 // -y
+    long seed;                  // -S
+    int top_k;                  // -K
+    float temperature;          // -H
+    int verbose;                // 0 for tests: no per-step output
+} TrainOptions;
+
+static TrainOptions default_options(void) {
+    TrainOptions o;
+    o.train_pattern = "data/brown/brown_train_*.bin";
+    o.val_pattern = "data/brown/brown_val_*.bin";
+    o.init = "L4H4C256";
+    o.out_dir = "out";
+    o.tokenizer_path = "data/gpt2_tokenizer.bin";
+    o.B = 4; o.T = 128; o.total_batch = -1; o.max_steps = 300;
+    o.lr = 1e-3f; o.warmup = 20; o.final_frac = 0.1f; o.weight_decay = 0.1f; o.grad_clip = 1.0f;
+    o.val_every = 50; o.val_batches = 10; o.sample_every = 100; o.gen_len = 64;
+    o.ckpt_every = 100; o.resume = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
+    o.verbose = 1;
+    return o;
+}
+
+// what a run produced, for callers such as the resume test
+typedef struct {
+    long first_step, last_step;  // steps [first_step, last_step) ran in this call
+    float* losses;               // (max_steps) training loss of each step run, indexed by step
+    float last_val_loss;
+} TrainResult;
+
+static float evaluate(GPT* model, DataLoader* val, int nbatches, int* inputs, int* targets) {
+    loader_seek(val, 0, 0, 0);
+    double sum = 0.0;
+    for (int i = 0; i < nbatches; i++) {
+        loader_next_batch(val, inputs, targets);
+        sum += gpt_forward(model, inputs, targets, val->B, val->T);
+    }
+    return (float)(sum / nbatches);
+}
+
+static void run_training(const TrainOptions* o, TrainResult* result) {
+    GPT model;
+    TrainState st;
+    memset(&st, 0, sizeof(st));
+    st.rng.key = stream_key((uint64_t)o->seed, 99ULL); // the sampler's stream
+    int have_out = o->out_dir != NULL && o->out_dir[0] != '\0';
+    if (have_out && mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
+        die("-o %s: cannot create directory (%s)", o->out_dir, strerror(errno));
+    }
+    long resume_step = o->resume && have_out ? latest_checkpoint(o->out_dir) : -1;
+    if (o->resume && !have_out) { die("-y 1 needs an output directory (-o) to resume from"); }
+    if (resume_step >= 0) {
+        load_checkpoint(&model, &st, o->B, o->T, o->out_dir, resume_step);
+        if (o->verbose) { printf("resuming from %s/model_%08ld.bin (step %ld)\n", o->out_dir, resume_step, resume_step); }
+    } else {
+        if (o->resume && o->verbose) { printf("no checkpoint in %s: starting from scratch\n", o->out_dir); }
+        struct stat sb;
+        if (stat(o->init, &sb) == 0) { gpt_build_from_checkpoint(&model, o->init); }
+        else if (strchr(o->init, '/') != NULL || strstr(o->init, ".bin") != NULL) {
+            die("-e %s: model file not found", o->init);
+        } else { gpt_build_from_descriptor(&model, o->init, (uint64_t)o->seed); }
+    }
+    const GPTConfig* cfg = &model.config;
+    if (o->T > cfg->max_seq_len) { die("-t %d: exceeds the model's maximum sequence length %d", o->T, cfg->max_seq_len); }
+    long tokens_per_micro = (long)o->B * o->T;
+    long total_batch = o->total_batch > 0 ? o->total_batch : tokens_per_micro;
+    if (total_batch % tokens_per_micro != 0) {
+        die("-d %ld: total batch is not a multiple of B*T = %ld", total_batch, tokens_per_micro);
+    }
+    int accum = (int)(total_batch / tokens_per_micro);
+
+    DataLoader train, val;
+    loader_init(&train, o->train_pattern, o->B, o->T, cfg->vocab_size, 1, (uint64_t)o->seed, "-i");
+    loader_seek(&train, st.epoch, st.shard_pos, st.sample_pos);
+    int have_val = o->val_every > 0 && o->val_pattern != NULL && o->val_pattern[0] != '\0';
+    int val_batches = o->val_batches;
+    if (have_val) {
+        loader_init(&val, o->val_pattern, o->B, o->T, cfg->vocab_size, 0, 0, "-j");
+        long avail = loader_total_batches(&val);
+        if (val_batches > avail) { val_batches = (int)avail; }
+    }
+    Tokenizer tok;
+    int have_tok = tokenizer_init(&tok, o->tokenizer_path) == 0;
+
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    if (o->verbose) {
+        printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", cfg->num_layers,
+               cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size, cfg->padded_vocab_size,
+               model.num_parameters);
+        printf("batch: B=%d T=%d, %d micro-batch(es) per step = %ld tokens; %d threads\n", o->B, o->T,
+               accum, total_batch, nthreads);
+        printf("data: %d train shard(s) %s, %s%s\n", train.nfiles, o->train_pattern,
+               have_val ? "val " : "no validation", have_val ? o->val_pattern : "");
+        if (!have_tok) { printf("tokenizer %s not found: samples print token ids\n", o->tokenizer_path); }
+    }
+    FILE* logf = NULL;
+    if (have_out) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
+        logf = fopen_or_die(path, resume_step >= 0 ? "a" : "w");
+    }
+    int* inputs = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
+    int* targets = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
+    result->first_step = st.step;
+    result->last_val_loss = -1.0f;
+
+    for (long step = st.step; step <= o->max_steps; step++) {
+        int last = step == o->max_steps;
+        if (have_val && (step % o->val_every == 0 || last)) {
+            float vl = evaluate(&model, &val, val_batches, inputs, targets);
+            result->last_val_loss = vl;
+            if (o->verbose) { printf("step %ld: val loss %.6f (%d batches)\n", step, vl, val_batches); }
+            if (logf) { fprintf(logf, "s:%ld vl:%.9g\n", step, vl); fflush(logf); }
+        }
+        if (o->sample_every > 0 && step > 0 && (step % o->sample_every == 0 || last) && o->verbose) {
+            generate_and_print(&model, &tok, have_tok, o->gen_len, o->temperature, o->top_k, &st.rng);
+        }
+        if (last) { break; }
+
+        double t0 = wall_seconds();
+        float loss = 0.0f;
+        for (int a = 0; a < accum; a++) {
+            loader_next_batch(&train, inputs, targets);
+            loss += gpt_forward(&model, inputs, targets, o->B, o->T) / accum;
+            gpt_backward(&model, 1.0f / accum);
+        }
+        float norm = gpt_clip_grad_norm(&model, o->grad_clip);
+        double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);
+        gpt_update(&model, (float)lr, 0.9f, 0.95f, 1e-8f, o->weight_decay, (int)step + 1);
+        double ms = 1000.0 * (wall_seconds() - t0);
+        result->losses[step] = loss;
+        if (o->verbose) {
+            printf("step %4ld/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s\n", step + 1,
+                   o->max_steps, loss, norm, lr, ms, (double)total_batch / (ms / 1000.0));
+            fflush(stdout);
+        }
+        if (logf) { fprintf(logf, "s:%ld trl:%.9g norm:%.9g lr:%.9g\n", step, loss, norm, lr); fflush(logf); }
+        st.step = step + 1;
+        if (have_out && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == o->max_steps)) {
+            st.epoch = train.epoch; st.shard_pos = train.shard_pos; st.sample_pos = train.sample_pos;
+            save_checkpoint(&model, &st, o->B, o->T, o->out_dir);
+            if (o->verbose) { printf("saved checkpoint %s/model_%08ld.bin\n", o->out_dir, st.step); }
+        }
+    }
+    result->last_step = st.step;
+    if (logf) { fclose(logf); }
+    free(inputs); free(targets);
+    if (have_tok) { tokenizer_free(&tok); }
+    loader_free(&train);
+    if (have_val) { loader_free(&val); }
+    gpt_free(&model);
+}
+
+static void usage(const TrainOptions* d) {
+    fprintf(stderr,
+        "usage: ./train_gpt [-flag value ...]\n"
+        "  -i <glob>   train token shards                  (default %s)\n"
+        "  -j <glob>   validation token shards, \"\" = none  (default %s)\n"
+        "  -e <init>   model file, or descriptor d12/d24/.. or e.g. L4H4C256T1024V50257 (default %s)\n"
+        "  -o <dir>    output dir for log.txt and checkpoints, \"\" = none (default %s)\n"
+        "  -b <int>    micro-batch size B                  (default %d)\n"
+        "  -t <int>    sequence length T (<= model maxT)   (default %d)\n"
+        "  -d <int>    tokens per optimizer step, a multiple of B*T; -1 = B*T (default %ld)\n"
+        "  -x <int>    number of training steps            (default %d)\n"
+        "  -l <float>  peak learning rate                  (default %g)\n"
+        "  -u <int>    warmup steps                        (default %d)\n"
+        "  -q <float>  final lr as a fraction of the peak  (default %g)\n"
+        "  -c <float>  weight decay                        (default %g)\n"
+        "  -G <float>  gradient clip (global norm), 0 = off (default %g)\n"
+        "  -v <int>    validate every N steps, 0 = never   (default %d)\n"
+        "  -m <int>    validation batches                  (default %d)\n"
+        "  -s <int>    sample every N steps, 0 = never     (default %d)\n"
+        "  -g <int>    tokens to generate per sample       (default %d)\n"
+        "  -K <int>    top-k for sampling, 0 = all         (default %d)\n"
+        "  -H <float>  sampling temperature                (default %g)\n"
+        "  -n <int>    checkpoint every N steps, 0 = only at the end (default %d)\n"
+        "  -y <0|1>    resume from the latest checkpoint in -o (default %d)\n"
+        "  -S <int>    random seed (init, shuffling, sampling) (default %ld)\n"
+        "  -Z <path>   tokenizer file for printing samples (default %s)\n"
+        "  -h          this help\n",
+        d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
+        d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->val_every,
+        d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature, d->ckpt_every,
+        d->resume, d->seed, d->tokenizer_path);
+}
+
+// integer flag value in [lo, hi], or a one-line error naming the flag
+static long parse_int_flag(const char* flag, const char* s, long lo, long hi) {
+    char* end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0') { die("%s %s: not an integer", flag, s); }
+    if (v < lo || v > hi) { die("%s %s: must be in [%ld, %ld]", flag, s, lo, hi); }
+    return v;
+}
+
+static float parse_float_flag(const char* flag, const char* s, double lo, double hi) {
+    char* end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) { die("%s %s: not a number", flag, s); }
+    if (v < lo || v > hi) { die("%s %s: must be in [%g, %g]", flag, s, lo, hi); }
+    return (float)v;
+}
+
+static TrainOptions parse_options(int argc, char** argv) {
+    TrainOptions o = default_options();
+    for (int i = 1; i < argc; i += 2) {
+        const char* f = argv[i];
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { TrainOptions d = default_options(); usage(&d); exit(0); }
+        if (f[0] != '-' || f[1] == '\0' || f[2] != '\0') { die("%s: not a flag (flags are -x value; -h lists them)", f); }
+        if (i + 1 >= argc) { die("%s: missing value", f); }
+        const char* v = argv[i + 1];
+        switch (f[1]) {
+            case 'i': o.train_pattern = v; break;
+            case 'j': o.val_pattern = v; break;
+            case 'e': o.init = v; break;
+            case 'o': o.out_dir = v; break;
+            case 'Z': o.tokenizer_path = v; break;
+            case 'b': o.B = (int)parse_int_flag(f, v, 1, 1 << 20); break;
+            case 't': o.T = (int)parse_int_flag(f, v, 1, 1 << 20); break;
+            case 'd': o.total_batch = parse_int_flag(f, v, -1, 1L << 40);
+                      if (o.total_batch == 0) { die("-d 0: must be positive, or -1 for B*T"); } break;
+            case 'x': o.max_steps = (int)parse_int_flag(f, v, 1, 1L << 30); break;
+            case 'l': o.lr = parse_float_flag(f, v, 1e-12, 10.0); break;
+            case 'u': o.warmup = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+            case 'q': o.final_frac = parse_float_flag(f, v, 0.0, 1.0); break;
+            case 'c': o.weight_decay = parse_float_flag(f, v, 0.0, 1e3); break;
+            case 'G': o.grad_clip = parse_float_flag(f, v, 0.0, 1e9); break;
+            case 'v': o.val_every = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+            case 'm': o.val_batches = (int)parse_int_flag(f, v, 1, 1L << 30); break;
+            case 's': o.sample_every = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+            case 'g': o.gen_len = (int)parse_int_flag(f, v, 1, 1L << 20); break;
+            case 'K': o.top_k = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+            case 'H': o.temperature = parse_float_flag(f, v, 1e-6, 1e6); break;
+            case 'n': o.ckpt_every = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+            case 'y': o.resume = (int)parse_int_flag(f, v, 0, 1); break;
+            case 'S': o.seed = parse_int_flag(f, v, 0, 0x7fffffffffffffffL); break;
+            default: die("%s: unknown flag (-h lists the flags)", f);
+        }
+    }
+    return o;
+}
+
+#ifndef GPT_NO_MAIN
+int main(int argc, char** argv) {
+    TrainOptions o = parse_options(argc, argv);
+    TrainResult r;
+    r.losses = (float*)calloc_or_die((size_t)o.max_steps, sizeof(float));
+    run_training(&o, &r);
+    free(r.losses);
+    return 0;
+}
+#endif
