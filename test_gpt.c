@@ -163,6 +163,9 @@ static void check_strided(const char* name, const float* ours, float* ref, size_
     printf("%-20s n=%-10zu max_abs %.2e max_rel %.2e | atol %.1e rtol %.0e  %s%s\n", name,
            rows * cols, max_abs, max_rel, atol, rtol, pass ? "OK" : "FAILED",
            can_fail ? "" : " (this check cannot fail)");
+    if (rows * cols <= 4) { // short vectors (per-step values): show them
+        for (size_t c = 0; c < cols; c++) { printf("    [%zu] ours %.9g ref %.9g\n", c, ours[c], ref[c]); }
+    }
     if (pass) { g_passed++; } else { g_failed++; }
 }
 

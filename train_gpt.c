@@ -36,6 +36,7 @@ CLI instead of copying them.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -958,12 +959,12 @@ static float gpt_grad_norm(const GPT* model) {
     return (float)sqrt(total);
 }
 
-// Global-norm clipping as torch.nn.utils.clip_grad_norm_: if the norm exceeds max_norm, scale all
-// gradients by max_norm / (norm + 1e-6). Returns the norm before clipping.
+// Global-norm clipping as torch.nn.utils.clip_grad_norm_: scale all gradients by
+// max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
 static float gpt_clip_grad_norm(GPT* model, float max_norm) {
     float norm = gpt_grad_norm(model);
-    if (max_norm > 0.0f && norm > max_norm) {
-        float coef = max_norm / (norm + 1e-6f);
+    float coef = max_norm / (norm + 1e-6f);
+    if (max_norm > 0.0f && coef < 1.0f) {
         float* g = model->grads_memory;
         #pragma omp parallel for
         for (size_t i = 0; i < model->num_parameters; i++) { g[i] *= coef; }
@@ -979,6 +980,21 @@ static double lr_schedule(int step, int total, double max_lr, int warmup, double
     double r = (double)(step - warmup) / (double)span;
     double min_lr = max_lr * final_frac;
     return min_lr + 0.5 * (1.0 + cos(M_PI * r)) * (max_lr - min_lr);
+}
+
+// Floating-point operations of one forward + backward over B*T tokens: every matmul costs
+// 2*BT*C*OC forward and twice that backward; attention 2 matmuls of 2*T*T*hs per (b,h), also x3.
+// (Elementwise layers, softmax and AdamW are < 1% and not counted.)
+static double gpt_flops_per_micro_batch(const GPTConfig* c, int B, int T) {
+    double BT = (double)B * T, C = c->channels, L = c->num_layers;
+    double matmul = L * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) + C * c->padded_vocab_size;
+    double attention = L * B * c->num_heads * 2.0 * 2.0 * (double)T * T * (C / c->num_heads);
+    return 3.0 * (2.0 * BT * matmul + attention);
+}
+
+static int compare_doubles(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return (x > y) - (x < y);
 }
 
 // AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization"), exactly as
@@ -1464,6 +1480,8 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
     }
     int* inputs = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
     int* targets = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
+    double* step_ms = (double*)calloc_or_die((size_t)o->max_steps + 1, sizeof(double));
+    int timed = 0;
     result->first_step = st.step;
     result->last_val_loss = -1.0f;
 
@@ -1491,6 +1509,7 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);
         gpt_update(&model, (float)lr, 0.9f, 0.95f, 1e-8f, o->weight_decay, (int)step + 1);
         double ms = 1000.0 * (wall_seconds() - t0);
+        step_ms[timed++] = ms;
         result->losses[step] = loss;
         if (o->verbose) {
             printf("step %4ld/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s\n", step + 1,
@@ -1506,8 +1525,20 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         }
     }
     result->last_step = st.step;
+    if (o->verbose && timed > 0) {
+        // the first steps warm caches and the allocator: the median of the rest is the honest number
+        int skip = timed > 3 ? 1 : 0;
+        qsort(step_ms + skip, (size_t)(timed - skip), sizeof(double), compare_doubles);
+        double median = step_ms[skip + (timed - skip) / 2];
+        double gflop = accum * gpt_flops_per_micro_batch(cfg, o->B, o->T) / 1e9;
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("summary: median step %.1f ms over %d steps | %.0f tok/s | %.1f GFLOP/step, %.1f GFLOP/s | peak RSS %.0f MiB\n",
+               median, timed - skip, (double)total_batch / (median / 1000.0), gflop,
+               gflop / (median / 1000.0), (double)ru.ru_maxrss / 1024.0);
+    }
     if (logf) { fclose(logf); }
-    free(inputs); free(targets);
+    free(inputs); free(targets); free(step_ms);
     if (have_tok) { tokenizer_free(&tok); }
     loader_free(&train);
     if (have_val) { loader_free(&val); }
