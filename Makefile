@@ -5,8 +5,11 @@
 
 CC ?= gcc
 # -march=native: the binaries run where they are built (here, CI). Override with MARCH= to port.
+# -fno-math-errno: nothing reads errno after sqrtf/expf, and without it gcc must keep a scalar
+# library call beside every vector sqrt (AdamW's loop ran 3.5x slower). Results are unchanged:
+# sqrt is correctly rounded either way.
 MARCH ?= -march=native
-CFLAGS ?= -O3 $(MARCH) -Wall -Wextra
+CFLAGS ?= -O3 $(MARCH) -fno-math-errno -Wall -Wextra
 LDLIBS = -lm
 PYTHON ?= /usr/bin/python3
 

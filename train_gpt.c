@@ -428,29 +428,54 @@ static void attention_backward(float* dqkv, float* drow, const float* dout, cons
 }
 
 // --- gelu, tanh approximation (Hendrycks & Gimpel, "Gaussian Error Linear Units", eq. 2)
+//   y = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+// Since 1 + tanh(u) = 2 sigmoid(2u), this is y = x * s with s = 1 / (1 + exp(-2u)): the same
+// function without tanh's cancellation near -1, and with an exp that vectorizes (below), where
+// the C library's tanhf is a scalar call (it was 0.4 s of a 1.5 s d12 step).
+
+// e^x for float, vectorizable: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+// (the first omitted term, r^8/8! < 6e-9, is 0.1 ulp), 2^n put straight into the exponent bits.
+// Max error 1.3 ulp over [-87, 88]; inputs outside are clamped (e^-87 ~ 1.6e-38 still normal).
+static inline float exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = floorf(x * 1.44269504088896341f + 0.5f); // round(x / ln2)
+    float r = x - n * 0.693359375f;  // ln2 in two parts: the high part has 9 bits, so n*hi
+    r = r + n * 2.12194440e-4f;      // is exact; hi - ln2 = 2.12194440e-4 (to float precision)
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23; // 2^n as a float: n + bias in the exponent field
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
 
 #define GELU_SCALE 0.7978845608028654f // sqrt(2/pi)
 
 static void gelu_forward(float* out, const float* inp, size_t N) {
-    // y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
-    #pragma omp parallel for
+    #pragma omp parallel for simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        out[i] = 0.5f * x * (1.0f + tanhf(u));
+        out[i] = x / (1.0f + exp_fast(-2.0f * u));
     }
 }
 
 static void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
-    // dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) du/dx,  du/dx = sqrt(2/pi)(1 + 3*0.044715 x^2)
-    // (dinp may alias dout: each element is read before it is written)
-    #pragma omp parallel for
+    // y = x s, s = sigmoid(2u):  dy/dx = s + x * ds/dx = s + 2 x s (1 - s) du/dx,
+    // du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2). (dinp may alias dout: read before written.)
+    #pragma omp parallel for simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float s = 1.0f / (1.0f + exp_fast(-2.0f * u));
         float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] = dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
+        dinp[i] = dout[i] * (s + 2.0f * x * s * (1.0f - s) * du);
     }
 }
 
@@ -466,14 +491,17 @@ static void residual_forward(float* out, const float* a, const float* b, size_t 
 static void crossentropy_forward(float* losses, float* lse, const float* logits,
                                  const int* targets, int N, int V, int Vp) {
     // losses (N), lse (N) log-sum-exp kept for the backward, logits (N,Vp) of which the first V
-    // columns are real (the padding is ignored)
+    // columns are real (the padding is ignored). The sums are vectorized (omp simd): their order
+    // is fixed by the compiler, so results are still the same run to run.
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const float* l = logits + (size_t)i * Vp;
         float maxval = -INFINITY;
-        for (int v = 0; v < V; v++) { if (l[v] > maxval) { maxval = l[v]; } }
+        #pragma omp simd reduction(max:maxval)
+        for (int v = 0; v < V; v++) { maxval = l[v] > maxval ? l[v] : maxval; }
         float sum = 0.0f;
-        for (int v = 0; v < V; v++) { sum += expf(l[v] - maxval); }
+        #pragma omp simd reduction(+:sum)
+        for (int v = 0; v < V; v++) { sum += exp_fast(l[v] - maxval); }
         lse[i] = maxval + logf(sum);
         losses[i] = lse[i] - l[targets[i]];
     }
@@ -488,10 +516,10 @@ static void crossentropy_backward(float* dlogits, const float* logits, const flo
     for (int i = 0; i < N; i++) {
         const float* l = logits + (size_t)i * Vp;
         float* dl = dlogits + (size_t)i * Vp;
-        for (int v = 0; v < V; v++) {
-            float p = expf(l[v] - lse[i]);
-            dl[v] = (p - (v == targets[i] ? 1.0f : 0.0f)) * dloss;
-        }
+        float m = lse[i];
+        #pragma omp simd
+        for (int v = 0; v < V; v++) { dl[v] = exp_fast(l[v] - m) * dloss; }
+        dl[targets[i]] -= dloss;
         for (int v = V; v < Vp; v++) { dl[v] = 0.0f; }
     }
 }
