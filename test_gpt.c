@@ -185,7 +185,10 @@ static void check_bool(const char* name, int ok, const char* detail) {
 // its result: where terms cancel, the relative error of the result is unbounded, but the absolute
 // error stays a tiny fraction of the tensor's typical magnitude. Hence an absolute floor scaled by
 // the tensor's rms, and a relative bound for everything else:
-//   activations  rtol 1e-5, floor 1e-5: ~1e-6 relative per layer, growing slowly with depth
+//   activations  rtol 1e-5, floor 3e-5: a matmul over K terms differs by ~sqrt(K) ulp of its
+//                terms (K = 3072: 55 ulp = 3.3e-6), and the residual stream carries each layer's
+//                error into the next; measured worst 1.2e-5 * rms (d12 logits, layer 11), with
+//                either of two matmul summation orders
 //   gradients    rtol 1e-4, floor 1e-3: summed over B*T positions and back through every layer;
 //                the embeddings' gradients, at the end of the whole backward, are the worst
 //                (d12: 4.5e-4 * rms for wte, 2.3e-4 for wpe; all others < 1e-4)
@@ -199,7 +202,7 @@ static void check_bool(const char* name, int ok, const char* detail) {
 //                conditioning, not the code. The references therefore use eps = 1e-6 (every
 //                term of AdamW still acts): measured worst 1.1e-3 * sum(lr) at d12.
 #define ACT_RTOL 1e-5f
-#define ACT_FLOOR 1e-5f
+#define ACT_FLOOR 3e-5f
 #define GRAD_RTOL 1e-4f
 #define GRAD_FLOOR 1e-3f
 #define STEP_RTOL 1e-5f
