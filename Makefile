@@ -14,8 +14,9 @@ LDLIBS = -lm
 PYTHON ?= /usr/bin/python3
 
 # OpenMP: detected by compiling a program that uses it (not assumed from the compiler's name)
+# (without OpenMP the pragmas are simply ignored: -Wno-unknown-pragmas keeps the build quiet)
 ifeq ($(NO_OMP),1)
-  OMP_FLAGS :=
+  OMP_FLAGS := -Wno-unknown-pragmas
   $(info OpenMP: ✗ (disabled with NO_OMP=1))
 else
   OMP_OK := $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' | \
@@ -24,7 +25,7 @@ else
     OMP_FLAGS := -fopenmp
     $(info OpenMP: ✓)
   else
-    OMP_FLAGS :=
+    OMP_FLAGS := -Wno-unknown-pragmas
     $(info OpenMP: ✗ (not found: building single-threaded; install libgomp / use gcc))
   endif
 endif
