@@ -326,11 +326,14 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *    FMAs.  16 independent chains cover the FMA latency (4 cycles) at 1-2
  *    FMA/cycle, the 2 + 8 loads per 16 FMAs are well within the load ports,
  *    and 16 accumulators + 2 B + 1 broadcast registers fit in the 32 zmm
- *    registers without spills.  In isolation the kernel runs at ~100% of the
- *    FMA peak.  8 and 32 also divide every GPT-2 dimension (BT = 256, 512,
- *    1024; C = 768, 3072; OC = 768, 2304, 3072, 50304), so full-size shapes
- *    have no edge tiles at all.  (12 x 32 and 8 x 48 tiles are as fast in
- *    the kernel but do not divide BT, resp. need 48 | BT.)
+ *    registers without spills.  On L1-resident data the kernel runs at ~98%
+ *    of the peak of a pure register FMA loop (Zen 4: one zmm FMA per cycle,
+ *    split over its two 256-bit units).  8 and 32 also divide every GPT-2
+ *    dimension (BT = 256, 512, 1024; C = 768, 3072; OC = 768, 2304, 3072,
+ *    50304), so full-size shapes have no edge tiles at all.  (12 x 32 and
+ *    8 x 48 tiles are as fast in isolation, but neither 12 nor 48 divides
+ *    BT, which the forward cuts into MM_NR-wide panels and dinp into
+ *    MM_MR-row tiles.)
  *    The kernel is plain C: with fixed trip counts gcc -O3 fully unrolls the
  *    i and j loops, keeps acc[][] in registers and turns the j loop into
  *    vfmadd231ps zmm (vbroadcastss for A, vmovups for B).  Without
@@ -345,13 +348,17 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *    ~10% slower).  For dinp/dweight it is a plain copy of 32-float row
  *    pieces.  For the forward B = inp^T and packing is a transpose -- of inp,
  *    the small matrix (BT x C), once per call, shared by all threads.
- *    (Packing weight^T instead costs ~10% of the forward: v2 in the lab.)
+ *    (Packing weight^T instead, i.e. transposing all of weight on every
+ *    call, makes the forward 15-20% slower: v2 in the lab.)
  *
- * 3. A IS NOT PACKED (L1).  A is only ever read one scalar at a time for a
- *    broadcast, so it is read in place: 8 rows walked along k (forward: rows
- *    of weight, dinp: rows of dout) or 8 consecutive floats per k (dweight:
- *    a piece of a row of dout).  One "micro-panel" of A (8 x MM_KC floats =
- *    8 KB) stays in the 32 KB L1 while it meets all the panels of B.
+ * 3. A IS (MOSTLY) NOT PACKED (L1).  A is only ever read one scalar at a
+ *    time for a broadcast, so it is read in place: 8 rows walked along k
+ *    (forward: rows of weight, dinp: rows of dout).  One "micro-panel" of A
+ *    (8 x MM_KC floats = 8 KB) stays in the 32 KB L1 while it meets all the
+ *    panels of B.  Exception: in dweight A(m,k) = dout[k*OC + m] is 8 floats
+ *    per k with every k on another page, so that micro-panel is first
+ *    gathered into an 8 KB contiguous buffer (costs ~0.5%, avoids a TLB miss
+ *    per k; measured up to ~10% faster dweight at BT=1024).
  *
  * 4. THE LOOP NESTS.
  *    dinp, dweight (mm_gemm), per thread:
@@ -398,6 +405,12 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *    3 MB at BT=256 or 12 MB at BT=1024 for the C=3072 layer.
  *    matmul_free_scratch() releases it.  Because of this static buffer, call
  *    the matmuls from serial code (not from several threads at once).
+ *    Plus 8 KB (gemm) / 41 KB (edge tiles) of stack per thread.
+ *
+ * MEASURED (2-core Zen 4, gcc 12 -O3 -march=native -fopenmp, 2 threads,
+ * idle machine): forward ~200-210, dinp ~180-195, dweight ~180-195 GFLOP/s
+ * for all d12 shapes at BT = 256..1024; a pure FMA loop peaks at ~216-228.
+ * One d12 step's matmuls (BT=256): ~1.0 s.  The llm.c loops: ~18 s.
  */
 
 #if defined(__GNUC__)
@@ -563,23 +576,27 @@ static void mm_tile(int kc, int mr, int nr, const float* a, long sam, long sak,
     }
 }
 
-/* the scratch buffer for packed B: grown on demand, 64-byte aligned */
+/* the scratch buffer for packed B: grown on demand.  It is 64-byte aligned
+   by hand (plain malloc, C99) so that every vector load from a packed panel
+   is one cache line, never a split. */
+static void* mm_scratch_raw = NULL;
 static float* mm_scratch = NULL;
 static size_t mm_scratch_floats = 0;
 
 static float* mm_get_scratch(size_t floats) {
     if (floats > mm_scratch_floats) {
-        free(mm_scratch);
-        size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-        mm_scratch = (float*)aligned_alloc(64, bytes);
-        if (mm_scratch == NULL) { die("out of memory allocating %zu bytes of matmul scratch", bytes); }
+        free(mm_scratch_raw);
+        mm_scratch_raw = malloc(floats * sizeof(float) + 64);
+        if (mm_scratch_raw == NULL) { die("out of memory allocating %zu floats of matmul scratch", floats); }
+        mm_scratch = (float*)(((size_t)mm_scratch_raw + 63) / 64 * 64);
         mm_scratch_floats = floats;
     }
     return mm_scratch;
 }
 
 static void matmul_free_scratch(void) {
-    free(mm_scratch);
+    free(mm_scratch_raw);
+    mm_scratch_raw = NULL;
     mm_scratch = NULL;
     mm_scratch_floats = 0;
 }
@@ -622,6 +639,7 @@ static void mm_gemm(int M, int N, int K, const float* a, long sam, long sak,
         int p_begin, p_end;
         int tid = mm_thread_share(npanels, &p_begin, &p_end);
         float* bp = scratch + (size_t)tid * MM_KC * MM_NC;
+        float apack[MM_KC * MM_MR];     /* see below; 8 KB on the stack */
         int n_end = p_end * MM_NR < N ? p_end * MM_NR : N;
         for (int jc = p_begin * MM_NR; jc < n_end; jc += MM_NC) {
             int nc = n_end - jc < MM_NC ? n_end - jc : MM_NC;
@@ -631,9 +649,23 @@ static void mm_gemm(int M, int N, int K, const float* a, long sam, long sak,
                 int init = pc > 0 || accumulate ? MM_INIT_C : MM_INIT_ZERO;
                 for (int ic = 0; ic < M; ic += MM_MR) {
                     int mr = M - ic < MM_MR ? M - ic : MM_MR;
+                    const float* ap = a + ic * sam + pc * sak;
+                    long ask = sak;
+                    if (sam == 1 && mr == MM_MR) {
+                        /* dweight: A(i,k) = dout[k*OC + i] is 8 floats per k,
+                           each k on another page (stride OC).  Gather the
+                           micro-panel into contiguous memory once (~0.5% of
+                           the work) so the kernels that reuse it do not miss
+                           the TLB on every k. */
+                        for (long k = 0; k < kc; k++) {
+                            for (int i = 0; i < MM_MR; i++) apack[k * MM_MR + i] = ap[k * sak + i];
+                        }
+                        ap = apack;
+                        ask = MM_MR;
+                    }
                     for (int jr = 0; jr < nc; jr += MM_NR) {
                         int nr = nc - jr < MM_NR ? nc - jr : MM_NR;
-                        mm_tile(kc, mr, nr, a + ic * sam + pc * sak, sam, sak,
+                        mm_tile(kc, mr, nr, ap, sam, ask,
                                 bp + (long)jr * kc, MM_NR,
                                 c + (long)ic * ldc + jc + jr, ldc, 1, init, NULL);
                     }
