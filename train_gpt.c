@@ -399,12 +399,12 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *    tile; only the valid part is written back.
  *
  * 8. MEMORY.  Pointers need only the natural 4-byte alignment of float.
- *    One scratch buffer, allocated on first use and grown when needed, never
- *    shrunk: max(nthreads * MM_KC * MM_NC floats = 1 MB for 2 threads,
- *    C * roundup(BT, 32) floats = the size of inp of the forward), e.g.
- *    3 MB at BT=256 or 12 MB at BT=1024 for the C=3072 layer.
- *    matmul_free_scratch() releases it.  Because of this static buffer, call
- *    the matmuls from serial code (not from several threads at once).
+ *    Two scratch buffers, allocated on first use and grown when needed,
+ *    never shrunk: nthreads * MM_KC * MM_NC floats (1 MB for 2 threads) for
+ *    dinp/dweight, and C * roundup(BT, 32) floats (the size of inp) for the
+ *    forward: 3 MB at BT=256, 12 MB at BT=1024 for the C=3072 layer.
+ *    matmul_free_scratch() releases them.  Because of these static buffers,
+ *    call the matmuls from serial code (not from several threads at once).
  *    Plus 8 KB (gemm) / 41 KB (edge tiles) of stack per thread.
  *
  * MEASURED (2-core Zen 4, gcc 12 -O3 -march=native -fopenmp, 2 threads,
@@ -576,29 +576,35 @@ static void mm_tile(int kc, int mr, int nr, const float* a, long sam, long sak,
     }
 }
 
-/* the scratch buffer for packed B: grown on demand.  It is 64-byte aligned
-   by hand (plain malloc, C99) so that every vector load from a packed panel
-   is one cache line, never a split. */
-static void* mm_scratch_raw = NULL;
-static float* mm_scratch = NULL;
-static size_t mm_scratch_floats = 0;
+/* Scratch for packed B, grown on demand: buffer 0 holds the per-thread
+   blocks of mm_gemm, buffer 1 the shared inp^T of the forward.  Keeping them
+   apart means a thread's gemm block stays in its own core's cache from call
+   to call instead of ~1 MB of lines being handed over from the other core
+   after every forward.  Each is 64-byte aligned
+   by hand (plain malloc, C99), so a vector load from a panel never splits a
+   cache line. */
+static void* mm_scratch_raw[2] = {NULL, NULL};
+static float* mm_scratch[2] = {NULL, NULL};
+static size_t mm_scratch_floats[2] = {0, 0};
 
-static float* mm_get_scratch(size_t floats) {
-    if (floats > mm_scratch_floats) {
-        free(mm_scratch_raw);
-        mm_scratch_raw = malloc(floats * sizeof(float) + 64);
-        if (mm_scratch_raw == NULL) { die("out of memory allocating %zu floats of matmul scratch", floats); }
-        mm_scratch = (float*)(((size_t)mm_scratch_raw + 63) / 64 * 64);
-        mm_scratch_floats = floats;
+static float* mm_get_scratch(int which, size_t floats) {
+    if (floats > mm_scratch_floats[which]) {
+        free(mm_scratch_raw[which]);
+        mm_scratch_raw[which] = malloc(floats * sizeof(float) + 64);
+        if (mm_scratch_raw[which] == NULL) { die("out of memory: matmul scratch, %zu floats of scratch", floats); }
+        mm_scratch[which] = (float*)(((size_t)mm_scratch_raw[which] + 63) / 64 * 64);
+        mm_scratch_floats[which] = floats;
     }
-    return mm_scratch;
+    return mm_scratch[which];
 }
 
 static void matmul_free_scratch(void) {
-    free(mm_scratch_raw);
-    mm_scratch_raw = NULL;
-    mm_scratch = NULL;
-    mm_scratch_floats = 0;
+    for (int which = 0; which < 2; which++) {
+        free(mm_scratch_raw[which]);
+        mm_scratch_raw[which] = NULL;
+        mm_scratch[which] = NULL;
+        mm_scratch_floats[which] = 0;
+    }
 }
 
 static int mm_max_threads(void) {
@@ -632,7 +638,7 @@ static int mm_thread_share(int count, int* begin, int* end) {
 static void mm_gemm(int M, int N, int K, const float* a, long sam, long sak,
                     const float* b, long sbk, long sbn,
                     float* c, long ldc, int accumulate) {
-    float* scratch = mm_get_scratch((size_t)mm_max_threads() * MM_KC * MM_NC);
+    float* scratch = mm_get_scratch(0, (size_t)mm_max_threads() * MM_KC * MM_NC);
     int npanels = (N + MM_NR - 1) / MM_NR;
     #pragma omp parallel
     {
@@ -686,7 +692,7 @@ static void mm_gemm_t(int M, int N, int K, const float* a, long lda,
                       const float* x, long ldx, float* out, long ldo, const float* bias) {
     int npanels = (N + MM_NR - 1) / MM_NR;
     int mtiles = (M + MM_MR - 1) / MM_MR;
-    float* bt = mm_get_scratch((size_t)npanels * MM_NR * K);
+    float* bt = mm_get_scratch(1, (size_t)npanels * MM_NR * K);
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
