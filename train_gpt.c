@@ -1075,6 +1075,7 @@ typedef struct {
     int* inputs;  int* targets; // (alloc_B, alloc_T) copies of the last forward's batch
     int has_targets;
     float mean_loss;           // of the last forward with targets
+    void* device;              // the backend's own state (train_gpt.cu: the model on the GPU)
 } GPT;
 
 // the count of everything that is stored, for the checkpoint header checks
@@ -1483,6 +1484,41 @@ static void gpt_free(GPT* model) {
 }
 
 // ----------------------------------------------------------------------------------------------
+// Backends. The training loop, validation and the sampler reach the model's math only through
+// this table, so train_gpt.cu runs the same loop with its GPU functions plugged in. The host
+// arrays of GPT (params, m, v) stay the model's record: checkpoints are written from and read
+// into them, and a backend copies them to and from its own memory in attach / to_host.
+
+typedef struct {
+    const char* name;
+    void (*attach)(GPT* model, int B, int T);  // after build or load: take the host weights (and m, v)
+    float (*forward)(GPT* model, const int* inputs, const int* targets, int B, int T); // mean loss or -1
+    void (*backward)(GPT* model, float loss_scale);
+    // global-norm clip + AdamW step t (1-based); returns the norm before clipping
+    float (*step)(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int t);
+    const float* (*logits)(GPT* model, int b, int t); // (Vp) logits of position (b,t) of the last forward
+    void (*to_host)(GPT* model);                      // weights, m and v into the host arrays
+    void (*summary)(const GPT* model);                // an extra line for the end-of-run summary, or NULL
+    void (*detach)(GPT* model);                       // frees what attach made
+} Backend;
+
+static void cpu_attach(GPT* model, int B, int T) { (void)model; (void)B; (void)T; }
+static float cpu_step(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
+                      float weight_decay, int t) {
+    float norm = gpt_clip_grad_norm(model, grad_clip);
+    gpt_update(model, lr, beta1, beta2, eps, weight_decay, t);
+    return norm;
+}
+static const float* cpu_logits(GPT* model, int b, int t) {
+    return model->acts.logits + ((size_t)b * model->T + t) * model->config.padded_vocab_size;
+}
+static void cpu_to_host(GPT* model) { (void)model; }
+static void cpu_detach(GPT* model) { (void)model; }
+static const Backend cpu_backend = {"cpu", cpu_attach, gpt_forward, gpt_backward, cpu_step,
+                                    cpu_logits, cpu_to_host, NULL, cpu_detach};
+
+// ----------------------------------------------------------------------------------------------
 // Data: token shards (llm.c's layout): int32 header[256] = {20240520, 1, ntok, 0...}, ntok uint16.
 // A sample is B*T+1 consecutive tokens (inputs, and targets shifted by one); shard s holds
 // (ntok-1)/(B*T) samples. Training: each epoch visits the shards in a seeded random order and the
@@ -1673,8 +1709,8 @@ static int sample_token(const float* logits, int V, float temperature, int top_k
 }
 
 // generates gen_len tokens after an end-of-text token and prints them (as text with a tokenizer)
-static void generate_and_print(GPT* model, const Tokenizer* tok, int have_tok, int gen_len,
-                               float temperature, int top_k, Rng* rng) {
+static void generate_and_print(const Backend* be, GPT* model, const Tokenizer* tok, int have_tok,
+                               int gen_len, float temperature, int top_k, Rng* rng) {
     int V = model->config.vocab_size;
     int n = gen_len + 1;
     if (n > model->alloc_T) { n = model->alloc_T; }
@@ -1685,9 +1721,8 @@ static void generate_and_print(GPT* model, const Tokenizer* tok, int have_tok, i
     printf("generating:\n---\n");
     for (int t = 1; t < n; t++) {
         // the model is causal: logits at position t-1 depend only on seq[0..t-1]
-        gpt_forward(model, seq, NULL, 1, t);
-        const float* logits = model->acts.logits + (size_t)(t - 1) * model->config.padded_vocab_size;
-        seq[t] = sample_token(logits, V, temperature, top_k, rng, work);
+        be->forward(model, seq, NULL, 1, t);
+        seq[t] = sample_token(be->logits(model, 0, t - 1), V, temperature, top_k, rng, work);
         if (have_tok) {
             size_t len;
             const char* s = tokenizer_decode(tok, (uint32_t)seq[t], &len);
@@ -1820,6 +1855,7 @@ typedef struct {
     int top_k;                  // -K
     float temperature;          // -H
     int verbose;                // 0 for tests: no per-step output
+    const Backend* backend;     // &cpu_backend, or train_gpt.cu's GPU backend
 } TrainOptions;
 
 static TrainOptions default_options(void) {
@@ -1834,6 +1870,7 @@ static TrainOptions default_options(void) {
     o.val_every = 50; o.val_batches = 10; o.sample_every = 100; o.gen_len = 64;
     o.ckpt_every = 100; o.resume = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
     o.verbose = 1;
+    o.backend = &cpu_backend;
     return o;
 }
 
@@ -1844,17 +1881,18 @@ typedef struct {
     float last_val_loss;
 } TrainResult;
 
-static float evaluate(GPT* model, DataLoader* val, int nbatches, int* inputs, int* targets) {
+static float evaluate(const Backend* be, GPT* model, DataLoader* val, int nbatches, int* inputs, int* targets) {
     loader_seek(val, 0, 0, 0);
     double sum = 0.0;
     for (int i = 0; i < nbatches; i++) {
         loader_next_batch(val, inputs, targets);
-        sum += gpt_forward(model, inputs, targets, val->B, val->T);
+        sum += be->forward(model, inputs, targets, val->B, val->T);
     }
     return (float)(sum / nbatches);
 }
 
 static void run_training(const TrainOptions* o, TrainResult* result) {
+    const Backend* be = o->backend;
     GPT model;
     TrainState st;
     memset(&st, 0, sizeof(st));
@@ -1884,6 +1922,7 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         die("-d %ld: total batch is not a multiple of B*T = %ld", total_batch, tokens_per_micro);
     }
     int accum = (int)(total_batch / tokens_per_micro);
+    be->attach(&model, o->B, o->T);
 
     DataLoader train, val;
     loader_init(&train, o->train_pattern, o->B, o->T, cfg->vocab_size, 1, (uint64_t)o->seed, "-i");
@@ -1898,16 +1937,16 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
     Tokenizer tok;
     int have_tok = tokenizer_init(&tok, o->tokenizer_path) == 0;
 
-    int nthreads = 1;
+    char where[64] = "1 thread";
 #ifdef _OPENMP
-    nthreads = omp_get_max_threads();
+    snprintf(where, sizeof(where), "%d threads", omp_get_max_threads());
 #endif
     if (o->verbose) {
         printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", cfg->num_layers,
                cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size, cfg->padded_vocab_size,
                model.num_parameters);
-        printf("batch: B=%d T=%d, %d micro-batch(es) per step = %ld tokens; %d threads\n", o->B, o->T,
-               accum, total_batch, nthreads);
+        printf("batch: B=%d T=%d, %d micro-batch(es) per step = %ld tokens; %s, %s\n", o->B, o->T,
+               accum, total_batch, be->name, where);
         printf("data: %d train shard(s) %s, %s%s\n", train.nfiles, o->train_pattern,
                have_val ? "val " : "no validation", have_val ? o->val_pattern : "");
         if (!have_tok) { printf("tokenizer %s not found: samples print token ids\n", o->tokenizer_path); }
@@ -1928,13 +1967,13 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
     for (long step = st.step; step <= o->max_steps; step++) {
         int last = step == o->max_steps;
         if (have_val && (step % o->val_every == 0 || last)) {
-            float vl = evaluate(&model, &val, val_batches, inputs, targets);
+            float vl = evaluate(be, &model, &val, val_batches, inputs, targets);
             result->last_val_loss = vl;
             if (o->verbose) { printf("step %ld: val loss %.6f (%d batches)\n", step, vl, val_batches); }
             if (logf) { fprintf(logf, "s:%ld vl:%.9g\n", step, vl); fflush(logf); }
         }
         if (o->sample_every > 0 && step > 0 && (step % o->sample_every == 0 || last) && o->verbose) {
-            generate_and_print(&model, &tok, have_tok, o->gen_len, o->temperature, o->top_k, &st.rng);
+            generate_and_print(be, &model, &tok, have_tok, o->gen_len, o->temperature, o->top_k, &st.rng);
         }
         if (last) { break; }
 
@@ -1942,12 +1981,11 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         float loss = 0.0f;
         for (int a = 0; a < accum; a++) {
             loader_next_batch(&train, inputs, targets);
-            loss += gpt_forward(&model, inputs, targets, o->B, o->T) / accum;
-            gpt_backward(&model, 1.0f / accum);
+            loss += be->forward(&model, inputs, targets, o->B, o->T) / accum;
+            be->backward(&model, 1.0f / accum);
         }
-        float norm = gpt_clip_grad_norm(&model, o->grad_clip);
         double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);
-        gpt_update(&model, (float)lr, 0.9f, 0.95f, 1e-8f, o->weight_decay, (int)step + 1);
+        float norm = be->step(&model, o->grad_clip, (float)lr, 0.9f, 0.95f, 1e-8f, o->weight_decay, (int)step + 1);
         double ms = 1000.0 * (wall_seconds() - t0);
         step_ms[timed++] = ms;
         result->losses[step] = loss;
@@ -1960,6 +1998,7 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         st.step = step + 1;
         if (have_out && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == o->max_steps)) {
             st.epoch = train.epoch; st.shard_pos = train.shard_pos; st.sample_pos = train.sample_pos;
+            be->to_host(&model);
             save_checkpoint(&model, &st, o->B, o->T, o->out_dir);
             if (o->verbose) { printf("saved checkpoint %s/model_%08ld.bin\n", o->out_dir, st.step); }
         }
@@ -1976,12 +2015,14 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         printf("summary: median step %.1f ms over %d steps | %.0f tok/s | %.1f GFLOP/step, %.1f GFLOP/s | peak RSS %.0f MiB\n",
                median, timed - skip, (double)total_batch / (median / 1000.0), gflop,
                gflop / (median / 1000.0), (double)ru.ru_maxrss / 1024.0);
+        if (be->summary != NULL) { be->summary(&model); }
     }
     if (logf) { fclose(logf); }
     free(inputs); free(targets); free(step_ms);
     if (have_tok) { tokenizer_free(&tok); }
     loader_free(&train);
     if (have_val) { loader_free(&val); }
+    be->detach(&model);
     gpt_free(&model);
 }
 
