@@ -30,11 +30,39 @@ else
   endif
 endif
 
+# CUDA: nvcc from PATH or the default install; the GPU's compute capability from nvidia-smi, else
+# sm_90 (H100), so the CUDA binaries build on a machine without a GPU. Override: GPU_ARCH=80.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+GPU_CC := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+GPU_ARCH ?= $(if $(GPU_CC),$(GPU_CC),90)
+ifeq ($(NVCC),)
+  $(info nvcc: ✗ (not found: train_gptcu / test_gptcu cannot be built; the CPU build and the emulator tests can))
+else
+  $(info nvcc: ✓ $(NVCC) | GPU: $(if $(GPU_CC),✓ sm_$(GPU_CC),✗ (building for sm_$(GPU_ARCH))))
+endif
+# PRECISION=BF16 (default: bf16 weights/activations, fp32 master weights, grads and moments) or
+# FP32 (everything float: the build that matches PyTorch at tight tolerances)
+PRECISION ?= BF16
+ifeq ($(PRECISION),FP32)
+  PREC_FLAGS := -DPRECISION_FP32
+else ifneq ($(PRECISION),BF16)
+  $(error PRECISION=$(PRECISION): use BF16 or FP32)
+endif
+NVCC_FLAGS ?= -O3 -std=c++17 -gencode arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-fopenmp
+NVCC_LDLIBS = -lcublasLt -lm
+CUDA_DEPS = train_gpt.cu train_gpt.c data/tokenizer.h data/unicode_tables.h
+# the binaries remember their precision: a change of PRECISION rebuilds them
+PREC_STAMP := build/precision_$(PRECISION).stamp
+# the CPU emulator of dev/cuda/emu.h runs train_gpt.cu's kernels without a GPU
+CXX ?= g++
+EMU_FLAGS = -std=c++17 -O2 $(MARCH) -fopenmp -Wall -Wextra -DGPT_CUDA_EMU -I.
+EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h data/tokenizer.h
+
 # PyTorch's OpenBLAS misdetects some AVX-512 CPUs and runs ~7x slow: name the core type when
 # the CPU has AVX-512 (see shared/MACHINES.md)
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
-.PHONY: all test test-reference test-bad-input clean clean-ref
+.PHONY: all cuda test test-reference test-bad-input test-cuda test-cuda-emu clean clean-ref
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
@@ -54,6 +82,51 @@ test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h
 test_gpt_asan: test_gpt.c train_gpt.c data/tokenizer.h
 	$(CC) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -Wall -Wextra $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
+
+# --- CUDA: the trainer and the test on the GPU (make cuda builds both; PRECISION=FP32 for fp32)
+cuda: train_gptcu test_gptcu
+
+$(PREC_STAMP):
+	@mkdir -p build && rm -f build/precision_*.stamp && touch $@
+
+train_gptcu: $(CUDA_DEPS) $(PREC_STAMP)
+	@test -n "$(NVCC)" || { echo "error: nvcc not found (install the CUDA toolkit or set NVCC=)"; exit 1; }
+	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) -o $@ train_gpt.cu $(NVCC_LDLIBS)
+
+test_gptcu: test_gpt.c $(CUDA_DEPS) $(PREC_STAMP)
+	@test -n "$(NVCC)" || { echo "error: nvcc not found (install the CUDA toolkit or set NVCC=)"; exit 1; }
+	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS)
+
+# on a GPU machine: both precisions against the references
+test-cuda: dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+	$(MAKE) --no-print-directory PRECISION=FP32 test_gptcu && ./test_gptcu
+	$(MAKE) --no-print-directory PRECISION=BF16 test_gptcu && ./test_gptcu
+
+# --- the same CUDA code on the CPU emulator (no GPU needed): train_gpt.cu's launches rewritten
+build/train_gpt_emu.cpp: train_gpt.cu dev/cuda/emu_build.sh
+	@mkdir -p build
+	bash dev/cuda/emu_build.sh train_gpt.cu $@
+
+test_gptcu_emu: test_gpt.c $(EMU_DEPS)
+	$(CXX) $(EMU_FLAGS) '-DGPT_CUDA_EMU_SOURCE="build/train_gpt_emu.cpp"' -x c++ -o $@ test_gpt.c -lm
+
+test_gptcu_emu_fp32: test_gpt.c $(EMU_DEPS)
+	$(CXX) $(EMU_FLAGS) -DPRECISION_FP32 '-DGPT_CUDA_EMU_SOURCE="build/train_gpt_emu.cpp"' -x c++ -o $@ test_gpt.c -lm
+
+train_gptcu_emu: $(EMU_DEPS)
+	$(CXX) $(EMU_FLAGS) -x c++ -o $@ build/train_gpt_emu.cpp -lm
+
+# the GPU code's logic, both precisions, the odd config and resume/determinism (d12 under the
+# emulator takes minutes: EMU_D12=1 adds it)
+EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
+test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+	./test_gptcu_emu_fp32 $(EMU_PAIRS)
+	./test_gptcu_emu $(EMU_PAIRS)
+	@if ./test_gptcu_emu --no-resume --corrupt atty.1 dev/ref/odd_model.bin dev/ref/odd_ref.bin \
+	    > /tmp/test_gptcu_corrupt.log 2>&1; then \
+	    echo "FAILED: test_gptcu_emu passed with a corrupted reference"; exit 1; \
+	else grep -q "^atty.1 .*FAILED" /tmp/test_gptcu_corrupt.log && \
+	    echo "corrupted reference detected: test_gptcu_emu fails as it must"; fi
 
 # PyTorch references: the model file of the initial weights and everything the test compares.
 # odd: every size not a power of two (C=60, NH=5, hs=12, T=13 < maxT=17, B=3, V=311 -> Vp=384)
@@ -81,13 +154,15 @@ test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/d12_ref.bin
 	else grep -q "^ln1_rstd.1 .*FAILED" /tmp/test_gpt_corrupt.log && \
 	    echo "corrupted reference detected: test_gpt fails as it must"; fi
 
-test-bad-input: train_gpt
+test-bad-input: train_gpt train_gptcu_emu
 	bash dev/test_bad_input.sh
+	BIN=./train_gptcu_emu bash dev/test_bad_input.sh
 
-test: test-reference test-bad-input test-tokenizer
+test: test-reference test-bad-input test-tokenizer test-cuda-emu
 
 clean:
-	rm -f train_gpt test_gpt test_gpt_asan tokenizer
+	rm -f train_gpt test_gpt test_gpt_asan tokenizer train_gptcu test_gptcu train_gptcu_emu test_gptcu_emu test_gptcu_emu_fp32
+	rm -rf build
 
 clean-ref:
 	rm -rf dev/ref

@@ -24,8 +24,21 @@ usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]...
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
 */
 
+// One harness, three builds: cc -> train_gpt.c on the CPU; nvcc -x cu -> train_gpt.cu on the GPU;
+// GPT_CUDA_EMU -> train_gpt.cu's kernels run by the CPU emulator of dev/cuda/emu.h.
+#if defined(__CUDACC__) || defined(GPT_CUDA_EMU)
+#define GPT_CUDA 1
+#define GPT_NO_MAIN_CU
+#ifdef GPT_CUDA_EMU
+#include GPT_CUDA_EMU_SOURCE // train_gpt.cu with its launches rewritten by dev/cuda/emu_build.sh
+#else
+#include "train_gpt.cu"      // provides: the GPU backend (gpu_backend) and everything of train_gpt.c
+#endif
+#else
+#define GPT_CUDA 0
 #define GPT_NO_MAIN
 #include "train_gpt.c" // provides: the model, layers, AdamW, schedule, checkpoints, run_training
+#endif
 
 // ----------------------------------------------------------------------------------------------
 // Reference file: int32 header[256] = {20261122, 1, nrecords, 0...}, then records:
@@ -201,13 +214,81 @@ static void check_bool(const char* name, int ok, const char* detail) {
 //                few elements of d12 legitimately differ by ~6% of lr: that measures the
 //                conditioning, not the code. The references therefore use eps = 1e-6 (every
 //                term of AdamW still acts): measured worst 1.1e-3 * sum(lr) at d12.
+#if !GPT_CUDA || defined(PRECISION_FP32)
 #define ACT_RTOL 1e-5f
 #define ACT_FLOOR 3e-5f
 #define GRAD_RTOL 1e-4f
 #define GRAD_FLOOR 1e-3f
 #define STEP_RTOL 1e-5f
+#define NORM_RTOL 1e-4f
 #define PARAM_RTOL 1e-5f
 #define PARAM_FLOOR 3e-3f
+#else
+#define ACT_RTOL 1e-5f
+#define ACT_FLOOR 3e-5f
+#define GRAD_RTOL 1e-4f
+#define GRAD_FLOOR 1e-3f
+#define STEP_RTOL 1e-5f
+#define NORM_RTOL 1e-4f
+#define PARAM_RTOL 1e-5f
+#define PARAM_FLOOR 3e-3f
+#endif
+
+// ----------------------------------------------------------------------------------------------
+// What the backend under test computed, as host floats
+
+#if GPT_CUDA
+static const Backend* g_backend = &gpu_backend;
+#else
+static const Backend* g_backend = &cpu_backend;
+#endif
+
+// copies activation `name` (all layers stacked) into out (n floats); 0 when this build does not
+// keep it (the GPU keeps attention's lse instead of its probabilities, and attproj / fcproj only
+// until the residual add)
+static int fetch_activation(GPT* model, const char* name, float* out, size_t n) {
+    const GPTConfig* cfg = &model->config;
+    size_t C = (size_t)cfg->channels, L = (size_t)cfg->num_layers, NH = (size_t)cfg->num_heads;
+    size_t Vp = (size_t)cfg->padded_vocab_size;
+    (void)C; (void)L; (void)NH; (void)Vp;
+#if GPT_CUDA
+    GpuModel* g = gpu(model);
+    size_t B = (size_t)g->B, T = (size_t)g->T;
+    (void)B; (void)T;
+#define X_FETCH(type, field, count)                                                                 \
+    if (strcmp(name, #field) == 0) {                                                                \
+        if ((size_t)(count) != n) { die("activation %s: %zu elements, expected %zu", name, (size_t)(count), n); } \
+        type* tmp = (type*)malloc_or_die(n * sizeof(type));                                         \
+        CUDA_CHECK(cudaMemcpy(tmp, g->acts.field, n * sizeof(type), cudaMemcpyDeviceToHost));       \
+        for (size_t i = 0; i < n; i++) { out[i] = to_float(tmp[i]); }                                \
+        free(tmp);                                                                                  \
+        return 1;                                                                                   \
+    }
+    GPU_ACTIVATIONS(X_FETCH)
+#undef X_FETCH
+#else
+    size_t B = (size_t)model->B, T = (size_t)model->T;
+    (void)B; (void)T;
+#define X_FETCH(field, count)                                                                       \
+    if (strcmp(name, #field) == 0) {                                                                \
+        if ((size_t)(count) != n) { die("activation %s: %zu elements, expected %zu", name, (size_t)(count), n); } \
+        memcpy(out, model->acts.field, n * sizeof(float));                                          \
+        return 1;                                                                                   \
+    }
+    GPT_ACTIVATIONS(X_FETCH)
+#undef X_FETCH
+#endif
+    return 0;
+}
+
+// the parameter gradients (num_parameters floats, file order)
+static void fetch_grads(GPT* model, float* out) {
+#if GPT_CUDA
+    CUDA_CHECK(cudaMemcpy(out, gpu(model)->grads_memory, model->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+#else
+    memcpy(out, model->grads_memory, model->num_parameters * sizeof(float));
+#endif
+}
 
 // ----------------------------------------------------------------------------------------------
 // One model + reference pair
@@ -258,38 +339,53 @@ static void test_pair(const char* model_path, const char* ref_path) {
     }
 
     // forward on micro-batch 0: every activation, layer by layer
+    const Backend* be = g_backend;
+    be->attach(&model, B, T);
     size_t BT = (size_t)B * T;
-    float loss = gpt_forward(&model, inputs, targets, B, T);
+    // the logits first, from a forward without targets (the GPU's forward with targets turns the
+    // logits into their gradient in place)
+    float* buf = (float*)malloc_or_die(BT * (size_t)Vp * sizeof(float) + model.num_parameters * sizeof(float));
+    be->forward(&model, inputs, NULL, B, T);
     {
-        typedef struct { const char* name; float* ptr; size_t count; } Named;
+        float* r = (float*)ref_get(&ref, "logits", 0, BT * V)->data; // ours (B,T,Vp), the reference (B,T,V)
+        if (!fetch_activation(&model, "logits", buf, BT * Vp)) { die("no logits to compare"); }
+        check_strided("logits", buf, r, BT, (size_t)V, (size_t)Vp, (size_t)V, ACT_RTOL,
+                      rms_floor(r, BT, (size_t)V, (size_t)V, ACT_FLOOR));
+    }
+    float loss = be->forward(&model, inputs, targets, B, T);
+    {
+        typedef struct { const char* name; size_t count; } Named;
         Named acts[64];
         int nacts = 0;
-        ActivationTensors* a = &model.acts;
         {   // the activation table of train_gpt.c, with the sizes of this (B,T)
             size_t C = (size_t)cfg->channels, L = (size_t)cfg->num_layers, NH = (size_t)cfg->num_heads;
-            size_t Vp = (size_t)cfg->padded_vocab_size, B = (size_t)model.B, T = (size_t)model.T;
-            (void)C; (void)L; (void)NH; (void)Vp; (void)B; (void)T;
-#define X_NAMED(field, n) acts[nacts].name = #field; acts[nacts].ptr = a->field; acts[nacts].count = (size_t)(n); nacts++;
+            size_t B_ = (size_t)B, T_ = (size_t)T;
+            (void)C; (void)L; (void)NH; (void)B_; (void)T_;
+#define B B_
+#define T T_
+#define X_NAMED(field, n) acts[nacts].name = #field; acts[nacts].count = (size_t)(n); nacts++;
             GPT_ACTIVATIONS(X_NAMED)
 #undef X_NAMED
+#undef B
+#undef T
         }
         for (int i = 0; i < nacts; i++) {
             const char* name = acts[i].name;
-            if (strcmp(name, "lse") == 0) { continue; } // internal to the fused cross-entropy
-            if (strcmp(name, "logits") == 0) {          // ours (B,T,Vp), the reference (B,T,V)
-                float* r = (float*)ref_get(&ref, "logits", 0, BT * V)->data;
-                check_strided("logits", a->logits, r, BT, (size_t)V, (size_t)Vp, (size_t)V, ACT_RTOL,
-                              rms_floor(r, BT, (size_t)V, (size_t)V, ACT_FLOOR));
-            } else if (ref_find(&ref, name) != NULL) {  // one tensor for the whole model
+            if (strcmp(name, "lse") == 0 || strcmp(name, "logits") == 0) { continue; } // internal; done above
+            if (!fetch_activation(&model, name, buf, acts[i].count)) {
+                printf("%-20s not kept by this build (checked through what depends on it)\n", name);
+                continue;
+            }
+            if (ref_find(&ref, name) != NULL) {         // one tensor for the whole model
                 float* r = (float*)ref_get(&ref, name, 0, acts[i].count)->data;
-                check(name, acts[i].ptr, r, acts[i].count, ACT_RTOL, rms_floor(r, 1, acts[i].count, 0, ACT_FLOOR));
+                check(name, buf, r, acts[i].count, ACT_RTOL, rms_floor(r, 1, acts[i].count, 0, ACT_FLOOR));
             } else {                                    // stacked over layers: "name.l"
                 size_t per = acts[i].count / L;
                 for (int l = 0; l < L; l++) {
                     char lname[160];
                     snprintf(lname, sizeof(lname), "%s.%d", name, l);
                     float* r = (float*)ref_get(&ref, lname, 0, per)->data;
-                    check(lname, acts[i].ptr + l * per, r, per, ACT_RTOL, rms_floor(r, 1, per, 0, ACT_FLOOR));
+                    check(lname, buf + l * per, r, per, ACT_RTOL, rms_floor(r, 1, per, 0, ACT_FLOOR));
                 }
             }
         }
@@ -298,9 +394,10 @@ static void test_pair(const char* model_path, const char* ref_path) {
     }
 
     // backward: every parameter gradient
-    gpt_backward(&model, 1.0f);
+    be->backward(&model, 1.0f);
     {
-        float* g = model.grads_memory;
+        fetch_grads(&model, buf);
+        float* g = buf;
         for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
             char name[160];
             snprintf(name, sizeof(name), "grad.%s", model.specs[k].name);
@@ -311,8 +408,10 @@ static void test_pair(const char* model_path, const char* ref_path) {
         }
     }
 
-    // K optimizer steps over A micro-batches each, from the initial weights
-    gpt_zero_grad(&model);
+    // K optimizer steps over A micro-batches each, from the initial weights: a fresh attach
+    // (zero gradients and moments)
+    be->detach(&model);
+    be->attach(&model, B, T);
     {
         float lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4], clip = hp[5];
         int warmup = (int)hp[6];
@@ -323,16 +422,16 @@ static void test_pair(const char* model_path, const char* ref_path) {
         for (int k = 0; k < K; k++) {
             double sum = 0.0;
             for (int a = 0; a < A; a++) {
-                sum += gpt_forward(&model, inputs + (size_t)a * BT, targets + (size_t)a * BT, B, T);
-                gpt_backward(&model, 1.0f / A);
+                sum += be->forward(&model, inputs + (size_t)a * BT, targets + (size_t)a * BT, B, T);
+                be->backward(&model, 1.0f / A);
             }
             losses[k] = (float)(sum / A);
-            norms[k] = gpt_clip_grad_norm(&model, clip);
             lrs[k] = (float)lr_schedule(k, K, lr, warmup, final_frac);
-            gpt_update(&model, lrs[k], beta1, beta2, eps, wd, k + 1);
+            norms[k] = be->step(&model, clip, lrs[k], beta1, beta2, eps, wd, k + 1);
         }
+        be->to_host(&model);
         check("step_loss", losses, (float*)ref_get(&ref, "step_loss", 0, (size_t)K)->data, (size_t)K, STEP_RTOL, 0.0f);
-        check("step_norm", norms, (float*)ref_get(&ref, "step_norm", 0, (size_t)K)->data, (size_t)K, GRAD_RTOL, 0.0f);
+        check("step_norm", norms, (float*)ref_get(&ref, "step_norm", 0, (size_t)K)->data, (size_t)K, NORM_RTOL, 0.0f);
         check("step_lr", lrs, (float*)ref_get(&ref, "step_lr", 0, (size_t)K)->data, (size_t)K, 1e-6f, 0.0f);
         double lr_sum = 0.0; // how far AdamW can move any element in K steps: ~lr per step
         for (int k = 0; k < K; k++) { lr_sum += lrs[k]; }
@@ -346,8 +445,9 @@ static void test_pair(const char* model_path, const char* ref_path) {
         }
         free(losses); free(norms); free(lrs);
     }
-    free(inputs); free(targets);
+    free(inputs); free(targets); free(buf);
     ref_free(&ref);
+    be->detach(&model);
     gpt_free(&model);
 }
 
@@ -377,7 +477,7 @@ static int files_equal(const char* a, const char* b) {
 }
 
 static void test_resume(void) {
-    printf("\n== resume and determinism (train_gpt.c against itself)\n");
+    printf("\n== resume and determinism (%s backend against itself)\n", g_backend->name);
     char dir[] = "/tmp/test_gpt_XXXXXX";
     if (mkdtemp(dir) == NULL) { die("mkdtemp failed (%s)", strerror(errno)); }
     char train0[256], train1[256], valf[256], pattern[256], out_a[256], out_b[256], out_c[256];
@@ -400,6 +500,7 @@ static void test_resume(void) {
                           "-m", "2", "-s", "0", "-n", "4", "-o", out_a};
     TrainOptions o = parse_options((int)(sizeof(args) / sizeof(args[0])), (char**)args);
     o.verbose = 0;
+    o.backend = g_backend;
     TrainResult full, again, resumed;
     full.losses = (float*)calloc_or_die(10, sizeof(float));
     again.losses = (float*)calloc_or_die(10, sizeof(float));

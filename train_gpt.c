@@ -1253,11 +1253,9 @@ static void gpt_allocate_activations(GPT* model, int B, int T) {
     activation_pointers(&model->acts, model->acts_memory, cfg, (size_t)B, (size_t)T);
 }
 
-// Runs the model on inputs (B,T); with targets (B,T) also the loss. Returns the mean loss, or -1.
-static float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
-    const GPTConfig* cfg = &model->config;
-    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
-    int NH = cfg->num_heads, C = cfg->channels;
+// a token outside the vocabulary would index past the embedding table: refuse it by name
+static void gpt_check_batch(const GPTConfig* cfg, const int* inputs, const int* targets, int B, int T) {
+    int V = cfg->vocab_size;
     if (T > cfg->max_seq_len) { die("sequence length T=%d exceeds the model's maxT=%d", T, cfg->max_seq_len); }
     for (int i = 0; i < B * T; i++) {
         if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside [0, %d)", inputs[i], i, V); }
@@ -1265,6 +1263,14 @@ static float gpt_forward(GPT* model, const int* inputs, const int* targets, int 
             die("target token %d at position %d is outside [0, %d)", targets[i], i, V);
         }
     }
+}
+
+// Runs the model on inputs (B,T); with targets (B,T) also the loss. Returns the mean loss, or -1.
+static float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
+    const GPTConfig* cfg = &model->config;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels;
+    gpt_check_batch(cfg, inputs, targets, B, T);
     gpt_allocate_activations(model, B, T);
     model->B = B; model->T = T;
     memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
@@ -1310,7 +1316,7 @@ static float gpt_forward(GPT* model, const int* inputs, const int* targets, int 
     return model->mean_loss;
 }
 
-static inline void gpt_zero_grad(GPT* model) { // (used by the tests)
+static void gpt_zero_grad(GPT* model) {
     if (model->grads_memory != NULL) { memset(model->grads_memory, 0, model->num_parameters * sizeof(float)); }
 }
 
@@ -1491,7 +1497,7 @@ static void gpt_free(GPT* model) {
 
 typedef struct {
     const char* name;
-    void (*attach)(GPT* model, int B, int T);  // after build or load: take the host weights (and m, v)
+    void (*attach)(GPT* model, int B, int T);  // after build or load: take the host weights (and m, v); zero gradients
     float (*forward)(GPT* model, const int* inputs, const int* targets, int B, int T); // mean loss or -1
     void (*backward)(GPT* model, float loss_scale);
     // global-norm clip + AdamW step t (1-based); returns the norm before clipping
@@ -1503,7 +1509,7 @@ typedef struct {
     void (*detach)(GPT* model);                       // frees what attach made
 } Backend;
 
-static void cpu_attach(GPT* model, int B, int T) { (void)model; (void)B; (void)T; }
+static void cpu_attach(GPT* model, int B, int T) { (void)B; (void)T; gpt_zero_grad(model); } // as a fresh GPU copy
 static float cpu_step(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
                       float weight_decay, int t) {
     float norm = gpt_clip_grad_norm(model, grad_clip);

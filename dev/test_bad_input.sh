@@ -5,8 +5,8 @@
 # Closing line: "N passed, N failed"; exit status non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
-BIN=./train_gpt
-[ -x "$BIN" ] || { echo "error: $BIN not built (make train_gpt)"; exit 1; }
+BIN=${BIN:-./train_gpt}   # BIN=./train_gptcu_emu: the CUDA trainer, the same cases
+[ -x "$BIN" ] || { echo "error: $BIN not built (make $(basename "$BIN"))"; exit 1; }
 W=$(mktemp -d /tmp/bad_input_XXXXXX)
 trap 'rm -rf "$W"' EXIT
 passed=0; failed=0

@@ -1,0 +1,1125 @@
+/*
+train_gpt.cu -- GPT-2 training on one NVIDIA GPU: the model of train_gpt.c with CUDA kernels.
+
+What it is: the GPU half of the trainer. train_gpt.c is #included for everything that is not
+arithmetic on the model (config, parameter table, model/state file formats, data loader,
+tokenizer, sampler, training loop, CLI); this file adds kernels, their launchers and a Backend
+(see train_gpt.c) that runs forward, backward and the optimizer step on the GPU.
+
+Precision (default, PRECISION=BF16): parameters and activations in bf16, fp32 master weights,
+fp32 gradients (the weight-gradient matmuls accumulate into them in fp32) and fp32 AdamW moments;
+every reduction accumulates in fp32. The bf16 copy of a weight is the master rounded
+stochastically, with the random bits drawn from a hash of (index, master bits): the same master
+always gives the same bf16 weight, so a resumed run rebuilds exactly the weights it stopped with.
+PRECISION=FP32 builds the same code with float everywhere (cuBLASLt in plain fp32, no TF32), for
+checking against the PyTorch reference at tight tolerances.
+
+What it is not: a copy of the host code, or a wrapper of cuDNN. Attention is our own causal flash
+kernel (online softmax, no T x T matrix in memory, forward and backward); matmuls go through
+cuBLASLt.
+
+Rules that are easy to miss:
+  - As in train_gpt.c, parameter gradients ACCUMULATE (the weight-gradient matmuls run with
+    beta = 1), activation gradients are overwritten, and the residual-stream gradient is added
+    into by each layernorm backward.
+  - Deterministic: no floating-point atomics anywhere. Every reduction (bias and layernorm weight
+    gradients, the token-embedding gradient, the gradient norm, the loss) runs in a fixed order.
+  - The forward with targets computes the loss AND writes d(loss)/d(logits) over the logits in
+    the same pass (the fused classifier: probabilities are never stored). The backward's
+    loss_scale enters as the alpha of the two lm-head matmuls: everything after is linear in it.
+  - A forward without targets keeps the logits (sampling, tests).
+
+Build: make train_gptcu (PRECISION=FP32 for the fp32 build). dev/cuda/ holds the kernel lab and
+a CPU emulator that runs these kernels without a GPU (make test_gptcu_emu).
+*/
+
+#define GPT_NO_MAIN
+#include "train_gpt.c" // provides: the model tables, file formats, loader, sampler, Backend, run_training, CLI
+
+#ifdef GPT_CUDA_EMU
+#include "dev/cuda/emu_cublaslt.h" // provides: cuBLASLt's matmul API on the CPU (the emulator build)
+#else
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cublasLt.h>
+#endif
+
+// shapes: B batch, T time, C channels, NH heads, hs = C/NH head size, V vocab, Vp padded vocab,
+// L layers, BT = B*T rows of every (B,T,...) tensor
+
+// ----------------------------------------------------------------------------------------------
+// Precision and error checks
+
+#ifdef PRECISION_FP32
+typedef float floatX;
+#define FLOATX_CUDA CUDA_R_32F
+#define PRECISION_NAME "fp32"
+__host__ __device__ static inline float to_float(float x) { return x; }
+__host__ __device__ static inline floatX to_floatX(float x) { return x; }
+#else
+typedef __nv_bfloat16 floatX;
+#define FLOATX_CUDA CUDA_R_16BF
+#define PRECISION_NAME "bf16"
+__host__ __device__ static inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__host__ __device__ static inline floatX to_floatX(float x) { return __float2bfloat16_rn(x); }
+#endif
+
+static void cuda_check(cudaError_t err, const char* what, const char* file, int line) {
+    if (err != cudaSuccess) { die("%s:%d: CUDA error in %s: %s", file, line, what, cudaGetErrorString(err)); }
+}
+#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
+// after every launch: a bad configuration is reported here, a fault in the kernel at the next sync
+#define LAUNCH_CHECK(kernel) cuda_check(cudaGetLastError(), "launch of " kernel, __FILE__, __LINE__)
+
+static void cublas_check(cublasStatus_t st, const char* what, const char* file, int line) {
+    if (st != CUBLAS_STATUS_SUCCESS) { die("%s:%d: cuBLASLt error %d in %s", file, line, (int)st, what); }
+}
+#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+
+__host__ __device__ static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+template <typename T> static T* cuda_alloc(size_t n, const char* what) {
+    void* p = NULL;
+    cudaError_t err = cudaMalloc(&p, n * sizeof(T) > 0 ? n * sizeof(T) : 1);
+    if (err != cudaSuccess) {
+        die("out of GPU memory allocating %s (%.1f MiB): %s; try a smaller -b", what,
+            (double)(n * sizeof(T)) / 1048576.0, cudaGetErrorString(err));
+    }
+    return (T*)p;
+}
+
+// block sizes
+#define ENC_THREADS 256
+#define LN_WARPS 8                // layernorm forward/backward: one warp per row, 8 rows a block
+#define COL_THREADS_X 32          // column sums: 32 columns x 8 row groups a block
+#define COL_THREADS_Y 8
+#define COL_CHUNKS 32             // rows are split into this many chunks, summed in order after
+#define CLS_THREADS 512           // classifier: one block per row
+#define ADAM_THREADS 512
+#define NORM_BLOCKS 512           // gradient-norm partial sums: a fixed grid, so fixed bits
+#define NORM_THREADS 512
+
+// ----------------------------------------------------------------------------------------------
+// Kernels
+
+// --- reductions inside a warp / block, in a fixed order (xor butterfly, then warps in order)
+
+__device__ static inline float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, o); }
+    return v;
+}
+__device__ static inline double warp_sum_double(double v) {
+    for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, o); }
+    return v;
+}
+__device__ static inline float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) { v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); }
+    return v;
+}
+
+// --- encoder: out = wte[inp] + wpe[t]
+
+__global__ void encoder_forward_kernel(floatX* __restrict__ out, const int* __restrict__ inp,
+                                       const floatX* __restrict__ wte, const floatX* __restrict__ wpe,
+                                       int B, int T, int C) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * T * C) { return; }
+    int c = (int)(idx % C);
+    long bt = idx / C;
+    int t = (int)(bt % T);
+    out[idx] = to_floatX(to_float(wte[(long)inp[bt] * C + c]) + to_float(wpe[(long)t * C + c]));
+}
+
+// dwpe[t,c] += sum over b of dout[b,t,c], b in order
+__global__ void wpe_backward_kernel(float* __restrict__ dwpe, const floatX* __restrict__ dout, int B, int T, int C) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)T * C) { return; }
+    float s = 0.0f;
+    for (int b = 0; b < B; b++) { s += to_float(dout[(long)b * T * C + idx]); }
+    dwpe[idx] += s;
+}
+
+// dwte[token] += the dout rows of every position holding that token. The host groups positions by
+// token (bucket k: token bucket_tok[k], positions pos[bucket_start[k] ..+ bucket_len[k]] in
+// increasing order), so each block owns one row of dwte: no atomics, a fixed order.
+__global__ void wte_backward_kernel(float* __restrict__ dwte, const floatX* __restrict__ dout,
+                                    const int* __restrict__ bucket_tok, const int* __restrict__ bucket_start,
+                                    const int* __restrict__ bucket_len, const int* __restrict__ pos, int C) {
+    int k = blockIdx.x;
+    const int* p = pos + bucket_start[k];
+    int n = bucket_len[k];
+    float* row = dwte + (long)bucket_tok[k] * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float s = 0.0f;
+        for (int i = 0; i < n; i++) { s += to_float(dout[(long)p[i] * C + c]); }
+        row[c] += s;
+    }
+}
+
+// --- residual + layernorm, fused: res = a + b (skipped when b is NULL: res = a), then
+// out = (res - mean) * rstd * w + bias over each row of C (PyTorch's LayerNorm, eps 1e-5,
+// biased variance). One warp per row; the statistics are of res as stored (rounded), which is
+// what the backward will see.
+__global__ void residual_layernorm_forward_kernel(floatX* __restrict__ res, floatX* __restrict__ out,
+                                                  float* __restrict__ mean, float* __restrict__ rstd,
+                                                  const floatX* a, const floatX* b,
+                                                  const floatX* __restrict__ w, const floatX* __restrict__ bias,
+                                                  int N, int C) {
+    int lane = threadIdx.x % 32;
+    int row = blockIdx.x * LN_WARPS + threadIdx.x / 32;
+    if (row >= N) { return; } // whole warps leave together: the shuffles below see all 32 lanes
+    const floatX* ra = a + (long)row * C;
+    floatX* rr = res + (long)row * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float x = to_float(ra[c]);
+        if (b != NULL) {
+            floatX r = to_floatX(x + to_float(b[(long)row * C + c]));
+            rr[c] = r;
+            x = to_float(r);
+        }
+        s += x;
+    }
+    const floatX* x_row = b != NULL ? rr : ra;
+    float m = warp_sum(s) / C;
+    float ss = 0.0f;
+    for (int c = lane; c < C; c += 32) { float d = to_float(x_row[c]) - m; ss += d * d; }
+    float r = 1.0f / sqrtf(warp_sum(ss) / C + 1e-5f);
+    floatX* o = out + (long)row * C;
+    for (int c = lane; c < C; c += 32) {
+        float n = (to_float(x_row[c]) - m) * r;
+        o[c] = to_floatX(n * to_float(w[c]) + to_float(bias[c]));
+    }
+    if (lane == 0) { mean[row] = m; rstd[row] = r; }
+}
+
+// dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w
+// (the weight and bias gradients are column sums: column_partials_kernel)
+__global__ void layernorm_backward_kernel(floatX* dinp, const floatX* __restrict__ dout,
+                                          const floatX* __restrict__ inp, const floatX* __restrict__ w,
+                                          const float* __restrict__ mean, const float* __restrict__ rstd,
+                                          int N, int C) {
+    int lane = threadIdx.x % 32;
+    int row = blockIdx.x * LN_WARPS + threadIdx.x / 32;
+    if (row >= N) { return; }
+    const floatX* d = dout + (long)row * C;
+    const floatX* x = inp + (long)row * C;
+    float m = mean[row], r = rstd[row];
+    float sd = 0.0f, sdn = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float dn = to_float(d[c]) * to_float(w[c]);
+        sd += dn;
+        sdn += dn * (to_float(x[c]) - m) * r;
+    }
+    float mean_d = warp_sum(sd) / C, mean_dn = warp_sum(sdn) / C;
+    floatX* di = dinp + (long)row * C;
+    for (int c = lane; c < C; c += 32) {
+        float dn = to_float(d[c]) * to_float(w[c]);
+        float n = (to_float(x[c]) - m) * r;
+        di[c] = to_floatX(to_float(di[c]) + r * (dn - mean_d - n * mean_dn));
+    }
+}
+
+// Column sums over rows, the first stage of deterministic bias / layernorm weight gradients:
+//   part_b[chunk][c] = sum over the chunk's rows of dout[r,c]
+//   part_w[chunk][c] = sum of dout[r,c] * (x[r,c] - mean[r]) * rstd[r]   (when x is not NULL)
+// A block is 32 columns x 8 row groups; the groups are added in order through shared memory.
+__global__ void column_partials_kernel(float* __restrict__ part_w, float* __restrict__ part_b,
+                                       const floatX* __restrict__ dout, const floatX* __restrict__ x,
+                                       const float* __restrict__ mean, const float* __restrict__ rstd,
+                                       int N, int C) {
+    __shared__ float sw[COL_THREADS_Y][COL_THREADS_X], sb[COL_THREADS_Y][COL_THREADS_X];
+    int c = blockIdx.x * COL_THREADS_X + threadIdx.x;
+    int chunk = blockIdx.y;
+    int rows = ceil_div(N, COL_CHUNKS);
+    int r0 = chunk * rows, r1 = min(N, r0 + rows);
+    float accw = 0.0f, accb = 0.0f;
+    if (c < C) {
+        for (int r = r0 + threadIdx.y; r < r1; r += COL_THREADS_Y) {
+            float d = to_float(dout[(long)r * C + c]);
+            accb += d;
+            if (x != NULL) { accw += d * (to_float(x[(long)r * C + c]) - mean[r]) * rstd[r]; }
+        }
+    }
+    sw[threadIdx.y][threadIdx.x] = accw;
+    sb[threadIdx.y][threadIdx.x] = accb;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        float w = 0.0f, b = 0.0f;
+        for (int y = 0; y < COL_THREADS_Y; y++) { w += sw[y][threadIdx.x]; b += sb[y][threadIdx.x]; }
+        if (part_w != NULL) { part_w[(long)chunk * C + c] = w; }
+        part_b[(long)chunk * C + c] = b;
+    }
+}
+
+// second stage: dst[c] += sum over chunks of part[chunk][c], chunks in order
+__global__ void column_finish_kernel(float* __restrict__ dst, const float* __restrict__ part, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) { return; }
+    float s = 0.0f;
+    for (int k = 0; k < COL_CHUNKS; k++) { s += part[(long)k * C + c]; }
+    dst[c] += s;
+}
+
+// --- GELU, tanh approximation (Hendrycks & Gimpel; GPT-2's): 0.5 x (1 + tanh(u)),
+// u = sqrt(2/pi) (x + 0.044715 x^3)
+
+__global__ void gelu_forward_kernel(floatX* __restrict__ out, const floatX* __restrict__ inp, long N) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) { return; }
+    float x = to_float(inp[i]);
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    out[i] = to_floatX(0.5f * x * (1.0f + tanhf(u)));
+}
+
+// d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx; in place is fine (dinp may be dout)
+__global__ void gelu_backward_kernel(floatX* dinp, const floatX* __restrict__ inp, const floatX* dout, long N) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) { return; }
+    float x = to_float(inp[i]);
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+    float g = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+    dinp[i] = to_floatX(to_float(dout[i]) * g);
+}
+
+// --- attention: causal flash attention, one thread per query row.
+// qkv (B,T,3C): head h of position t reads q at channel h*hs, k at C + h*hs, v at 2C + h*hs.
+// Forward: for query i, keys j <= i stream through shared memory a tile at a time; the softmax
+// is computed online (Milakov & Gimelshein; Dao et al., FlashAttention): a running max m, a
+// running sum l of exp(s - m) and a running output o, rescaled whenever m grows. No (T,T)
+// matrix exists anywhere; lse = m + log(l) per row is kept for the backward.
+// D is the head size rounded up to the instantiated width (hs <= D; lanes past hs are zeros).
+
+template <int D> struct AttTile {
+    static const int FWD = 4096 / D < 64 ? 4096 / D : 64; // rows a block: K,V tiles 32 KB fp32
+    static const int BWD = 2048 / D < 64 ? 2048 / D : 64; // backward: 4 tiles of (BWD, D+1)
+};
+
+template <int D>
+__global__ void attention_forward_kernel(floatX* __restrict__ out, float* __restrict__ lse,
+                                         const floatX* __restrict__ qkv, int T, int C, int NH) {
+    const int R = AttTile<D>::FWD;
+    __shared__ float ks[R][D], vs[R][D];
+    int hs = C / NH, b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * R;
+    int i = q0 + threadIdx.x;
+    int active = i < T;
+    const floatX* base = qkv + (long)b * T * 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    float q[D], o[D];
+    for (int d = 0; d < D; d++) {
+        q[d] = active && d < hs ? to_float(base[(long)i * 3 * C + h * hs + d]) * scale : 0.0f;
+        o[d] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    int last = min(q0 + R, T) - 1; // the block's last query sees keys 0..last
+    for (int k0 = 0; k0 <= last; k0 += R) {
+        __syncthreads(); // the previous tile is no longer read
+        for (int e = threadIdx.x; e < R * D; e += R) {
+            int r = e / D, d = e % D, j = k0 + r;
+            int ok = j < T && d < hs;
+            ks[r][d] = ok ? to_float(base[(long)j * 3 * C + C + h * hs + d]) : 0.0f;
+            vs[r][d] = ok ? to_float(base[(long)j * 3 * C + 2 * C + h * hs + d]) : 0.0f;
+        }
+        __syncthreads();
+        if (!active) { continue; }
+        int jend = min(k0 + R - 1, i);
+        for (int j = k0; j <= jend; j++) {
+            const float* kr = ks[j - k0];
+            float s = 0.0f;
+            for (int d = 0; d < D; d++) { s += q[d] * kr[d]; }
+            if (s > m) { // a new max: rescale what was summed under the old one
+                float c = expf(m - s);
+                l *= c;
+                for (int d = 0; d < D; d++) { o[d] *= c; }
+                m = s;
+            }
+            float p = expf(s - m);
+            l += p;
+            const float* vr = vs[j - k0];
+            for (int d = 0; d < D; d++) { o[d] += p * vr[d]; }
+        }
+    }
+    if (!active) { return; }
+    float inv = 1.0f / l;
+    floatX* orow = out + ((long)b * T + i) * C + h * hs;
+    for (int d = 0; d < D; d++) { if (d < hs) { orow[d] = to_floatX(o[d] * inv); } }
+    lse[((long)b * NH + h) * T + i] = m + logf(l);
+}
+
+// Backward. With P = softmax(S), S = scale * Q K^T (causal), O = P V and dO given:
+//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,  dK = scale dS^T Q
+// P is recomputed from S and the saved lse. Two kernels, so nothing is ever added from two
+// threads: one thread per key row j accumulates dK_j, dV_j over queries i >= j; one thread per
+// query row i accumulates dQ_i over keys j <= i. delta_i = rowsum(dO_i * O_i) comes first.
+
+__global__ void attention_delta_kernel(float* __restrict__ delta, const floatX* __restrict__ dout,
+                                       const floatX* __restrict__ out, int B, int T, int C, int NH) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x; // over (b, h, t)
+    if (idx >= (long)B * NH * T) { return; }
+    int t = (int)(idx % T), h = (int)((idx / T) % NH);
+    long b = idx / ((long)T * NH);
+    int hs = C / NH;
+    const floatX* d = dout + (b * T + t) * C + h * hs;
+    const floatX* o = out + (b * T + t) * C + h * hs;
+    float s = 0.0f;
+    for (int e = 0; e < hs; e++) { s += to_float(d[e]) * to_float(o[e]); }
+    delta[idx] = s;
+}
+
+// loads rows [r0, r0+R) of one head's slice at channel offset `off` of a (B,T,ld) tensor
+template <int D, int R>
+__device__ static void load_rows(float (*dst)[D + 1], const floatX* base, int r0, int T, long ld, int off, int hs) {
+    for (int e = threadIdx.x; e < R * D; e += R) {
+        int r = e / D, d = e % D, t = r0 + r;
+        dst[r][d] = t < T && d < hs ? to_float(base[(long)t * ld + off + d]) : 0.0f;
+    }
+}
+
+template <int D>
+__global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                               const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                                               const float* __restrict__ delta, int T, int C, int NH) {
+    const int R = AttTile<D>::BWD;
+    __shared__ float kown[R][D + 1], vown[R][D + 1], qs[R][D + 1], dos[R][D + 1]; // +1: no bank conflicts
+    __shared__ float lse_s[R], delta_s[R];
+    int hs = C / NH, b = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * R;
+    int j = k0 + threadIdx.x;
+    const floatX* base = qkv + (long)b * T * 3 * C;
+    const floatX* dbase = dout + (long)b * T * C;
+    const float* lse_bh = lse + ((long)b * NH + h) * T;
+    const float* delta_bh = delta + ((long)b * NH + h) * T;
+    float scale = 1.0f / sqrtf((float)hs);
+    load_rows<D, R>(kown, base, k0, T, 3 * C, C + h * hs, hs);
+    load_rows<D, R>(vown, base, k0, T, 3 * C, 2 * C + h * hs, hs);
+    float dk[D], dv[D];
+    for (int d = 0; d < D; d++) { dk[d] = 0.0f; dv[d] = 0.0f; }
+    for (int i0 = k0; i0 < T; i0 += R) { // queries i >= k0 can see this block's keys
+        __syncthreads();
+        load_rows<D, R>(qs, base, i0, T, 3 * C, h * hs, hs);
+        load_rows<D, R>(dos, dbase, i0, T, C, h * hs, hs);
+        int i = i0 + threadIdx.x;
+        lse_s[threadIdx.x] = i < T ? lse_bh[i] : 0.0f;
+        delta_s[threadIdx.x] = i < T ? delta_bh[i] : 0.0f;
+        __syncthreads();
+        if (j >= T) { continue; }
+        int ibeg = max(i0, j), iend = min(i0 + R, T);
+        for (int ii = ibeg; ii < iend; ii++) {
+            const float* qr = qs[ii - i0];
+            const float* dr = dos[ii - i0];
+            float s = 0.0f, dp = 0.0f;
+            for (int d = 0; d < D; d++) { s += qr[d] * kown[threadIdx.x][d]; dp += dr[d] * vown[threadIdx.x][d]; }
+            float p = expf(s * scale - lse_s[ii - i0]);
+            float ds = p * (dp - delta_s[ii - i0]);
+            for (int d = 0; d < D; d++) { dv[d] += p * dr[d]; dk[d] += ds * qr[d]; }
+        }
+    }
+    if (j >= T) { return; }
+    floatX* row = dqkv + ((long)b * T + j) * 3 * C;
+    for (int d = 0; d < D; d++) {
+        if (d < hs) {
+            row[C + h * hs + d] = to_floatX(dk[d] * scale);
+            row[2 * C + h * hs + d] = to_floatX(dv[d]);
+        }
+    }
+}
+
+template <int D>
+__global__ void attention_backward_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                             const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                                             const float* __restrict__ delta, int T, int C, int NH) {
+    const int R = AttTile<D>::BWD;
+    __shared__ float qown[R][D + 1], doown[R][D + 1], ks[R][D + 1], vs[R][D + 1];
+    int hs = C / NH, b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * R;
+    int i = q0 + threadIdx.x;
+    const floatX* base = qkv + (long)b * T * 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    load_rows<D, R>(qown, base, q0, T, 3 * C, h * hs, hs);
+    load_rows<D, R>(doown, dout + (long)b * T * C, q0, T, C, h * hs, hs);
+    float l_i = i < T ? lse[((long)b * NH + h) * T + i] : 0.0f;
+    float delta_i = i < T ? delta[((long)b * NH + h) * T + i] : 0.0f;
+    float dq[D];
+    for (int d = 0; d < D; d++) { dq[d] = 0.0f; }
+    int last = min(q0 + R, T) - 1;
+    for (int k0 = 0; k0 <= last; k0 += R) {
+        __syncthreads();
+        load_rows<D, R>(ks, base, k0, T, 3 * C, C + h * hs, hs);
+        load_rows<D, R>(vs, base, k0, T, 3 * C, 2 * C + h * hs, hs);
+        __syncthreads();
+        if (i >= T) { continue; }
+        int jend = min(k0 + R - 1, i);
+        for (int j = k0; j <= jend; j++) {
+            const float* kr = ks[j - k0];
+            const float* vr = vs[j - k0];
+            float s = 0.0f, dp = 0.0f;
+            for (int d = 0; d < D; d++) { s += qown[threadIdx.x][d] * kr[d]; dp += doown[threadIdx.x][d] * vr[d]; }
+            float p = expf(s * scale - l_i);
+            float ds = p * (dp - delta_i);
+            for (int d = 0; d < D; d++) { dq[d] += ds * kr[d]; }
+        }
+    }
+    if (i >= T) { return; }
+    floatX* row = dqkv + ((long)b * T + i) * 3 * C + h * hs;
+    for (int d = 0; d < D; d++) { if (d < hs) { row[d] = to_floatX(dq[d] * scale); } }
+}
+
+// --- the fused classifier: one block per row of logits.
+// lse = log sum_v exp(logits[v]) over v < V, loss = lse - logits[target]; then, when asked,
+// logits[v] becomes dscale * (softmax[v] - [v == target]) in place (and 0 for the padding v >= V).
+// The softmax is evaluated on the fly, never stored.
+
+__global__ void classifier_kernel(floatX* logits, float* __restrict__ losses, const int* __restrict__ targets,
+                                  int V, int Vp, float dscale, int write_dlogits) {
+    __shared__ float sm[CLS_THREADS / 32], ss[CLS_THREADS / 32];
+    __shared__ float row_lse;
+    long row = blockIdx.x;
+    floatX* x = logits + row * Vp;
+    int target = targets[row];
+    float xt = to_float(x[target]); // read before anyone overwrites it
+    float m = -INFINITY, s = 0.0f;  // online: s = sum exp(x - m)
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        float xv = to_float(x[v]);
+        if (xv > m) { s *= expf(m - xv); m = xv; }
+        s += expf(xv - m);
+    }
+    float wm = warp_max(m); // combine (m, s) pairs: first the max, then sums rescaled to it
+    float wsum = warp_sum(m == -INFINITY ? 0.0f : s * expf(m - wm));
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) { sm[warp] = wm; ss[warp] = wsum; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float bm = -INFINITY;
+        for (int w = 0; w < CLS_THREADS / 32; w++) { bm = fmaxf(bm, sm[w]); }
+        float bs = 0.0f;
+        for (int w = 0; w < CLS_THREADS / 32; w++) { bs += sm[w] == -INFINITY ? 0.0f : ss[w] * expf(sm[w] - bm); }
+        row_lse = bm + logf(bs);
+        losses[row] = row_lse - xt;
+    }
+    __syncthreads();
+    if (!write_dlogits) { return; }
+    float l = row_lse;
+    for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
+        float d = 0.0f;
+        if (v < V) { d = (expf(to_float(x[v]) - l) - (v == target ? 1.0f : 0.0f)) * dscale; }
+        x[v] = to_floatX(d);
+    }
+}
+
+// --- global gradient norm, then clipping fused into AdamW
+
+// partial[block] = sum of squares of the block's grid-stride share, in double
+__global__ void norm_partials_kernel(double* __restrict__ partial, const float* __restrict__ g, long n) {
+    __shared__ double sw[NORM_THREADS / 32];
+    double s = 0.0;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        s += (double)g[i] * g[i];
+    }
+    s = warp_sum_double(s);
+    if (threadIdx.x % 32 == 0) { sw[threadIdx.x / 32] = s; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < NORM_THREADS / 32; w++) { t += sw[w]; }
+        partial[blockIdx.x] = t;
+    }
+}
+
+// norm = sqrt(sum of partials, in order); coef = max_norm / (norm + 1e-6) when that is < 1
+// (torch.nn.utils.clip_grad_norm_), else 1
+__global__ void norm_finish_kernel(float* __restrict__ norm_coef, const double* __restrict__ partial, float max_norm) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) { return; }
+    double t = 0.0;
+    for (int k = 0; k < NORM_BLOCKS; k++) { t += partial[k]; }
+    float norm = (float)sqrt(t);
+    float coef = max_norm / (norm + 1e-6f);
+    norm_coef[0] = norm;
+    norm_coef[1] = max_norm > 0.0f && coef < 1.0f ? coef : 1.0f;
+}
+
+// A weight's low-precision copy: in bf16, stochastic rounding (round up with probability equal to
+// the dropped fraction, so rounding errors average out over steps instead of stalling small
+// updates). The random bits are a hash of (index, the master's bits): deterministic, and a
+// function of the master alone.
+__host__ __device__ static inline uint32_t hash32(uint32_t x) {
+    x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;
+    return x;
+}
+__device__ static inline floatX param_from_master(float w, long idx) {
+#ifdef PRECISION_FP32
+    (void)idx;
+    return w;
+#else
+    uint32_t bits = __float_as_uint(w);
+    if ((bits & 0x7f800000u) == 0x7f800000u) { return __float2bfloat16_rn(w); } // inf, nan
+    uint32_t r = hash32((uint32_t)idx * 0x9E3779B9u ^ hash32(bits)) & 0xffffu;
+    return __ushort_as_bfloat16((unsigned short)((bits + r) >> 16));
+#endif
+}
+
+__global__ void params_from_master_kernel(floatX* __restrict__ params, const float* __restrict__ master, long n) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { params[i] = param_from_master(master[i], i); }
+}
+
+// which elements decay: one entry per parameter tensor (blockIdx.y)
+struct AdamTable {
+    long offset[NUM_PARAMETER_TENSORS];
+    long size[NUM_PARAMETER_TENSORS];
+    float decay[NUM_PARAMETER_TENSORS]; // 1 - lr*wd, or 1
+};
+
+// AdamW exactly as gpt_update in train_gpt.c (torch.optim.AdamW), on clipped gradients
+// g * coef; then the low-precision weight copy, and g = 0 for the next step.
+__global__ void adamw_kernel(floatX* __restrict__ params, float* __restrict__ master, float* __restrict__ grads,
+                             float* __restrict__ m, float* __restrict__ v, const float* __restrict__ norm_coef,
+                             AdamTable tab, float beta1, float beta2, float eps, float step_size, float bc2_sqrt) {
+    int k = blockIdx.y;
+    float coef = norm_coef[1];
+    float decay = tab.decay[k];
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < tab.size[k]; i += (long)gridDim.x * blockDim.x) {
+        long idx = tab.offset[k] + i;
+        float gi = grads[idx];
+        if (coef != 1.0f) { gi *= coef; }
+        float mi = beta1 * m[idx] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[idx] + (1.0f - beta2) * gi * gi;
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        float w = master[idx] * decay - step_size * (mi / denom);
+        master[idx] = w;
+        params[idx] = param_from_master(w, idx);
+        m[idx] = mi;
+        v[idx] = vi;
+        grads[idx] = 0.0f;
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Matmuls: cuBLASLt. Our tensors are row-major; cuBLASLt is column-major, where the buffer of a
+// row-major (rows, cols) array IS the (cols, rows) matrix, its transpose. So
+//   forward  out (BT,OC) = inp (BT,C) @ W^T      is  D (OC,BT) = op(A) B: A = W's buffer (C,OC),
+//            transposed; B = inp's buffer (C,BT)
+//   dinp     dinp (BT,C) = dout (BT,OC) @ W      is  D (C,BT) = A B: A = W's buffer (C,OC),
+//            B = dout's buffer (OC,BT)
+//   dweight  dW (OC,C) += dout^T (OC,BT) @ inp   is  D (C,OC) += A op(B): A = inp's buffer (C,BT),
+//            B = dout's buffer (OC,BT), transposed
+
+static cublasLtHandle_t g_lt;
+static void* g_lt_workspace;
+#define LT_WORKSPACE_BYTES (32u << 20)
+
+// D (m,n; ld ldd; type dtype) = alpha * op(A) op(B) + beta * D, with an optional epilogue:
+// bias (m) added to every column, and GELU with the pre-activation written to aux.
+static void matmul_lt(void* d, cudaDataType_t dtype, int ldd, const floatX* a, int transa, int lda,
+                      const floatX* b, int transb, int ldb, int m, int n, int k, float alpha, float beta,
+                      const floatX* bias, int gelu, floatX* aux, const char* what) {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, ld;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t opa = transa ? CUBLAS_OP_T : CUBLAS_OP_N, opb = transb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+    if (gelu) { epi = bias != NULL ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX; }
+    else if (bias != NULL) { epi = CUBLASLT_EPILOGUE_BIAS; }
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (bias != NULL) {
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    }
+    if (gelu) {
+        int64_t aux_ld = ldd;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
+    }
+    // stored shapes: op(A) is (m,k), so A is (k,m) when transposed; likewise B
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, FLOATX_CUDA, transa ? k : m, transa ? m : k, lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, FLOATX_CUDA, transb ? n : k, transb ? k : n, ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, dtype, m, n, ldd));
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = LT_WORKSPACE_BYTES;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    // the heuristic assumes 256-byte aligned pointers unless told: per-layer slices of odd shapes
+    // (C = 60, say) are not, so say what they are
+    const void* ptrs[4] = {a, b, d, d};
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++) {
+        uint32_t align = 256;
+        while (align > 1 && (uintptr_t)ptrs[i] % align != 0) { align /= 2; }
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align, sizeof(align)));
+    }
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, ld, ld, pref, 1, &heur, &found));
+    if (found == 0) {
+        die("cuBLASLt has no algorithm for %s (m=%d n=%d k=%d, epilogue %d)", what, m, n, k, (int)epi);
+    }
+    CUBLAS_CHECK(cublasLtMatmul(g_lt, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo,
+                                g_lt_workspace, LT_WORKSPACE_BYTES, 0));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(ld));
+    CUBLAS_CHECK(cublasLtMatmulDescDestroy(desc));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Launchers: the same arguments as the CPU layers of train_gpt.c (plus scratch where needed)
+
+static void encoder_forward_gpu(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C) {
+    long n = (long)B * T * C;
+    encoder_forward_kernel<<<ceil_div(n, ENC_THREADS), ENC_THREADS>>>(out, inp, wte, wpe, B, T, C);
+    LAUNCH_CHECK("encoder_forward_kernel");
+}
+
+// buckets: the host's grouping of positions by token (see wte_backward_kernel)
+static void encoder_backward_gpu(float* dwte, float* dwpe, const floatX* dout, const int* bucket_tok,
+                                 const int* bucket_start, const int* bucket_len, const int* pos,
+                                 int nbuckets, int B, int T, int C) {
+    wpe_backward_kernel<<<ceil_div((long)T * C, ENC_THREADS), ENC_THREADS>>>(dwpe, dout, B, T, C);
+    LAUNCH_CHECK("wpe_backward_kernel");
+    wte_backward_kernel<<<nbuckets, ENC_THREADS>>>(dwte, dout, bucket_tok, bucket_start, bucket_len, pos, C);
+    LAUNCH_CHECK("wte_backward_kernel");
+}
+
+// res = a + b (b may be NULL: then res is not written and a is normalized), out = layernorm(res)
+static void residual_layernorm_forward_gpu(floatX* res, floatX* out, float* mean, float* rstd, const floatX* a,
+                                           const floatX* b, const floatX* w, const floatX* bias, int N, int C) {
+    residual_layernorm_forward_kernel<<<ceil_div(N, LN_WARPS), LN_WARPS * 32>>>(res, out, mean, rstd, a, b, w, bias, N, C);
+    LAUNCH_CHECK("residual_layernorm_forward_kernel");
+}
+
+// dst (C) += column sums of dout (N,C) [times norm when x is given]; part: 2 * COL_CHUNKS * C floats
+static void column_sums_gpu(float* dw, float* db, const floatX* dout, const floatX* x, const float* mean,
+                            const float* rstd, int N, int C, float* part) {
+    dim3 grid(ceil_div(C, COL_THREADS_X), COL_CHUNKS), block(COL_THREADS_X, COL_THREADS_Y);
+    float* part_w = x != NULL ? part + (long)COL_CHUNKS * C : NULL;
+    column_partials_kernel<<<grid, block>>>(part_w, part, dout, x, mean, rstd, N, C);
+    LAUNCH_CHECK("column_partials_kernel");
+    column_finish_kernel<<<ceil_div(C, 256), 256>>>(db, part, C);
+    LAUNCH_CHECK("column_finish_kernel");
+    if (x != NULL) {
+        column_finish_kernel<<<ceil_div(C, 256), 256>>>(dw, part_w, C);
+        LAUNCH_CHECK("column_finish_kernel");
+    }
+}
+
+static void layernorm_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
+                                   const floatX* weight, const float* mean, const float* rstd, int N, int C, float* part) {
+    layernorm_backward_kernel<<<ceil_div(N, LN_WARPS), LN_WARPS * 32>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+    LAUNCH_CHECK("layernorm_backward_kernel");
+    column_sums_gpu(dweight, dbias, dout, inp, mean, rstd, N, C, part);
+}
+
+// out (BT,OC) = inp (BT,C) @ weight^T (weight (OC,C)) + bias; with gelu_out: gelu_out = gelu(out)
+static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp, const floatX* weight,
+                               const floatX* bias, int BT, int C, int OC, int fuse_gelu) {
+    if (gelu_out != NULL && fuse_gelu) { // cuBLASLt's epilogue: gelu_out = gelu(acc + bias), out = acc + bias
+        matmul_lt(gelu_out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias, 1, out, "matmul_forward+gelu");
+        return;
+    }
+    matmul_lt(out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias, 0, NULL, "matmul_forward");
+    if (gelu_out != NULL) {
+        long n = (long)BT * OC;
+        gelu_forward_kernel<<<ceil_div(n, 256), 256>>>(gelu_out, out, n);
+        LAUNCH_CHECK("gelu_forward_kernel");
+    }
+}
+
+// dinp (BT,C) = scale * dout @ weight;  dweight (OC,C) += scale * dout^T @ inp;  dbias += colsum(dout)
+// (dbias has no scale: only the lm head, which has no bias, is called with scale != 1)
+static void matmul_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
+                                const floatX* weight, int BT, int C, int OC, float scale, float* part) {
+    matmul_lt(dinp, FLOATX_CUDA, C, weight, 0, C, dout, 0, OC, C, BT, OC, scale, 0.0f, NULL, 0, NULL, "matmul_backward dinp");
+    matmul_lt(dweight, CUDA_R_32F, C, inp, 0, C, dout, 1, OC, C, OC, BT, scale, 1.0f, NULL, 0, NULL, "matmul_backward dweight");
+    if (dbias != NULL) { column_sums_gpu(NULL, dbias, dout, NULL, NULL, NULL, BT, OC, part); }
+}
+
+static void gelu_backward_gpu(floatX* dinp, const floatX* inp, const floatX* dout, long N) {
+    gelu_backward_kernel<<<ceil_div(N, 256), 256>>>(dinp, inp, dout, N);
+    LAUNCH_CHECK("gelu_backward_kernel");
+}
+
+// the kernels are instantiated for head sizes up to 16, 32, 64, 128
+#define ATT_DISPATCH(hs, CALL) \
+    do { if ((hs) <= 16) { CALL(16); } else if ((hs) <= 32) { CALL(32); } else if ((hs) <= 64) { CALL(64); } \
+         else if ((hs) <= 128) { CALL(128); } else { die("head size %d > 128 is not supported by the attention kernels", hs); } } while (0)
+
+static void attention_forward_gpu(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
+    int hs = C / NH;
+#define ATT_FWD(D)                                                                               \
+    { dim3 grid(ceil_div(T, AttTile<D>::FWD), NH, B);                                         \
+      attention_forward_kernel<D><<<grid, AttTile<D>::FWD>>>(out, lse, qkv, T, C, NH);          \
+      LAUNCH_CHECK("attention_forward_kernel<" #D ">"); }
+    ATT_DISPATCH(hs, ATT_FWD);
+#undef ATT_FWD
+}
+
+static void attention_backward_gpu(floatX* dqkv, float* delta, const floatX* dout, const floatX* qkv,
+                                   const floatX* out, const float* lse, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    long rows = (long)B * NH * T;
+    attention_delta_kernel<<<ceil_div(rows, 256), 256>>>(delta, dout, out, B, T, C, NH);
+    LAUNCH_CHECK("attention_delta_kernel");
+#define ATT_BWD(D)                                                                                     \
+    { dim3 grid(ceil_div(T, AttTile<D>::BWD), NH, B);                                               \
+      attention_backward_dkdv_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH); \
+      LAUNCH_CHECK("attention_backward_dkdv_kernel<" #D ">");                                        \
+      attention_backward_dq_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH);   \
+      LAUNCH_CHECK("attention_backward_dq_kernel<" #D ">"); }
+    ATT_DISPATCH(hs, ATT_BWD);
+#undef ATT_BWD
+}
+
+static void classifier_gpu(floatX* logits, float* losses, const int* targets, int BT, int V, int Vp,
+                           float dscale, int write_dlogits) {
+    classifier_kernel<<<BT, CLS_THREADS>>>(logits, losses, targets, V, Vp, dscale, write_dlogits);
+    LAUNCH_CHECK("classifier_kernel");
+}
+
+// ----------------------------------------------------------------------------------------------
+// The model on the GPU
+
+#define X_FIELD_X(name, d0, d1, d2, init, decay) floatX* name;
+typedef struct { GPT_PARAMETERS(X_FIELD_X) } ParameterTensorsX;
+#undef X_FIELD_X
+
+// Activations on the GPU, sized for (B,T). What the backward needs, per layer; attproj and fcproj
+// are consumed at once by the residual adds and live in one scratch buffer. The attention keeps
+// lse (B,NH,T) instead of the (B,NH,T,T) probabilities.
+//   type    name       elements
+#define GPU_ACTIVATIONS(X)                  \
+    X(floatX, encoded,   B * T * C)         \
+    X(floatX, ln1,       L * B * T * C)     \
+    X(float,  ln1_mean,  L * B * T)         \
+    X(float,  ln1_rstd,  L * B * T)         \
+    X(floatX, qkv,       L * B * T * 3 * C) \
+    X(float,  att_lse,   L * B * NH * T)    \
+    X(floatX, atty,      L * B * T * C)     \
+    X(floatX, residual2, L * B * T * C)     \
+    X(floatX, ln2,       L * B * T * C)     \
+    X(float,  ln2_mean,  L * B * T)         \
+    X(float,  ln2_rstd,  L * B * T)         \
+    X(floatX, fch,       L * B * T * 4 * C) \
+    X(floatX, fch_gelu,  L * B * T * 4 * C) \
+    X(floatX, residual3, L * B * T * C)     \
+    X(floatX, lnf,       B * T * C)         \
+    X(float,  lnf_mean,  B * T)             \
+    X(float,  lnf_rstd,  B * T)             \
+    X(floatX, logits,    B * T * Vp)        \
+    X(float,  losses,    B * T)             \
+    X(floatX, proj,      B * T * C)   /* scratch: attproj, then fcproj */      \
+    X(floatX, dresidual, B * T * C)   /* backward scratch, as in train_gpt.c */ \
+    X(floatX, dx,        B * T * C)         \
+    X(floatX, dqkv,      B * T * 3 * C)     \
+    X(floatX, dfch,      B * T * 4 * C)     \
+    X(float,  att_delta, B * NH * T)        \
+    X(float,  colpart,   2 * COL_CHUNKS * 4 * C) /* column-sum partials, OC <= 4C */
+
+#define X_ACT_FIELD_GPU(type, name, n) type* name;
+typedef struct { GPU_ACTIVATIONS(X_ACT_FIELD_GPU) } GpuActivations;
+#undef X_ACT_FIELD_GPU
+
+typedef struct {
+    floatX* params_memory;  ParameterTensorsX params;   // the weights the kernels read
+    float* master;                                      // (num_parameters) fp32 master weights
+    float* grads_memory;    ParameterTensors grads;     // fp32 gradients
+    float* m;  float* v;                                // AdamW moments
+    char* acts_memory;      GpuActivations acts;
+    int alloc_B, alloc_T, B, T, has_targets;
+    int fuse_gelu;                                      // GELU in the matmul epilogue
+    int* inputs;  int* targets;                         // (alloc_B*alloc_T) on the GPU
+    int* host_inputs;                                   // the last forward's inputs, for the buckets
+    int* buckets;  int* host_buckets;                   // 4 * BT ints: tok, start, len, positions
+    double* norm_partial;   float* norm_coef;           // (NORM_BLOCKS), (2): norm, coef
+    float* host_logits;  floatX* host_row;              // (Vp) one row for the sampler
+    float* host_losses;                                 // (BT)
+} GpuModel;
+
+// carves one block into the activation table for (B,T), 256-byte aligned pieces; NULL = count
+static size_t gpu_activation_pointers(GpuActivations* t, char* memory, const GPTConfig* cfg, size_t B, size_t T) {
+    size_t C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size;
+    size_t total = 0;
+#define X_CARVE(type, name, n)                                                     \
+    t->name = memory != NULL ? (type*)(memory + total) : NULL;                     \
+    total += ((size_t)(n) * sizeof(type) + 255) / 256 * 256;
+    GPU_ACTIVATIONS(X_CARVE)
+#undef X_CARVE
+    return total;
+}
+
+static GpuModel* gpu(const GPT* model) {
+    if (model->device == NULL) { die("the GPU backend was used before attach"); }
+    return (GpuModel*)model->device;
+}
+
+static void gpu_params_from_master(GpuModel* g, size_t n) {
+    params_from_master_kernel<<<ceil_div((long)n, 256), 256>>>(g->params_memory, g->master, (long)n);
+    LAUNCH_CHECK("params_from_master_kernel");
+}
+
+static void gpu_attach(GPT* model, int B, int T) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) { die("no CUDA device found (train_gptcu needs an NVIDIA GPU; train_gpt runs on the CPU)"); }
+    if (g_lt == NULL) {
+        CUBLAS_CHECK(cublasLtCreate(&g_lt));
+        CUDA_CHECK(cudaMalloc(&g_lt_workspace, LT_WORKSPACE_BYTES));
+    }
+    const GPTConfig* cfg = &model->config;
+    GpuModel* g = (GpuModel*)calloc_or_die(1, sizeof(GpuModel));
+    model->device = g;
+    size_t n = model->num_parameters;
+    g->params_memory = cuda_alloc<floatX>(n, "parameters");
+    g->master = cuda_alloc<float>(n, "master weights");
+    g->grads_memory = cuda_alloc<float>(n, "gradients");
+    g->m = cuda_alloc<float>(n, "AdamW m");
+    g->v = cuda_alloc<float>(n, "AdamW v");
+    CUDA_CHECK(cudaMemcpy(g->master, model->params_memory, n * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(g->grads_memory, 0, n * sizeof(float)));
+    if (model->m_memory != NULL) { // resuming: the moments come from the state file
+        CUDA_CHECK(cudaMemcpy(g->m, model->m_memory, n * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(g->v, model->v_memory, n * sizeof(float), cudaMemcpyHostToDevice));
+    } else {
+        CUDA_CHECK(cudaMemset(g->m, 0, n * sizeof(float)));
+        CUDA_CHECK(cudaMemset(g->v, 0, n * sizeof(float)));
+    }
+    gpu_params_from_master(g, n);
+    floatX* px = g->params_memory;
+    floatX** ptrs[NUM_PARAMETER_TENSORS];
+    int i = 0;
+#define X_PTR_X(name, d0, d1, d2, init, decay) ptrs[i++] = &g->params.name;
+    GPT_PARAMETERS(X_PTR_X)
+#undef X_PTR_X
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { *ptrs[k] = px; px += model->specs[k].size; }
+    param_pointers(&g->grads, g->grads_memory, model->specs);
+
+    size_t bytes = gpu_activation_pointers(&g->acts, NULL, cfg, (size_t)B, (size_t)T);
+    g->acts_memory = cuda_alloc<char>(bytes, "activations");
+    g->alloc_B = B; g->alloc_T = T;
+    size_t BT = (size_t)B * T;
+    g->inputs = cuda_alloc<int>(BT, "inputs");
+    g->targets = cuda_alloc<int>(BT, "targets");
+    g->buckets = cuda_alloc<int>(4 * BT, "token buckets");
+    g->host_buckets = (int*)malloc_or_die(4 * BT * sizeof(int));
+    g->host_inputs = (int*)malloc_or_die(BT * sizeof(int));
+    g->norm_partial = cuda_alloc<double>(NORM_BLOCKS, "norm partials");
+    g->norm_coef = cuda_alloc<float>(2, "norm");
+    g->host_logits = (float*)malloc_or_die((size_t)cfg->padded_vocab_size * sizeof(float));
+    g->host_row = (floatX*)malloc_or_die((size_t)cfg->padded_vocab_size * sizeof(floatX));
+    g->host_losses = (float*)malloc_or_die(BT * sizeof(float));
+#ifdef PRECISION_FP32
+    g->fuse_gelu = 0; // the fp32 build checks against PyTorch at 1e-5: our own tanh GELU, not the library's
+#else
+    g->fuse_gelu = 1;
+#endif
+    const char* env = getenv("GPT_FUSE_GELU");
+    if (env != NULL) { g->fuse_gelu = atoi(env) != 0; }
+    CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+static float gpu_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
+    GpuModel* g = gpu(model);
+    const GPTConfig* cfg = &model->config;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers, NH = cfg->num_heads, C = cfg->channels;
+    gpt_check_batch(cfg, inputs, targets, B, T);
+    if (B > g->alloc_B || T > g->alloc_T) {
+        die("batch (B=%d, T=%d) is larger than the (B=%d, T=%d) the GPU activations were allocated for", B, T, g->alloc_B, g->alloc_T);
+    }
+    gpu_activation_pointers(&g->acts, g->acts_memory, cfg, (size_t)B, (size_t)T); // layout for this (B,T)
+    g->B = B; g->T = T; g->has_targets = targets != NULL;
+    int BT = B * T;
+    memcpy(g->host_inputs, inputs, (size_t)BT * sizeof(int));
+    CUDA_CHECK(cudaMemcpy(g->inputs, inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+    if (targets != NULL) { CUDA_CHECK(cudaMemcpy(g->targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice)); }
+
+    ParameterTensorsX p = g->params;
+    GpuActivations a = g->acts;
+    size_t sBT = (size_t)BT;
+    encoder_forward_gpu(a.encoded, g->inputs, p.wte, p.wpe, B, T, C);
+    residual_layernorm_forward_gpu(NULL, a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, NULL, p.ln1w, p.ln1b, BT, C);
+    for (int l = 0; l < L; l++) {
+        const floatX* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C;
+        floatX* qkv = a.qkv + l * sBT * 3 * C;
+        floatX* atty = a.atty + l * sBT * C;
+        floatX* res2 = a.residual2 + l * sBT * C;
+        floatX* res3 = a.residual3 + l * sBT * C;
+        floatX* fch = a.fch + l * sBT * 4 * C;
+        floatX* fch_gelu = a.fch_gelu + l * sBT * 4 * C;
+        matmul_forward_gpu(qkv, NULL, a.ln1 + l * sBT * C, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, 0);
+        attention_forward_gpu(atty, a.att_lse + l * (size_t)B * NH * T, qkv, B, T, C, NH);
+        matmul_forward_gpu(a.proj, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C, 0);
+        // residual2 = x + attproj; ln2 = layernorm(residual2)
+        residual_layernorm_forward_gpu(res2, a.ln2 + l * sBT * C, a.ln2_mean + l * sBT, a.ln2_rstd + l * sBT,
+                                       x, a.proj, p.ln2w + l * C, p.ln2b + l * C, BT, C);
+        matmul_forward_gpu(fch, fch_gelu, a.ln2 + l * sBT * C, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, g->fuse_gelu);
+        matmul_forward_gpu(a.proj, NULL, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, BT, 4 * C, C, 0);
+        // residual3 = residual2 + fcproj; then the next layer's ln1, or the final lnf
+        if (l + 1 < L) {
+            residual_layernorm_forward_gpu(res3, a.ln1 + (l + 1) * sBT * C, a.ln1_mean + (l + 1) * sBT, a.ln1_rstd + (l + 1) * sBT,
+                                           res2, a.proj, p.ln1w + (l + 1) * C, p.ln1b + (l + 1) * C, BT, C);
+        } else {
+            residual_layernorm_forward_gpu(res3, a.lnf, a.lnf_mean, a.lnf_rstd, res2, a.proj, p.lnfw, p.lnfb, BT, C);
+        }
+    }
+    matmul_forward_gpu(a.logits, NULL, a.lnf, p.wte, NULL, BT, C, Vp, 0); // lm head tied to wte
+    if (targets == NULL) { return -1.0f; }
+    // loss, and d(mean loss)/d(logits) = (softmax - onehot) / BT in place of the logits
+    classifier_gpu(a.logits, a.losses, g->targets, BT, V, Vp, 1.0f / (float)BT, 1);
+    CUDA_CHECK(cudaMemcpy(g->host_losses, a.losses, sBT * sizeof(float), cudaMemcpyDeviceToHost));
+    double sum = 0.0;
+    for (int i = 0; i < BT; i++) { sum += g->host_losses[i]; }
+    return (float)(sum / BT);
+}
+
+// groups the positions of the last forward's inputs by token (counting sort, positions ascending)
+static int gpu_token_buckets(GpuModel* g, int V) {
+    int BT = g->B * g->T;
+    int* tok = g->host_buckets;  int* start = tok + BT;  int* len = start + BT;  int* pos = len + BT;
+    int* count = (int*)calloc_or_die((size_t)V, sizeof(int));
+    for (int i = 0; i < BT; i++) { count[g->host_inputs[i]]++; }
+    int nb = 0, at = 0;
+    for (int v = 0; v < V; v++) {
+        if (count[v] == 0) { continue; }
+        tok[nb] = v; start[nb] = at; len[nb] = count[v];
+        count[v] = at; // becomes the next free slot of v
+        at += len[nb]; nb++;
+    }
+    for (int i = 0; i < BT; i++) { pos[count[g->host_inputs[i]]++] = i; }
+    free(count);
+    // upload as laid out on the host (4 arrays of BT)
+    CUDA_CHECK(cudaMemcpy(g->buckets, g->host_buckets, 4 * (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+    return nb;
+}
+
+static void gpu_backward(GPT* model, float loss_scale) {
+    GpuModel* g = gpu(model);
+    const GPTConfig* cfg = &model->config;
+    int Vp = cfg->padded_vocab_size, L = cfg->num_layers, NH = cfg->num_heads, C = cfg->channels;
+    int B = g->B, T = g->T, BT = B * T;
+    if (!g->has_targets) { die("gpu_backward: the last forward had no targets"); }
+    ParameterTensorsX p = g->params;
+    ParameterTensors gr = g->grads;
+    GpuActivations a = g->acts;
+    size_t sBT = (size_t)BT;
+    float* part = a.colpart;
+
+    // logits = lnf @ wte^T; the logits buffer holds dlogits for a loss scale of 1
+    matmul_backward_gpu(a.dx, gr.wte, NULL, a.logits, a.lnf, p.wte, BT, C, Vp, loss_scale, part);
+    CUDA_CHECK(cudaMemset(a.dresidual, 0, sBT * C * sizeof(floatX)));
+    const floatX* last = a.residual3 + (L - 1) * sBT * C;
+    layernorm_backward_gpu(a.dresidual, gr.lnfw, gr.lnfb, a.dx, last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C, part);
+    for (int l = L - 1; l >= 0; l--) {
+        const floatX* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C;
+        // fcproj = fch_gelu @ fcprojw^T + fcprojb; dresidual is d(fcproj)
+        matmul_backward_gpu(a.dfch, gr.fcprojw + (size_t)l * C * 4 * C, gr.fcprojb + l * C, a.dresidual,
+                            a.fch_gelu + l * sBT * 4 * C, p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C, 1.0f, part);
+        gelu_backward_gpu(a.dfch, a.fch + l * sBT * 4 * C, a.dfch, sBT * 4 * C);
+        matmul_backward_gpu(a.dx, gr.fcw + (size_t)l * 4 * C * C, gr.fcb + l * 4 * C, a.dfch, a.ln2 + l * sBT * C,
+                            p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, 1.0f, part);
+        layernorm_backward_gpu(a.dresidual, gr.ln2w + l * C, gr.ln2b + l * C, a.dx, a.residual2 + l * sBT * C,
+                               p.ln2w + l * C, a.ln2_mean + l * sBT, a.ln2_rstd + l * sBT, BT, C, part);
+        matmul_backward_gpu(a.dx, gr.attprojw + (size_t)l * C * C, gr.attprojb + l * C, a.dresidual,
+                            a.atty + l * sBT * C, p.attprojw + (size_t)l * C * C, BT, C, C, 1.0f, part);
+        attention_backward_gpu(a.dqkv, a.att_delta, a.dx, a.qkv + l * sBT * 3 * C, a.atty + l * sBT * C,
+                               a.att_lse + l * (size_t)B * NH * T, B, T, C, NH);
+        matmul_backward_gpu(a.dx, gr.qkvw + (size_t)l * 3 * C * C, gr.qkvb + l * 3 * C, a.dqkv, a.ln1 + l * sBT * C,
+                            p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, 1.0f, part);
+        layernorm_backward_gpu(a.dresidual, gr.ln1w + l * C, gr.ln1b + l * C, a.dx, x, p.ln1w + l * C,
+                               a.ln1_mean + l * sBT, a.ln1_rstd + l * sBT, BT, C, part);
+    }
+    int nb = gpu_token_buckets(g, cfg->vocab_size);
+    int* bk = g->buckets;
+    encoder_backward_gpu(gr.wte, gr.wpe, a.dresidual, bk, bk + BT, bk + 2 * BT, bk + 3 * BT, nb, B, T, C);
+}
+
+static float gpu_step(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
+                      float weight_decay, int t) {
+    GpuModel* g = gpu(model);
+    size_t n = model->num_parameters;
+    norm_partials_kernel<<<NORM_BLOCKS, NORM_THREADS>>>(g->norm_partial, g->grads_memory, (long)n);
+    LAUNCH_CHECK("norm_partials_kernel");
+    norm_finish_kernel<<<1, 32>>>(g->norm_coef, g->norm_partial, grad_clip);
+    LAUNCH_CHECK("norm_finish_kernel");
+    AdamTable tab;
+    long offset = 0, largest = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        tab.offset[k] = offset;
+        tab.size[k] = (long)model->specs[k].size;
+        tab.decay[k] = model->specs[k].decay ? (float)(1.0 - (double)lr * weight_decay) : 1.0f;
+        offset += tab.size[k];
+        if (tab.size[k] > largest) { largest = tab.size[k]; }
+    }
+    // the same scalar arithmetic as gpt_update
+    float step_size = (float)((double)lr / (1.0 - pow((double)beta1, (double)t)));
+    float bc2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)t));
+    int gx = ceil_div(largest, ADAM_THREADS);
+    if (gx > 1024) { gx = 1024; } // grid-stride beyond that
+    dim3 grid(gx, NUM_PARAMETER_TENSORS);
+    adamw_kernel<<<grid, ADAM_THREADS>>>(g->params_memory, g->master, g->grads_memory, g->m, g->v, g->norm_coef,
+                                         tab, beta1, beta2, eps, step_size, bc2_sqrt);
+    LAUNCH_CHECK("adamw_kernel");
+    float norm_coef[2];
+    CUDA_CHECK(cudaMemcpy(norm_coef, g->norm_coef, sizeof(norm_coef), cudaMemcpyDeviceToHost));
+    return norm_coef[0];
+}
+
+static const float* gpu_logits(GPT* model, int b, int t) {
+    GpuModel* g = gpu(model);
+    int Vp = model->config.padded_vocab_size;
+    if (g->has_targets) { die("gpu_logits: the last forward had targets (its logits became gradients)"); }
+    floatX* row = g->host_row;
+    CUDA_CHECK(cudaMemcpy(row, g->acts.logits + ((size_t)b * g->T + t) * Vp, (size_t)Vp * sizeof(floatX),
+                          cudaMemcpyDeviceToHost));
+    for (int v = 0; v < Vp; v++) { g->host_logits[v] = to_float(row[v]); }
+    return g->host_logits;
+}
+
+static void gpu_to_host(GPT* model) {
+    GpuModel* g = gpu(model);
+    size_t n = model->num_parameters;
+    if (model->m_memory == NULL) {
+        model->m_memory = (float*)malloc_or_die(n * sizeof(float));
+        model->v_memory = (float*)malloc_or_die(n * sizeof(float));
+    }
+    CUDA_CHECK(cudaMemcpy(model->params_memory, g->master, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(model->m_memory, g->m, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(model->v_memory, g->v, n * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+static void gpu_summary(const GPT* model) {
+    (void)model;
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    printf("gpu: %s (sm_%d%d) | %s | memory in use %.0f MiB of %.0f MiB\n", prop.name, prop.major, prop.minor,
+           PRECISION_NAME, (double)(total_b - free_b) / 1048576.0, (double)total_b / 1048576.0);
+}
+
+static void gpu_detach(GPT* model) {
+    GpuModel* g = (GpuModel*)model->device;
+    if (g == NULL) { return; }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    void* dev[] = {g->params_memory, g->master, g->grads_memory, g->m, g->v, g->acts_memory, g->inputs,
+                   g->targets, g->buckets, g->norm_partial, g->norm_coef};
+    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) { CUDA_CHECK(cudaFree(dev[i])); }
+    free(g->host_buckets); free(g->host_inputs); free(g->host_logits); free(g->host_row); free(g->host_losses);
+    free(g);
+    model->device = NULL;
+}
+
+static const Backend gpu_backend = {"cuda " PRECISION_NAME, gpu_attach, gpu_forward, gpu_backward, gpu_step,
+                                    gpu_logits, gpu_to_host, gpu_summary, gpu_detach};
+
+#ifndef GPT_NO_MAIN_CU
+int main(int argc, char** argv) {
+    TrainOptions o = parse_options(argc, argv);
+    o.backend = &gpu_backend;
+    TrainResult r;
+    r.losses = (float*)calloc_or_die((size_t)o.max_steps, sizeof(float));
+    run_training(&o, &r);
+    free(r.losses);
+    return 0;
+}
+#endif
