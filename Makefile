@@ -120,6 +120,9 @@ train_gptcu_emu: $(EMU_DEPS)
 # emulator takes minutes: EMU_D12=1 adds it)
 EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
 test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+	bash dev/cuda/emu_build.sh dev/cuda/emu_selftest.cu build/emu_selftest.cpp
+	$(CXX) $(EMU_FLAGS) -o build/emu_selftest build/emu_selftest.cpp && ./build/emu_selftest
+	$(MAKE) --no-print-directory -C dev/cuda emu-test
 	./test_gptcu_emu_fp32 $(EMU_PAIRS)
 	./test_gptcu_emu $(EMU_PAIRS)
 	@if ./test_gptcu_emu --no-resume --corrupt atty.1 dev/ref/odd_model.bin dev/ref/odd_ref.bin \

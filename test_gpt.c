@@ -1,5 +1,5 @@
 /*
-test_gpt.c -- proves train_gpt.c against PyTorch, tensor by tensor.
+test_gpt.c -- proves train_gpt.c (and train_gpt.cu) against PyTorch, tensor by tensor.
 
 dev/train_gpt.py --write-reference writes a model file (the initial weights) and a reference file
 (the input batch, every activation of the forward pass, the loss, every parameter gradient, and
@@ -14,9 +14,16 @@ loads both, runs the same computation with train_gpt.c's functions and compares:
   resume    (built in, no reference needed) a run resumed from a checkpoint continues with
             bit-identical losses and parameters; two identical runs agree bit for bit
 
-A tensor passes when every element satisfies |ours - ref| <= atol + rtol * |ref|. Every comparison
-also proves it can fail: it perturbs one reference element just past the tolerance and expects
-the comparison to reject it (a check that cannot fail is reported as FAILED).
+A tensor passes when every element satisfies |ours - ref| <= atol + rtol * |ref| (and, in the bf16
+build, the whole tensor ||ours - ref|| / ||ref|| <= a stated bound). Every comparison also proves
+it can fail: it perturbs one reference element just past the tolerance (and scales the reference
+past the l2 bound) and expects the comparison to reject it (a check that cannot fail is reported
+as FAILED).
+
+Builds: `make test_gpt` (cc: the CPU code), `make test_gptcu` (nvcc: the GPU backend of
+train_gpt.cu; PRECISION=FP32 or BF16), `make test_gptcu_emu` / `test_gptcu_emu_fp32` (train_gpt.cu's
+kernels on the CPU emulator of dev/cuda/emu.h). The same checks run in each; the CUDA builds skip
+the activations the GPU does not keep (attention probabilities, attproj, fcproj) and say so.
 
 usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]...
   with no files: dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/d12_model.bin dev/ref/d12_ref.bin
@@ -150,6 +157,23 @@ static float rms_floor(const float* ref, size_t rows, size_t cols, size_t stride
     return (float)(floor * sqrt(ss / (double)(rows * cols)));
 }
 
+// ||ours - ref|| / ||ref|| over the whole tensor (ref scaled by `scale`)
+static double rel_l2(const float* a, const float* ref, size_t rows, size_t cols, size_t stride_a,
+                     size_t stride_r, double scale) {
+    double num = 0.0, den = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) {
+            double y = scale * ref[r * stride_r + c], d = a[r * stride_a + c] - y;
+            num += d * d;
+            den += y * y;
+        }
+    }
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+// when > 0 (the bf16 build), every tensor must also satisfy rel_l2 <= g_l2_tol
+static float g_l2_tol = 0.0f;
+
 static void check_strided(const char* name, const float* ours, float* ref, size_t rows, size_t cols,
                           size_t stride_a, size_t stride_r, float rtol, float atol) {
     if (g_corrupt != NULL && strcmp(g_corrupt, name) == 0) {
@@ -172,9 +196,18 @@ static void check_strided(const char* name, const float* ours, float* ref, size_
     double a2, r2;
     int can_fail = !within(ours, ref, rows, cols, stride_a, stride_r, atol, rtol, &a2, &r2);
     ref[worst] = saved;
+    char l2[96] = "";
+    if (g_l2_tol > 0.0f && rows * cols > 4) {
+        // the tensor as a whole; it must fail against the reference scaled by 1 + 3 tol
+        double e = rel_l2(ours, ref, rows, cols, stride_a, stride_r, 1.0);
+        int l2_can_fail = !(rel_l2(ours, ref, rows, cols, stride_a, stride_r, 1.0 + 3.0 * g_l2_tol) <= g_l2_tol);
+        ok = ok && e <= g_l2_tol;
+        can_fail = can_fail && l2_can_fail;
+        snprintf(l2, sizeof(l2), " | l2 %.1e tol %.0e", e, g_l2_tol);
+    }
     int pass = ok && can_fail;
-    printf("%-20s n=%-10zu max_abs %.2e max_rel %.2e | atol %.1e rtol %.0e  %s%s\n", name,
-           rows * cols, max_abs, max_rel, atol, rtol, pass ? "OK" : "FAILED",
+    printf("%-20s n=%-10zu max_abs %.2e max_rel %.2e | atol %.1e rtol %.0e%s  %s%s\n", name,
+           rows * cols, max_abs, max_rel, atol, rtol, l2, pass ? "OK" : "FAILED",
            can_fail ? "" : " (this check cannot fail)");
     if (rows * cols <= 4) { // short vectors (per-step values): show them
         for (size_t c = 0; c < cols; c++) { printf("    [%zu] ours %.9g ref %.9g\n", c, ours[c], ref[c]); }
@@ -192,7 +225,7 @@ static void check_bool(const char* name, int ok, const char* detail) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Tolerances, fp32 against fp32: |ours - ref| <= atol + rtol*|ref| with atol = floor * rms(ref).
+// Tolerances of the CPU and CUDA fp32 builds, fp32 against fp32: |ours - ref| <= atol + rtol*|ref| with atol = floor * rms(ref).
 // Both sides evaluate the same formulas in float32 but sum in different orders (our blocked loops,
 // PyTorch's BLAS), so a sum of n terms differs by ~sqrt(n) ulp (1 ulp = 6e-8) of its TERMS, not of
 // its result: where terms cancel, the relative error of the result is unbounded, but the absolute
@@ -223,15 +256,38 @@ static void check_bool(const char* name, int ok, const char* detail) {
 #define NORM_RTOL 1e-4f
 #define PARAM_RTOL 1e-5f
 #define PARAM_FLOOR 3e-3f
+#define ACT_L2 0.0f   // (no whole-tensor checks: the element-wise ones are tight)
+#define GRAD_L2 0.0f
+#define STEP_L2 0.0f
 #else
-#define ACT_RTOL 1e-5f
-#define ACT_FLOOR 3e-5f
-#define GRAD_RTOL 1e-4f
-#define GRAD_FLOOR 1e-3f
-#define STEP_RTOL 1e-5f
-#define NORM_RTOL 1e-4f
-#define PARAM_RTOL 1e-5f
-#define PARAM_FLOOR 3e-3f
+// Tolerances of the bf16 build (fp32 reference). bf16 keeps 8 significant bits: every stored
+// activation or weight copy is off by up to u = 2^-9 = 2e-3 relative (round to nearest even), a
+// layer reads and writes several of them, and the residual stream carries each layer's error on.
+// Element-wise bounds therefore only catch gross local errors; the tensor as a whole is held to
+// a relative l2 error ||ours - ref|| / ||ref|| of a few u per layer, which a wrong head, row, sign
+// or factor anywhere exceeds. Measured under the CPU emulator (dev/cuda/emu.h: RNE bf16 stores,
+// fp32 accumulation, as the GPU), worst over both configs:
+//   activations  l2 0.013 (d12, layers 10-11; odd 0.006); element-wise 0.11 * rms (fch_gelu.11)
+//                -> l2 <= 0.03, |err| <= 0.25 rms + 2^-6 |ref|
+//   gradients    l2 0.015 (d12 wpe/wte; odd 0.009); element-wise up to 1.5 * rms in grad.wte,
+//                whose rare-token rows are a few bf16 roundings of small sums -> l2 <= 0.05,
+//                |err| <= 2 rms + 2^-6 |ref|
+//   K steps      loss 1.0e-4 relative, norm 3.2e-3 relative -> 1e-3 and 1e-2
+//   parameters   a gradient element smaller than its bf16 noise can take either sign, and AdamW
+//                then moves it by ~lr the other way: |err| <= 2 * sum(lr) (measured 1.4 sum(lr),
+//                d12 attprojw). The movement p - p0 as a whole: l2 0.051 (odd attprojb), 0.041
+//                d12 -> l2 <= 0.15
+#define ACT_RTOL 1.6e-2f
+#define ACT_FLOOR 0.25f
+#define GRAD_RTOL 1.6e-2f
+#define GRAD_FLOOR 2.0f
+#define STEP_RTOL 1e-3f
+#define NORM_RTOL 1e-2f
+#define PARAM_RTOL 0.0f
+#define PARAM_FLOOR 2.0f
+#define ACT_L2 0.03f
+#define GRAD_L2 0.05f
+#define STEP_L2 0.15f
 #endif
 
 // ----------------------------------------------------------------------------------------------
@@ -339,7 +395,10 @@ static void test_pair(const char* model_path, const char* ref_path) {
     }
 
     // forward on micro-batch 0: every activation, layer by layer
+    float* init_params = (float*)malloc_or_die(model.num_parameters * sizeof(float));
+    memcpy(init_params, model.params_memory, model.num_parameters * sizeof(float));
     const Backend* be = g_backend;
+    g_l2_tol = ACT_L2;
     be->attach(&model, B, T);
     size_t BT = (size_t)B * T;
     // the logits first, from a forward without targets (the GPU's forward with targets turns the
@@ -395,6 +454,7 @@ static void test_pair(const char* model_path, const char* ref_path) {
 
     // backward: every parameter gradient
     be->backward(&model, 1.0f);
+    g_l2_tol = GRAD_L2;
     {
         fetch_grads(&model, buf);
         float* g = buf;
@@ -430,20 +490,34 @@ static void test_pair(const char* model_path, const char* ref_path) {
             norms[k] = be->step(&model, clip, lrs[k], beta1, beta2, eps, wd, k + 1);
         }
         be->to_host(&model);
+        g_l2_tol = 0.0f;
         check("step_loss", losses, (float*)ref_get(&ref, "step_loss", 0, (size_t)K)->data, (size_t)K, STEP_RTOL, 0.0f);
         check("step_norm", norms, (float*)ref_get(&ref, "step_norm", 0, (size_t)K)->data, (size_t)K, NORM_RTOL, 0.0f);
         check("step_lr", lrs, (float*)ref_get(&ref, "step_lr", 0, (size_t)K)->data, (size_t)K, 1e-6f, 0.0f);
         double lr_sum = 0.0; // how far AdamW can move any element in K steps: ~lr per step
         for (int k = 0; k < K; k++) { lr_sum += lrs[k]; }
         float* p = model.params_memory;
+        float* p0 = init_params;
         for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
             char name[160];
             snprintf(name, sizeof(name), "final.%s", model.specs[k].name);
             size_t n = model.specs[k].size;
-            check(name, p, (float*)ref_get(&ref, name, 0, n)->data, n, PARAM_RTOL, (float)(PARAM_FLOOR * lr_sum));
-            p += n;
+            float* r = (float*)ref_get(&ref, name, 0, n)->data;
+            g_l2_tol = 0.0f;
+            check(name, p, r, n, PARAM_RTOL, (float)(PARAM_FLOOR * lr_sum));
+            if (STEP_L2 > 0.0f) { // the K steps' movement p - p0 against the reference's, as a whole
+                float* dours = (float*)malloc_or_die(2 * n * sizeof(float));
+                float* dref = dours + n;
+                for (size_t i = 0; i < n; i++) { dours[i] = p[i] - p0[i]; dref[i] = r[i] - p0[i]; }
+                snprintf(name, sizeof(name), "moved.%s", model.specs[k].name);
+                g_l2_tol = STEP_L2;
+                check(name, dours, dref, n, 0.0f, (float)(PARAM_FLOOR * lr_sum));
+                g_l2_tol = 0.0f;
+                free(dours);
+            }
+            p += n; p0 += n;
         }
-        free(losses); free(norms); free(lrs);
+        free(losses); free(norms); free(lrs); free(init_params);
     }
     free(inputs); free(targets); free(buf);
     ref_free(&ref);

@@ -2123,13 +2123,17 @@ static TrainOptions parse_options(int argc, char** argv) {
     return o;
 }
 
-#ifndef GPT_NO_MAIN
-int main(int argc, char** argv) {
+// the whole program: flags -> a training run on the given backend (train_gpt.cu passes its GPU one)
+static inline int train_main(int argc, char** argv, const Backend* backend) {
     TrainOptions o = parse_options(argc, argv);
+    o.backend = backend;
     TrainResult r;
     r.losses = (float*)calloc_or_die((size_t)o.max_steps, sizeof(float));
     run_training(&o, &r);
     free(r.losses);
     return 0;
 }
+
+#ifndef GPT_NO_MAIN
+int main(int argc, char** argv) { return train_main(argc, argv, &cpu_backend); }
 #endif

@@ -29,6 +29,10 @@ Rules that are easy to miss:
     loss_scale enters as the alpha of the two lm-head matmuls: everything after is linear in it.
   - A forward without targets keeps the logits (sampling, tests).
 
+Errors: every CUDA and cuBLASLt call is checked and a failure is one line naming the call (file:
+line) and the error; every launch is checked by kernel name. A fault inside a kernel surfaces at
+the next synchronizing call; run with CUDA_LAUNCH_BLOCKING=1 to have it named by its kernel.
+
 Build: make train_gptcu (PRECISION=FP32 for the fp32 build). dev/cuda/ holds the kernel lab and
 a CPU emulator that runs these kernels without a GPU (make test_gptcu_emu).
 */
@@ -541,10 +545,12 @@ __global__ void norm_finish_kernel(float* __restrict__ norm_coef, const double* 
 // the dropped fraction, so rounding errors average out over steps instead of stalling small
 // updates). The random bits are a hash of (index, the master's bits): deterministic, and a
 // function of the master alone.
+#ifndef PRECISION_FP32
 __host__ __device__ static inline uint32_t hash32(uint32_t x) {
     x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;
     return x;
 }
+#endif
 __device__ static inline floatX param_from_master(float w, long idx) {
 #ifdef PRECISION_FP32
     (void)idx;
@@ -552,8 +558,10 @@ __device__ static inline floatX param_from_master(float w, long idx) {
 #else
     uint32_t bits = __float_as_uint(w);
     if ((bits & 0x7f800000u) == 0x7f800000u) { return __float2bfloat16_rn(w); } // inf, nan
-    uint32_t r = hash32((uint32_t)idx * 0x9E3779B9u ^ hash32(bits)) & 0xffffu;
-    return __ushort_as_bfloat16((unsigned short)((bits + r) >> 16));
+    uint32_t r = hash32(((uint32_t)idx ^ (uint32_t)(idx >> 32)) * 0x9E3779B9u ^ hash32(bits)) & 0xffffu;
+    uint32_t up = bits + r;
+    if ((up & 0x7f800000u) == 0x7f800000u) { up = bits; } // within an ulp of FLT_MAX: never round to inf
+    return __ushort_as_bfloat16((unsigned short)(up >> 16));
 #endif
 }
 
@@ -1113,13 +1121,5 @@ static const Backend gpu_backend = {"cuda " PRECISION_NAME, gpu_attach, gpu_forw
                                     gpu_logits, gpu_to_host, gpu_summary, gpu_detach};
 
 #ifndef GPT_NO_MAIN_CU
-int main(int argc, char** argv) {
-    TrainOptions o = parse_options(argc, argv);
-    o.backend = &gpu_backend;
-    TrainResult r;
-    r.losses = (float*)calloc_or_die((size_t)o.max_steps, sizeof(float));
-    run_training(&o, &r);
-    free(r.losses);
-    return 0;
-}
+int main(int argc, char** argv) { return train_main(argc, argv, &gpu_backend); }
 #endif

@@ -590,6 +590,8 @@ def train(a):
     med = float(np.median(timed))
     print("tokens/s %.0f" % (a.A * a.B * a.T / (med / 1000)))
     print("median_ms_per_step=%.3f" % med)
+    if a.device == "cuda":
+        print("peak_gpu_mib=%.0f" % (torch.cuda.max_memory_allocated() / 1048576))
 
 # ----------------------------------------------------------------------------------------------
 # Self-test: the RNG bit for bit, the file formats, and the model's basic physics.

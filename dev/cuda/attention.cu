@@ -1,0 +1,319 @@
+/*
+dev/cuda/attention.cu -- kernel lab: causal multi-head attention without the (T,T) matrix.
+Forward: out = softmax(scale q k^T, causal) v per head, plus lse = log sum exp of each score row;
+backward: dqkv from dout, recomputing the probabilities from q, k and lse.
+
+Versions (argv[1], default all):
+  1  one thread per (b, h, query row) for the forward (two passes over the keys: max, then sums)
+     and for dq; one thread per (b, h, key row) for dk, dv. No shared memory, no barriers.
+  2  train_gpt.cu: attention_forward_gpu (flash forward: K/V tiles in shared memory, online
+     softmax), attention_backward_gpu (delta, then the dk/dv and dq kernels)
+Reference: train_gpt.c attention_forward / attention_backward in float, which materialise the
+(B,NH,T,T) probabilities; lse in double from the same scores.
+
+The backward is fed the REFERENCE forward (out rounded to floatX, lse), so it is checked on its
+own, whatever the forward version did.
+
+Build: make -C dev/cuda (GPU) or make -C dev/cuda emu-test (CPU emulator).
+*/
+#define GPT_NO_MAIN_CU
+#ifdef GPT_CUDA_EMU
+#include GPT_CUDA_EMU_SOURCE // provides: train_gpt.cu rewritten by emu_build.sh (see dev/cuda/Makefile)
+#else
+#include "train_gpt.cu" // provides: the kernels + launchers, and (via train_gpt.c) the CPU layers
+#endif
+#include "dev/cuda/common.h" // provides: random inputs, buffers, check, expect_rejection, time_ms
+
+// shapes: B batch, T time, C channels, NH heads, hs = C/NH head size; qkv (B,T,3C): head h of
+// position t has q at channel h*hs, k at C + h*hs, v at 2C + h*hs; lse, delta (B,NH,T)
+
+#define V1_MAX_HS 128 // version 1 keeps a row of o / dk / dv / dq in registers (local memory)
+
+// ------------------------------------------------------------------------------------------------
+// version 1
+
+__global__ void attention_forward_v1_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x; // over (b, h, i)
+    if (idx >= (long)B * NH * T) { return; }
+    int i = (int)(idx % T), h = (int)((idx / T) % NH);
+    long b = idx / ((long)T * NH);
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    const floatX* q = qkv + (b * T + i) * 3 * C + h * hs;
+    float m = -INFINITY;
+    for (int j = 0; j <= i; j++) {
+        const floatX* k = qkv + (b * T + j) * 3 * C + C + h * hs;
+        float s = 0.0f;
+        for (int e = 0; e < hs; e++) { s += to_float(q[e]) * to_float(k[e]); }
+        m = fmaxf(m, s * scale);
+    }
+    float o[V1_MAX_HS];
+    for (int e = 0; e < hs; e++) { o[e] = 0.0f; }
+    float l = 0.0f;
+    for (int j = 0; j <= i; j++) {
+        const floatX* k = qkv + (b * T + j) * 3 * C + C + h * hs;
+        const floatX* v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
+        float s = 0.0f;
+        for (int e = 0; e < hs; e++) { s += to_float(q[e]) * to_float(k[e]); }
+        float p = expf(s * scale - m);
+        l += p;
+        for (int e = 0; e < hs; e++) { o[e] += p * to_float(v[e]); }
+    }
+    floatX* orow = out + (b * T + i) * C + h * hs;
+    for (int e = 0; e < hs; e++) { orow[e] = to_floatX(o[e] / l); }
+    lse[idx] = m + logf(l);
+}
+
+// delta_i = rowsum(dout_i * out_i): the sum over j of p_ij dp_ij that the softmax backward needs
+__global__ void attention_delta_v1_kernel(float* delta, const floatX* dout, const floatX* out, int B, int T, int C, int NH) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * NH * T) { return; }
+    int i = (int)(idx % T), h = (int)((idx / T) % NH);
+    long b = idx / ((long)T * NH);
+    int hs = C / NH;
+    float s = 0.0f;
+    for (int e = 0; e < hs; e++) {
+        s += to_float(dout[(b * T + i) * C + h * hs + e]) * to_float(out[(b * T + i) * C + h * hs + e]);
+    }
+    delta[idx] = s;
+}
+
+// p_ij = exp(scale q_i.k_j - lse_i); ds_ij = p_ij (dout_i.v_j - delta_i)
+// dv_j = sum_{i>=j} p_ij dout_i;  dk_j = scale sum_{i>=j} ds_ij q_i
+__global__ void attention_dkdv_v1_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                         const float* delta, int B, int T, int C, int NH) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x; // over (b, h, j)
+    if (idx >= (long)B * NH * T) { return; }
+    int j = (int)(idx % T), h = (int)((idx / T) % NH);
+    long b = idx / ((long)T * NH);
+    long bh = b * NH + h;
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    const floatX* k = qkv + (b * T + j) * 3 * C + C + h * hs;
+    const floatX* v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
+    float dk[V1_MAX_HS], dv[V1_MAX_HS];
+    for (int e = 0; e < hs; e++) { dk[e] = 0.0f; dv[e] = 0.0f; }
+    for (int i = j; i < T; i++) {
+        const floatX* q = qkv + (b * T + i) * 3 * C + h * hs;
+        const floatX* d = dout + (b * T + i) * C + h * hs;
+        float s = 0.0f, dp = 0.0f;
+        for (int e = 0; e < hs; e++) { s += to_float(q[e]) * to_float(k[e]); dp += to_float(d[e]) * to_float(v[e]); }
+        float p = expf(s * scale - lse[bh * T + i]);
+        float ds = p * (dp - delta[bh * T + i]);
+        for (int e = 0; e < hs; e++) { dv[e] += p * to_float(d[e]); dk[e] += ds * to_float(q[e]); }
+    }
+    floatX* row = dqkv + (b * T + j) * 3 * C;
+    for (int e = 0; e < hs; e++) {
+        row[C + h * hs + e] = to_floatX(dk[e] * scale);
+        row[2 * C + h * hs + e] = to_floatX(dv[e]);
+    }
+}
+
+// dq_i = scale sum_{j<=i} ds_ij k_j
+__global__ void attention_dq_v1_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                       const float* delta, int B, int T, int C, int NH) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x; // over (b, h, i)
+    if (idx >= (long)B * NH * T) { return; }
+    int i = (int)(idx % T), h = (int)((idx / T) % NH);
+    long b = idx / ((long)T * NH);
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    const floatX* q = qkv + (b * T + i) * 3 * C + h * hs;
+    const floatX* d = dout + (b * T + i) * C + h * hs;
+    float dq[V1_MAX_HS];
+    for (int e = 0; e < hs; e++) { dq[e] = 0.0f; }
+    for (int j = 0; j <= i; j++) {
+        const floatX* k = qkv + (b * T + j) * 3 * C + C + h * hs;
+        const floatX* v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
+        float s = 0.0f, dp = 0.0f;
+        for (int e = 0; e < hs; e++) { s += to_float(q[e]) * to_float(k[e]); dp += to_float(d[e]) * to_float(v[e]); }
+        float p = expf(s * scale - lse[idx]);
+        float ds = p * (dp - delta[idx]);
+        for (int e = 0; e < hs; e++) { dq[e] += ds * to_float(k[e]); }
+    }
+    floatX* row = dqkv + (b * T + i) * 3 * C + h * hs;
+    for (int e = 0; e < hs; e++) { row[e] = to_floatX(dq[e] * scale); }
+}
+
+// ------------------------------------------------------------------------------------------------
+// the versions behind one signature each
+
+static const char* const version_names[] = {
+    "v1: a thread per row, no shared memory",
+    "train_gpt.cu: attention_forward_gpu, attention_backward_gpu (flash, tiles in shared memory)",
+};
+#define NVERSIONS 2
+
+static void forward(int version, floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
+    if (version == 1) {
+        int rows = B * NH * T;
+        attention_forward_v1_kernel<<<ceil_div(rows, 64), 64>>>(out, lse, qkv, B, T, C, NH);
+        LAUNCH_CHECK("attention_forward_v1_kernel");
+    } else {
+        attention_forward_gpu(out, lse, qkv, B, T, C, NH);
+    }
+}
+
+static void backward(int version, floatX* dqkv, float* delta, const floatX* dout, const floatX* qkv, const floatX* out,
+                     const float* lse, int B, int T, int C, int NH) {
+    if (version == 1) {
+        int rows = B * NH * T;
+        attention_delta_v1_kernel<<<ceil_div(rows, 64), 64>>>(delta, dout, out, B, T, C, NH);
+        LAUNCH_CHECK("attention_delta_v1_kernel");
+        attention_dkdv_v1_kernel<<<ceil_div(rows, 64), 64>>>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        LAUNCH_CHECK("attention_dkdv_v1_kernel");
+        attention_dq_v1_kernel<<<ceil_div(rows, 64), 64>>>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
+        LAUNCH_CHECK("attention_dq_v1_kernel");
+    } else {
+        attention_backward_gpu(dqkv, delta, dout, qkv, out, lse, B, T, C, NH);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// the test
+
+typedef struct { int B, T, C, NH; const char* name; } Shape;
+
+// lse (B,NH,T) of the reference's scores (computed as attention_forward does), in double
+static void reference_lse(float* lse, const float* qkv, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            std::vector<double> s(T);
+            for (int i = 0; i < T; i++) {
+                const float* q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
+                double m = -INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    const float* k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    float d = 0.0f;
+                    for (int e = 0; e < hs; e++) { d += q[e] * k[e]; }
+                    s[j] = (double)(d * scale);
+                    if (s[j] > m) { m = s[j]; }
+                }
+                double l = 0.0;
+                for (int j = 0; j <= i; j++) { l += exp(s[j] - m); }
+                lse[((size_t)b * NH + h) * T + i] = (float)(m + log(l));
+            }
+        }
+    }
+}
+
+// split dqkv (B,T,3C) into its q, k, v parts, each (B,T,C), so each is checked by name
+static void split_qkv(std::vector<float>& q, std::vector<float>& k, std::vector<float>& v, const std::vector<float>& x,
+                      size_t BT, int C) {
+    q.resize(BT * C); k.resize(BT * C); v.resize(BT * C);
+    for (size_t r = 0; r < BT; r++) {
+        for (int c = 0; c < C; c++) {
+            q[r * C + c] = x[r * 3 * C + c];
+            k[r * C + c] = x[r * 3 * C + C + c];
+            v[r * C + c] = x[r * 3 * C + 2 * C + c];
+        }
+    }
+}
+
+// Tolerances. Both sides compute in float from the same (rounded) inputs; they differ in the
+// order of the sums over the keys and the head channels, in expf's last bit, and in where the
+// scale is applied (q * scale first on the GPU): a few 2^-24 relative per term, which grows with
+// the number of summed terms (T up to 1024). Measured: < 3e-6 (fp32, d12). fp32: atol 2e-5,
+// rtol 1e-4.
+// bf16 (8 significant bits, so ~2^-8 relative per rounding): out and dqkv are rounded once when
+// stored: rtol 2^-8 on top. The backward also reads out in bf16 (delta = rowsum(dout * out))
+// where the reference uses the exact float dot: delta is off by up to 2^-8 sum |dout||out|, which
+// reaches dq and dk as p * that * |k| or |q| summed over rows -- an absolute error of about one
+// bf16 rounding at the tensor's own scale, so atol = 2^-8 * max|ref| of dq and dk.
+#ifdef PRECISION_FP32
+static const double RTOL = 1e-4;
+static const double BF16_SCALE_ATOL = 0.0;
+#else
+static const double RTOL = 1e-4 + 1.0 / 256;
+static const double BF16_SCALE_ATOL = 1.0 / 256;
+#endif
+static const double ATOL = 2e-5;
+static const double LSE_ATOL = 2e-5, LSE_RTOL = 1e-5;
+
+static double max_abs(const std::vector<float>& x) {
+    double m = 0.0;
+    for (size_t i = 0; i < x.size(); i++) { m = fmax(m, fabs((double)x[i])); }
+    return m;
+}
+
+static void run_shape(const Shape& s, int only, int last) {
+    int B = s.B, T = s.T, C = s.C, NH = s.NH, hs = C / NH;
+    size_t BT = (size_t)B * T, rows = (size_t)B * NH * T;
+    printf("shape %s: B=%d T=%d C=%d NH=%d hs=%d\n", s.name, B, T, C, NH, hs);
+    if (hs > V1_MAX_HS) { die("head size %d > V1_MAX_HS %d", hs, V1_MAX_HS); }
+    // |q|,|k| < 2: scores up to ~4 sqrt(hs) * 0.6, so softmax rows are far from flat
+    std::vector<float> qkv = random_vec(BT * 3 * C, 1, 2.0f), dout = random_vec(BT * C, 2, 1.0f);
+    round_to_floatX(qkv); round_to_floatX(dout);
+
+    std::vector<float> out_ref(BT * C), att((size_t)B * NH * T * T), lse_ref(rows);
+    attention_forward(out_ref.data(), att.data(), qkv.data(), B, T, C, NH);
+    reference_lse(lse_ref.data(), qkv.data(), B, T, C, NH);
+    std::vector<float> dqkv_ref(BT * 3 * C), drow(rows);
+    attention_backward(dqkv_ref.data(), drow.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH);
+    std::vector<float> dq_ref, dk_ref, dv_ref;
+    split_qkv(dq_ref, dk_ref, dv_ref, dqkv_ref, BT, C);
+    std::vector<float> out_in(out_ref);
+    round_to_floatX(out_in); // the backward's out: what a forward stores
+    double dq_atol = ATOL + BF16_SCALE_ATOL * max_abs(dq_ref), dk_atol = ATOL + BF16_SCALE_ATOL * max_abs(dk_ref);
+
+    floatX* d_qkv = upload_x(qkv, "qkv");
+    floatX* d_dout = upload_x(dout, "dout");
+    floatX* d_out_in = upload_x(out_in, "out (backward input)");
+    float* d_lse_in = upload(lse_ref, "lse (backward input)");
+    floatX* d_out = cuda_alloc<floatX>(BT * C, "out");
+    float* d_lse = cuda_alloc<float>(rows, "lse");
+    floatX* d_dqkv = cuda_alloc<floatX>(BT * 3 * C, "dqkv");
+    float* d_delta = cuda_alloc<float>(rows, "delta");
+
+    for (int v = 1; v <= NVERSIONS; v++) {
+        if (only != 0 && only != v) { continue; }
+        printf(" version %d\n", v);
+        CUDA_CHECK(cudaMemset(d_out, 0xff, BT * C * sizeof(floatX))); // NaN: unwritten elements fail
+        CUDA_CHECK(cudaMemset(d_lse, 0xff, rows * sizeof(float)));
+        forward(v, d_out, d_lse, d_qkv, B, T, C, NH);
+        std::vector<float> out = download_x(d_out, BT * C);
+        check("fwd: out", out, out_ref, ATOL, RTOL);
+        check("fwd: lse", download_f(d_lse, rows), lse_ref, LSE_ATOL, LSE_RTOL);
+        expect_rejection_once("fwd: out, one ref element moved", out, out_ref, ATOL, RTOL);
+
+        CUDA_CHECK(cudaMemset(d_dqkv, 0xff, BT * 3 * C * sizeof(floatX)));
+        backward(v, d_dqkv, d_delta, d_dout, d_qkv, d_out_in, d_lse_in, B, T, C, NH);
+        std::vector<float> dq, dk, dv;
+        split_qkv(dq, dk, dv, download_x(d_dqkv, BT * 3 * C), BT, C);
+        check("bwd: dq", dq, dq_ref, dq_atol, RTOL);
+        check("bwd: dk", dk, dk_ref, dk_atol, RTOL);
+        check("bwd: dv", dv, dv_ref, ATOL, RTOL);
+
+        if (last) {
+            // causal: T(T+1)/2 scores a head, 2 hs flops each for q.k and again for p v
+            double fwd_flops = 2.0 * 2.0 * hs * ((double)T * (T + 1) / 2) * B * NH;
+            float ms = time_ms([&] { forward(v, d_out, d_lse, d_qkv, B, T, C, NH); });
+            printf("  %-34s %10.4f ms  %9.3f TFLOP/s%s\n", "forward", ms, fwd_flops / (ms * 1e-3) / 1e12, LAB_TIME_NOTE);
+            // the usual count: the backward's 4 products + recomputing the scores = 2.5 forwards
+            ms = time_ms([&] { backward(v, d_dqkv, d_delta, d_dout, d_qkv, d_out_in, d_lse_in, B, T, C, NH); });
+            printf("  %-34s %10.4f ms  %9.3f TFLOP/s%s\n", "backward", ms, 2.5 * fwd_flops / (ms * 1e-3) / 1e12, LAB_TIME_NOTE);
+        }
+    }
+    void* bufs[] = {d_qkv, d_dout, d_out_in, d_lse_in, d_out, d_lse, d_dqkv, d_delta};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) { CUDA_CHECK(cudaFree(bufs[i])); }
+}
+
+int main(int argc, char** argv) {
+    int only = lab_start(argc, argv, "causal attention forward/backward", NVERSIONS, version_names);
+    const Shape shapes[] = {
+        {3, 13, 60, 5, "odd (hs=12 in the D=16 kernel, T < one tile)"},
+        {2, 100, 96, 3, "hs=32, T=100 not a multiple of the tile"},
+        {1, 70, 256, 2, "hs=128 (tiles of 32 / 16 rows)"},
+#ifdef GPT_CUDA_EMU
+        {1, 256, 768, 12, "d12 heads (hs=64), T=256 (emulator)"},
+#else
+        {4, 1024, 768, 12, "d12 (B=4, T=1024)"},
+#endif
+    };
+    int n = (int)(sizeof(shapes) / sizeof(shapes[0]));
+    for (int i = 0; i < n; i++) { run_shape(shapes[i], only, i == n - 1); }
+    return lab_finish();
+}
