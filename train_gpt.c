@@ -1715,11 +1715,12 @@ static int sample_token(const float* logits, int V, float temperature, int top_k
 }
 
 // generates gen_len tokens after an end-of-text token and prints them (as text with a tokenizer)
-static void generate_and_print(const Backend* be, GPT* model, const Tokenizer* tok, int have_tok,
+// (max_T: the T the activations were sized for; the sample cannot be longer)
+static void generate_and_print(const Backend* be, GPT* model, int max_T, const Tokenizer* tok, int have_tok,
                                int gen_len, float temperature, int top_k, Rng* rng) {
     int V = model->config.vocab_size;
     int n = gen_len + 1;
-    if (n > model->alloc_T) { n = model->alloc_T; }
+    if (n > max_T) { n = max_T; }
     int* seq = (int*)malloc_or_die((size_t)n * sizeof(int));
     float* work = (float*)malloc_or_die((size_t)V * sizeof(float));
     int eot = have_tok && (int)tok->eot < V ? (int)tok->eot : V - 1;
@@ -1979,7 +1980,7 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
             if (logf) { fprintf(logf, "s:%ld vl:%.9g\n", step, vl); fflush(logf); }
         }
         if (o->sample_every > 0 && step > 0 && (step % o->sample_every == 0 || last) && o->verbose) {
-            generate_and_print(be, &model, &tok, have_tok, o->gen_len, o->temperature, o->top_k, &st.rng);
+            generate_and_print(be, &model, o->T, &tok, have_tok, o->gen_len, o->temperature, o->top_k, &st.rng);
         }
         if (last) { break; }
 
