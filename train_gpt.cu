@@ -723,7 +723,8 @@ static void layernorm_backward_gpu(floatX* dinp, float* dweight, float* dbias, c
 // out (BT,OC) = inp (BT,C) @ weight^T (weight (OC,C)) + bias; with gelu_out: gelu_out = gelu(out)
 static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp, const floatX* weight,
                                const floatX* bias, int BT, int C, int OC, int fuse_gelu) {
-    if (gelu_out != NULL && fuse_gelu) { // cuBLASLt's epilogue: gelu_out = gelu(acc + bias), out = acc + bias
+    // cuBLASLt's epilogue: gelu_out = gelu(acc + bias), out = acc + bias (its aux ld must be a multiple of 8)
+    if (gelu_out != NULL && fuse_gelu && OC % 8 == 0) {
         matmul_lt(gelu_out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias, 1, out, "matmul_forward+gelu");
         return;
     }
