@@ -1,7 +1,8 @@
 #!/bin/bash
 # dev/gpu_check.sh -- everything the CUDA trainer must show on a GPU, in one run (one device call):
 #   1. the PyTorch references (written here: dev/ref is ~1.2 GB, too big to carry)
-#   2. test_gptcu in fp32 and bf16 on both references (make test-cuda)
+#   2. test_gptcu in fp32 and bf16 on both references (make test-cuda), then compute-sanitizer's
+#      racecheck and memcheck on the odd config
 #   3. train_gptcu on GPT-2 d12, T=1024, B=16: falling loss, tok/s, ms/step, GPU memory
 #   4. the largest B that fits (3 steps each at growing B until one runs out of memory)
 #   5. dev/bench_gpu.sh at B=16 against PyTorch
@@ -27,6 +28,14 @@ nvidia-smi --query-gpu=name,memory.total,compute_cap --format=csv | tee "$LOG/gp
 step references make --no-print-directory PYTHON="$PYTHON" dev/ref/odd_ref.bin dev/ref/d12_ref.bin
 step test-cuda make --no-print-directory PYTHON="$PYTHON" test-cuda
 grep -E "^[0-9]+ passed|FAILED" "$LOG/test-cuda.log" | head -20
+# what the CPU emulator cannot see: shared-memory races and out-of-bounds accesses on the GPU
+# (test_gptcu is the bf16 build now, the last one test-cuda made)
+if command -v compute-sanitizer > /dev/null; then
+    step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 ./test_gptcu --no-resume dev/ref/odd_model.bin dev/ref/odd_ref.bin
+    step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 ./test_gptcu --no-resume dev/ref/odd_model.bin dev/ref/odd_ref.bin
+else
+    echo "compute-sanitizer not found: racecheck and memcheck skipped"
+fi
 
 # tokens with something to learn: the Brown shards when carried (data/brown), else a Markov chain
 # over 512 ids (next = 31 * prev + r mod 512, r uniform in 0..7): the loss must fall from
