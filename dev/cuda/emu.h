@@ -78,6 +78,7 @@
 #define __forceinline__ inline
 #define __noinline__  // empty: libstdc++ spells __attribute__((__noinline__))
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 // Blocks run one after another, so one static array per kernel instantiation
 // can serve as the shared memory of whichever block is running.
 #define __shared__ static
@@ -854,3 +855,85 @@ inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
 }
+
+// ---------------------------------------------------------------- wmma (tensor cores)
+// nvcuda::wmma, for the bf16 16x16x16 shapes. On the GPU a fragment's tile is spread over the
+// warp's 32 lanes in a layout the API does not specify; here EVERY lane holds the whole tile and
+// does the whole load / multiply / store itself. Code that only loads, multiplies, stores, fills,
+// or applies one operation to every x[i] (i < num_elements) computes the same thing either way;
+// code that assumes which lane holds which element is not portable and is not supported. The
+// products accumulate in float, as the tensor cores do for bf16 inputs (the order may differ).
+// The collectives are not barriers: as on the GPU, data written by other lanes must be ordered
+// by __syncwarp / __syncthreads before a load reads it (a lane runs ahead here until it reaches
+// one, so a missing sync tends to give wrong numbers).
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K> struct emu_tile;
+template <int M, int N, int K> struct emu_tile<matrix_a, M, N, K> { static const int rows = M, cols = K; };
+template <int M, int N, int K> struct emu_tile<matrix_b, M, N, K> { static const int rows = K, cols = N; };
+template <int M, int N, int K> struct emu_tile<accumulator, M, N, K> { static const int rows = M, cols = N; };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+    static const int rows = emu_tile<Use, M, N, K>::rows, cols = emu_tile<Use, M, N, K>::cols;
+    static const int num_elements = rows * cols;
+    T x[rows * cols]; // (r, c) at x[r * cols + c]
+};
+
+template <typename Use, int M, int N, int K, typename T, typename Layout, typename V>
+inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const V& v) {
+    for (int i = 0; i < f.num_elements; i++) { f.x[i] = T(v); }
+}
+
+// matrix_a / matrix_b: the memory layout is the fragment's
+template <typename Use, int M, int N, int K, typename T, typename Layout>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
+    static_assert(std::is_same<Layout, row_major>::value || std::is_same<Layout, col_major>::value,
+                  "matrix_a / matrix_b fragments name their layout");
+    const int R = f.rows, Cc = f.cols;
+    for (int r = 0; r < R; r++) {
+        for (int c = 0; c < Cc; c++) {
+            f.x[r * Cc + c] = std::is_same<Layout, row_major>::value ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+        }
+    }
+}
+
+// accumulator: the memory layout is an argument
+template <int M, int N, int K, typename T>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void>& f, const T* p, unsigned ldm, layout_t l) {
+    for (int r = 0; r < M; r++) {
+        for (int c = 0; c < N; c++) { f.x[r * N + c] = l == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]; }
+    }
+}
+template <int M, int N, int K, typename T>
+inline void store_matrix_sync(T* p, const fragment<accumulator, M, N, K, T, void>& f, unsigned ldm, layout_t l) {
+    for (int r = 0; r < M; r++) {
+        for (int c = 0; c < N; c++) {
+            if (l == mem_row_major) { p[(size_t)r * ldm + c] = f.x[r * N + c]; } else { p[(size_t)c * ldm + r] = f.x[r * N + c]; }
+        }
+    }
+}
+
+// d = a b + c
+template <int M, int N, int K, typename T, typename LA, typename LB, typename TC>
+inline void mma_sync(fragment<accumulator, M, N, K, TC, void>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
+                     const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, TC, void>& c) {
+    TC tmp[M * N];
+    for (int r = 0; r < M; r++) {
+        for (int n = 0; n < N; n++) {
+            float s = (float)c.x[r * N + n];
+            for (int k = 0; k < K; k++) { s += (float)a.x[r * K + k] * (float)b.x[k * N + n]; }
+            tmp[r * N + n] = s;
+        }
+    }
+    for (int i = 0; i < M * N; i++) { d.x[i] = tmp[i]; }
+}
+}  // namespace wmma
+}  // namespace nvcuda
