@@ -887,6 +887,16 @@ struct fragment {
     T x[rows * cols]; // (r, c) at x[r * cols + c]
 };
 
+// what the GPU requires of a tile's memory: a 256-bit aligned pointer and a leading dimension
+// that is a multiple of 16 bytes' worth of elements; the emulator aborts where the GPU would fail
+template <typename T> inline void emu_wmma_check(const T* p, unsigned ldm, const char* what) {
+    if ((uintptr_t)p % 32 != 0 || (ldm * sizeof(T)) % 16 != 0) {
+        fprintf(stderr, "emu: wmma %s: pointer %p must be 32-byte aligned and ldm %u a multiple of %zu elements\n",
+                what, (const void*)p, ldm, 16 / sizeof(T));
+        abort();
+    }
+}
+
 template <typename Use, int M, int N, int K, typename T, typename Layout, typename V>
 inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const V& v) {
     for (int i = 0; i < f.num_elements; i++) { f.x[i] = T(v); }
@@ -897,6 +907,7 @@ template <typename Use, int M, int N, int K, typename T, typename Layout>
 inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
     static_assert(std::is_same<Layout, row_major>::value || std::is_same<Layout, col_major>::value,
                   "matrix_a / matrix_b fragments name their layout");
+    emu_wmma_check(p, ldm, "load_matrix_sync");
     const int R = f.rows, Cc = f.cols;
     for (int r = 0; r < R; r++) {
         for (int c = 0; c < Cc; c++) {
@@ -908,12 +919,14 @@ inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, u
 // accumulator: the memory layout is an argument
 template <int M, int N, int K, typename T>
 inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void>& f, const T* p, unsigned ldm, layout_t l) {
+    emu_wmma_check(p, ldm, "load_matrix_sync");
     for (int r = 0; r < M; r++) {
         for (int c = 0; c < N; c++) { f.x[r * N + c] = l == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]; }
     }
 }
 template <int M, int N, int K, typename T>
 inline void store_matrix_sync(T* p, const fragment<accumulator, M, N, K, T, void>& f, unsigned ldm, layout_t l) {
+    emu_wmma_check(p, ldm, "store_matrix_sync");
     for (int r = 0; r < M; r++) {
         for (int c = 0; c < N; c++) {
             if (l == mem_row_major) { p[(size_t)r * ldm + c] = f.x[r * N + c]; } else { p[(size_t)c * ldm + r] = f.x[r * N + c]; }
