@@ -416,17 +416,14 @@ static void test_pair(const char* model_path, const char* ref_path) {
         typedef struct { const char* name; size_t count; } Named;
         Named acts[64];
         int nacts = 0;
+        int batch_B = B, batch_T = T;
         {   // the activation table of train_gpt.c, with the sizes of this (B,T)
             size_t C = (size_t)cfg->channels, L = (size_t)cfg->num_layers, NH = (size_t)cfg->num_heads;
-            size_t B_ = (size_t)B, T_ = (size_t)T;
-            (void)C; (void)L; (void)NH; (void)B_; (void)T_;
-#define B B_
-#define T T_
+            size_t B = (size_t)batch_B, T = (size_t)batch_T, Vp = (size_t)cfg->padded_vocab_size;
+            (void)C; (void)L; (void)NH; (void)B; (void)T; (void)Vp;
 #define X_NAMED(field, n) acts[nacts].name = #field; acts[nacts].count = (size_t)(n); nacts++;
             GPT_ACTIVATIONS(X_NAMED)
 #undef X_NAMED
-#undef B
-#undef T
         }
         for (int i = 0; i < nacts; i++) {
             const char* name = acts[i].name;
