@@ -1,6 +1,9 @@
 # Makefile -- builds the trainers and tests, prepares data, runs the tests and benchmarks.
 #   make train_gpt && ./train_gpt     train on the CPU (prepares the default dataset if missing)
-#   make test                         everything that proves the numbers (see README)
+#   make test                         everything that proves the numbers (see README), the CUDA
+#                                     code included (on the CPU emulator of dev/cuda/emu.h)
+#   make train_gptcu / test_gptcu     the CUDA build (PRECISION=BF16 or FP32; GPU_ARCH=90 ...)
+#   make test-cuda                    on a GPU machine: test_gptcu in both precisions
 #   NO_OMP=1 make ...                 build without OpenMP (single-threaded)
 
 CC ?= gcc

@@ -225,7 +225,8 @@ static void check_bool(const char* name, int ok, const char* detail) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Tolerances of the CPU and CUDA fp32 builds, fp32 against fp32: |ours - ref| <= atol + rtol*|ref| with atol = floor * rms(ref).
+// Tolerances of the CPU and CUDA fp32 builds, fp32 against fp32: |ours - ref| <= atol + rtol*|ref|
+// with atol = floor * rms(ref).
 // Both sides evaluate the same formulas in float32 but sum in different orders (our blocked loops,
 // PyTorch's BLAS), so a sum of n terms differs by ~sqrt(n) ulp (1 ulp = 6e-8) of its TERMS, not of
 // its result: where terms cancel, the relative error of the result is unbounded, but the absolute

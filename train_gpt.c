@@ -23,15 +23,15 @@ Rules that are easy to miss:
     weights without sharing a file.
 
 This file is written in the common subset of C11 and C++ so that train_gpt.cu and test_gpt.c can
-#include it (with GPT_NO_MAIN defined) and reuse the config, file formats, data loader, sampler and
-CLI instead of copying them.
+#include it (with GPT_NO_MAIN defined) and reuse the config, file formats, data loader, sampler,
+CLI and the training loop instead of copying them: the loop reaches the model's math only through
+a Backend table (the CPU's here, the GPU's in train_gpt.cu).
 */
 
 #include <ctype.h>
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +43,7 @@ CLI instead of copying them.
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include "data/tokenizer.h" // provides: Tokenizer, tokenizer_init/decode/free (GPT-2 BPE file)
+#include "data/tokenizer.h" // provides: Tokenizer, tokenizer_init/decode/free (GPT-2 BPE file), tok_die
 
 /*
 Shape legend, used in every comment below:
@@ -54,15 +54,7 @@ Shape legend, used in every comment below:
 // ----------------------------------------------------------------------------------------------
 // Errors: every failure is one line on stderr and a non-zero exit
 
-static void die(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
+#define die tok_die // die(fmt, ...): one line "error: ..." on stderr, exit(1) (data/tokenizer.h)
 
 static FILE* fopen_or_die(const char* path, const char* mode) {
     FILE* f = fopen(path, mode);
@@ -2033,9 +2025,9 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
     gpt_free(&model);
 }
 
-static void usage(const TrainOptions* d) {
+static void usage(const char* prog, const TrainOptions* d) {
     fprintf(stderr,
-        "usage: ./train_gpt [-flag value ...]\n"
+        "usage: %s [-flag value ...]\n"
         "  -i <glob>   train token shards                  (default %s)\n"
         "  -j <glob>   validation token shards, \"\" = none  (default %s)\n"
         "  -e <init>   model file, or descriptor d12/d24/.. or e.g. L4H4C256T1024V50257 (default %s)\n"
@@ -2060,7 +2052,7 @@ static void usage(const TrainOptions* d) {
         "  -S <int>    random seed (init, shuffling, sampling) (default %ld)\n"
         "  -Z <path>   tokenizer file for printing samples (default %s)\n"
         "  -h          this help\n",
-        d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
+        prog, d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
         d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->val_every,
         d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature, d->ckpt_every,
         d->resume, d->seed, d->tokenizer_path);
@@ -2089,7 +2081,7 @@ static TrainOptions parse_options(int argc, char** argv) {
     TrainOptions o = default_options();
     for (int i = 1; i < argc; i += 2) {
         const char* f = argv[i];
-        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { TrainOptions d = default_options(); usage(&d); exit(0); }
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { TrainOptions d = default_options(); usage(argv[0], &d); exit(0); }
         if (f[0] != '-' || f[1] == '\0' || f[2] != '\0') { die("%s: not a flag (flags are -x value; -h lists them)", f); }
         if (i + 1 >= argc) { die("%s: missing value", f); }
         const char* v = argv[i + 1];

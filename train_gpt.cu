@@ -12,7 +12,8 @@ every reduction accumulates in fp32. The bf16 copy of a weight is the master rou
 stochastically, with the random bits drawn from a hash of (index, master bits): the same master
 always gives the same bf16 weight, so a resumed run rebuilds exactly the weights it stopped with.
 PRECISION=FP32 builds the same code with float everywhere (cuBLASLt in plain fp32, no TF32), for
-checking against the PyTorch reference at tight tolerances.
+checking against the PyTorch reference at tight tolerances. The MLP's GELU runs in the matmul's
+epilogue in bf16 and in our own kernel in fp32; GPT_FUSE_GELU=0 or 1 in the environment overrides.
 
 What it is not: a copy of the host code, or a wrapper of cuDNN. Attention is our own causal flash
 kernel (online softmax, no T x T matrix in memory, forward and backward); matmuls go through

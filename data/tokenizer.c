@@ -20,7 +20,6 @@
 #include <ctype.h>        // provides: isspace, isdigit
 #include <dirent.h>       // provides: opendir, readdir (walking input folders)
 #include <errno.h>        // provides: errno
-#include <stdarg.h>       // provides: va_list (die)
 #include <stdint.h>       // provides: uint16_t, uint32_t, uint64_t
 #include <stdio.h>        // provides: FILE, fopen, fread, fwrite, printf, rename
 #include <stdlib.h>       // provides: malloc, free, qsort, strtoull, exit
@@ -40,17 +39,7 @@
 // ----------------------------------------------------------------------------
 // Errors, files, timing
 
-// One line "error: ..." on stderr, then exit(1).
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
+#define die tok_die // one line "error: ..." on stderr, then exit(1) (tokenizer.h)
 
 static void* xmalloc(size_t bytes) { return tok_xrealloc(NULL, bytes, "tokenizer.c"); }
 

@@ -37,6 +37,7 @@
 #define TOKENIZER_H
 
 #include <errno.h>          // provides: errno, ENOENT
+#include <stdarg.h>         // provides: va_list (tok_die)
 #include <stdint.h>         // provides: uint8_t, uint32_t, uint64_t, int32_t
 #include <stdio.h>          // provides: FILE, fopen, fread, fprintf
 #include <stdlib.h>         // provides: malloc, realloc, free, exit
@@ -112,6 +113,21 @@ typedef struct TokenizerCache {
 
 // ----------------------------------------------------------------------------
 // Small helpers
+
+// One line "error: ..." on stderr, then exit(1): how every program of this project fails on bad
+// input (train_gpt.c, train_gpt.cu and tokenizer.c call it as die()).
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2), noreturn))
+#endif
+static inline void tok_die(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
 
 static inline void* tok_xrealloc(void* p, size_t bytes, const char* what) {
     void* q = realloc(p, bytes ? bytes : 1);
