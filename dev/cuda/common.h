@@ -198,9 +198,6 @@ LAB_FN void print_time(const char* name, float ms, double bytes) {
 
 // argv[1]: the version to run (1..nversions), default all; returns 0 for all
 LAB_FN int lab_start(int argc, char** argv, const char* what, int nversions, const char* const* names) {
-    // train_gpt.c's CLI is not used here; naming it keeps -Wunused-function quiet
-    (void)run_training;
-    (void)parse_options;
     int version = 0;
     if (argc > 2 || (argc == 2 && (sscanf(argv[1], "%d", &version) != 1 || version < 1 || version > nversions))) {
         fprintf(stderr, "usage: %s [version]   (1..%d, default: all)\n", argv[0], nversions);
