@@ -67,9 +67,11 @@ typedef struct {
 } Reference;
 
 static void ref_load(Reference* r, const char* path) {
-    FILE* f = fopen_or_die(path, "rb");
+    FILE* f = fopen_input_or_die(path);
+    long left = file_size_or_die(f, path); // bytes not yet read: every record is checked against it
     int header[256];
     fread_or_die(header, sizeof(int), 256, f, path);
+    left -= (long)sizeof(header);
     if (header[0] != REF_MAGIC) { die("%s: bad magic %d (expected %d; write it with dev/train_gpt.py --write-reference)", path, header[0], REF_MAGIC); }
     if (header[1] != REF_VERSION) { die("%s: reference version %d not supported (expected %d)", path, header[1], REF_VERSION); }
     if (header[2] <= 0 || header[2] > 100000) { die("%s: bad record count %d", path, header[2]); }
@@ -92,8 +94,13 @@ static void ref_load(Reference* r, const char* path) {
         rec->n = 1;
         for (int d = 0; d < rec->ndim; d++) {
             if (rec->dims[d] < 0) { die("%s: record %s has a negative dimension", path, rec->name); }
-            rec->n *= (size_t)rec->dims[d];
+            rec->n = checked_mul(rec->n, (size_t)rec->dims[d], path);
         }
+        left -= (long)(3 * sizeof(int) + (size_t)len + (size_t)rec->ndim * sizeof(int));
+        if (left < 0 || checked_mul(rec->n, 4, path) > (size_t)left) {
+            die("%s: record %s needs %zu elements, more than the file holds (truncated?)", path, rec->name, rec->n);
+        }
+        left -= (long)(rec->n * 4);
         rec->data = malloc_or_die(rec->n * 4);
         fread_or_die(rec->data, 4, rec->n, f, path);
     }
@@ -548,6 +555,16 @@ static int files_equal(const char* a, const char* b) {
     return same;
 }
 
+static void copy_file(const char* from, const char* to) {
+    FILE* in = fopen_or_die(from, "rb");
+    FILE* out = fopen_or_die(to, "wb");
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) { fwrite_or_die(buf, 1, n, out, to); }
+    fclose(in);
+    if (fclose(out) != 0) { die("%s: write failed", to); }
+}
+
 static void test_resume(void) {
     printf("\n== resume and determinism (%s backend against itself)\n", g_backend->name);
     char dir[] = "/tmp/test_gpt_XXXXXX";
@@ -573,10 +590,7 @@ static void test_resume(void) {
     TrainOptions o = parse_options((int)(sizeof(args) / sizeof(args[0])), (char**)args);
     o.verbose = 0;
     o.backend = g_backend;
-    TrainResult full, again, resumed;
-    full.losses = (float*)calloc_or_die(10, sizeof(float));
-    again.losses = (float*)calloc_or_die(10, sizeof(float));
-    resumed.losses = (float*)calloc_or_die(10, sizeof(float));
+    TrainResult full, again, resumed, resumed2;
     run_training(&o, &full);
     o.out_dir = out_c;
     run_training(&o, &again);
@@ -588,18 +602,21 @@ static void test_resume(void) {
 
     // "crash" after step 4: a run that saved checkpoint 4 (and 8), of which we keep only 4
     o.out_dir = out_b;
-    o.max_steps = 10;
     run_training(&o, &resumed);
+    free(resumed.losses);
     char path[300];
     snprintf(path, sizeof(path), "%s/state_00000008.bin", out_b); remove(path);
     snprintf(path, sizeof(path), "%s/state_00000010.bin", out_b); remove(path);
     snprintf(path, sizeof(path), "%s/model_00000010.bin", out_b); remove(path);
-    memset(resumed.losses, 0, 10 * sizeof(float));
+    // the state file to resume from, kept aside: the can-fail check below starts from it again
+    char state4[300], state4_copy[300];
+    snprintf(state4, sizeof(state4), "%s/state_00000004.bin", out_b);
+    snprintf(state4_copy, sizeof(state4_copy), "%s/state_00000004.copy", dir);
+    copy_file(state4, state4_copy);
     o.resume = 1;
     run_training(&o, &resumed);
     char b_model[300];
     snprintf(b_model, sizeof(b_model), "%s/model_00000010.bin", out_b);
-    snprintf(path, sizeof(path), "%s", b_model);
     int same_losses = resumed.first_step == 4 &&
                       memcmp(full.losses + 4, resumed.losses + 4, 6 * sizeof(float)) == 0;
     char detail[200];
@@ -607,15 +624,28 @@ static void test_resume(void) {
              resumed.first_step, same_losses ? "bit-identical" : "DIFFER", resumed.losses[9], full.losses[9]);
     check_bool("resume losses", same_losses, detail);
     check_bool("resume weights", files_equal(a_model, b_model), "model_00000010.bin identical to the uninterrupted run's");
-    // and the comparison can fail: resuming with another seed reshuffles the data, so the losses
-    // must differ from the uninterrupted run's
-    remove(path); // the resumed run's model_00000010.bin
+    // the killed run logged steps 4-9 once already: the resumed run's log.txt must not repeat them
+    char a_log[300], b_log[300];
+    snprintf(a_log, sizeof(a_log), "%s/log.txt", out_a);
+    snprintf(b_log, sizeof(b_log), "%s/log.txt", out_b);
+    check_bool("resume log", files_equal(a_log, b_log), "log.txt identical to the uninterrupted run's (no repeated steps)");
+
+    // and the comparison can fail: the same checkpoint with its data position moved by one sample
+    // must give other losses
+    remove(b_model);
     snprintf(path, sizeof(path), "%s/state_00000010.bin", out_b); remove(path);
-    o.seed = 4242;
-    run_training(&o, &resumed);
-    int differs = memcmp(full.losses + 4, resumed.losses + 4, 6 * sizeof(float)) != 0;
-    check_bool("resume can fail", differs, "a resume with another data order gives other losses");
-    free(full.losses); free(again.losses); free(resumed.losses);
+    copy_file(state4_copy, state4);
+    FILE* f = fopen_or_die(state4, "r+b");
+    int64_t header[64];
+    fread_or_die(header, sizeof(int64_t), 64, f, state4);
+    header[6] = header[6] == 0 ? 1 : 0; // the sample position: 0 <= it <= 3 samples per shard
+    if (fseek(f, 0, SEEK_SET) != 0) { die("%s: cannot seek", state4); }
+    fwrite_or_die(header, sizeof(int64_t), 64, f, state4);
+    fclose(f);
+    run_training(&o, &resumed2);
+    int differs = memcmp(full.losses + 4, resumed2.losses + 4, 6 * sizeof(float)) != 0;
+    check_bool("resume can fail", differs, "a resume from another data position gives other losses");
+    free(full.losses); free(again.losses); free(resumed.losses); free(resumed2.losses);
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) { fprintf(stderr, "warning: could not remove %s\n", dir); }

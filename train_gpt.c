@@ -30,12 +30,14 @@ a Backend table (the CPU's here, the GPU's in train_gpt.cu).
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -62,6 +64,24 @@ static FILE* fopen_or_die(const char* path, const char* mode) {
     return f;
 }
 
+// Opens an input file for reading, refusing anything but a regular file: a directory would read
+// as "truncated", and a FIFO or a terminal would block forever. The open itself cannot block
+// (O_NONBLOCK), and the type is checked on the opened descriptor, not on the name.
+static FILE* fopen_input_or_die(const char* path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) { die("%s: cannot open (%s)", path, strerror(errno)); }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { die("%s: cannot stat (%s)", path, strerror(errno)); }
+    if (!S_ISREG(sb.st_mode)) {
+        die("%s: not a regular file (%s)", path, S_ISDIR(sb.st_mode) ? "a directory" : "a FIFO, device or socket");
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) { die("%s: fcntl failed (%s)", path, strerror(errno)); }
+    FILE* f = fdopen(fd, "rb");
+    if (f == NULL) { die("%s: cannot open (%s)", path, strerror(errno)); }
+    return f;
+}
+
 // reads exactly n items or names the file and says it is truncated
 static void fread_or_die(void* dst, size_t size, size_t n, FILE* f, const char* path) {
     size_t got = fread(dst, size, n, f);
@@ -72,6 +92,18 @@ static void fread_or_die(void* dst, size_t size, size_t n, FILE* f, const char* 
 
 static void fwrite_or_die(const void* src, size_t size, size_t n, FILE* f, const char* path) {
     if (fwrite(src, size, n, f) != n) { die("%s: write failed (%s)", path, strerror(errno)); }
+}
+
+// Sizes computed from untrusted numbers (file headers, model descriptors, flags) are multiplied
+// only here: a product that does not fit size_t is an error naming what was being sized, never a
+// wrapped-around small allocation that is later written past its end.
+static size_t checked_mul(size_t a, size_t b, const char* what) {
+    if (a != 0 && b > SIZE_MAX / a) { die("%s: size overflows (%zu x %zu)", what, a, b); }
+    return a * b;
+}
+static size_t checked_add(size_t a, size_t b, const char* what) {
+    if (b > SIZE_MAX - a) { die("%s: size overflows (%zu + %zu)", what, a, b); }
+    return a + b;
 }
 
 static void* malloc_or_die(size_t bytes) {
@@ -87,10 +119,9 @@ static void* calloc_or_die(size_t n, size_t size) {
 }
 
 static long file_size_or_die(FILE* f, const char* path) {
-    if (fseek(f, 0, SEEK_END) != 0) { die("%s: cannot seek (%s)", path, strerror(errno)); }
-    long size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) { die("%s: cannot seek", path); }
-    return size;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) { die("%s: cannot stat (%s)", path, strerror(errno)); }
+    return (long)sb.st_size;
 }
 
 static double wall_seconds(void) {
@@ -973,6 +1004,9 @@ typedef struct {
     int decay;
 } ParamSpec;
 
+// Fills the table for a config. The sizes are products of the config's numbers, which may come
+// from a file header: they go through checked_mul (config_validate's bounds keep them far from
+// overflow, but the table is the one place every size is computed, so it checks anyway).
 static void param_specs(ParamSpec* specs, const GPTConfig* cfg) {
     size_t Vp = (size_t)cfg->padded_vocab_size, C = (size_t)cfg->channels;
     size_t L = (size_t)cfg->num_layers, maxT = (size_t)cfg->max_seq_len;
@@ -981,7 +1015,8 @@ static void param_specs(ParamSpec* specs, const GPTConfig* cfg) {
 #define X_SPEC(name_, d0, d1, d2, init_, decay_)                                           \
     specs[i].name = #name_;                                                              \
     specs[i].dims[0] = (d0); specs[i].dims[1] = (d1); specs[i].dims[2] = (d2);           \
-    specs[i].size = (size_t)(d0) * (size_t)(d1) * (size_t)(d2);                          \
+    specs[i].size = checked_mul(checked_mul((size_t)(d0), (size_t)(d1), "parameter " #name_), \
+                                (size_t)(d2), "parameter " #name_);                      \
     specs[i].init = init_; specs[i].decay = decay_; i++;
     GPT_PARAMETERS(X_SPEC)
 #undef X_SPEC
@@ -1070,40 +1105,72 @@ typedef struct {
     void* device;              // the backend's own state (train_gpt.cu: the model on the GPU)
 } GPT;
 
-// the count of everything that is stored, for the checkpoint header checks
-static void gpt_setup(GPT* model, const GPTConfig* cfg) {
+// Upper bounds on a model's sizes, each with its reason. Within them every size below fits size_t
+// and every count the layers keep in an int (rows B*T, channels up to 4C or Vp) fits an int.
+#define MAX_LAYERS 1024             // GPT-2 XL has 48: a deeper model here is a typo
+#define MAX_CHANNELS 65536          // C: GPT-2 XL has 1600; 4C stays far below INT_MAX
+#define MAX_SEQ_LEN (1 << 20)       // maxT: GPT-2 has 1024; attention's T^2 per head must fit memory
+#define MAX_VOCAB 65536             // V: token shards store ids as uint16
+#define MAX_PADDED_VOCAB (MAX_VOCAB + 128)
+#define MAX_PARAMETERS (1ULL << 34) // 16 G floats (64 GiB for the weights alone): past any machine
+                                    // this trains on; GPT-2 XL has 1.6 G
+
+// The sizes of a config that did not come from our own code (a file header, a descriptor): every
+// field in range, so that param_specs and the activation sizes cannot overflow.
+static void config_validate(const GPTConfig* c, const char* where) {
+    if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 ||
+        c->channels <= 0 || c->padded_vocab_size <= 0) {
+        die("%s: model sizes must be positive (maxT=%d V=%d L=%d NH=%d C=%d Vp=%d)", where,
+            c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels, c->padded_vocab_size);
+    }
+    if (c->num_layers > MAX_LAYERS) { die("%s: L=%d layers is more than the limit %d", where, c->num_layers, MAX_LAYERS); }
+    if (c->channels > MAX_CHANNELS) { die("%s: C=%d channels is more than the limit %d", where, c->channels, MAX_CHANNELS); }
+    if (c->max_seq_len > MAX_SEQ_LEN) { die("%s: maxT=%d is more than the limit %d", where, c->max_seq_len, MAX_SEQ_LEN); }
+    if (c->vocab_size > MAX_VOCAB) { die("%s: V=%d does not fit uint16 token shards (limit %d)", where, c->vocab_size, MAX_VOCAB); }
+    if (c->channels % c->num_heads != 0) {
+        die("%s: channels C=%d is not divisible by heads NH=%d", where, c->channels, c->num_heads);
+    }
+    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size > MAX_PADDED_VOCAB) {
+        die("%s: padded vocab Vp=%d must be in [V=%d, %d]", where, c->padded_vocab_size, c->vocab_size, MAX_PADDED_VOCAB);
+    }
+    // the total in double: exact far past the bound, so this cannot overflow itself
+    double C = c->channels, L = c->num_layers;
+    double n = ((double)c->padded_vocab_size + c->max_seq_len) * C + L * (12.0 * C * C + 13.0 * C) + 2.0 * C;
+    if (n > (double)MAX_PARAMETERS) {
+        die("%s: %.3g parameters is more than the limit %.3g (L=%d C=%d maxT=%d Vp=%d)", where, n,
+            (double)MAX_PARAMETERS, c->num_layers, c->channels, c->max_seq_len, c->padded_vocab_size);
+    }
+}
+
+// The parameter table and count of a validated config; the weights are not allocated yet, so a
+// loader can compare the size a header implies with the file's real size first.
+static void gpt_setup_table(GPT* model, const GPTConfig* cfg) {
     memset(model, 0, sizeof(*model));
     model->config = *cfg;
     param_specs(model->specs, cfg);
     model->num_parameters = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { model->num_parameters += model->specs[k].size; }
-    model->params_memory = (float*)malloc_or_die(model->num_parameters * sizeof(float));
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        model->num_parameters = checked_add(model->num_parameters, model->specs[k].size, "parameter count");
+    }
+}
+
+// the table, then one block for the weights
+static void gpt_setup(GPT* model, const GPTConfig* cfg) {
+    gpt_setup_table(model, cfg);
+    model->params_memory = (float*)malloc_or_die(checked_mul(model->num_parameters, sizeof(float), "weights"));
     param_pointers(&model->params, model->params_memory, model->specs);
 }
 
-static void config_validate(const GPTConfig* c, const char* where) {
-    if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 ||
-        c->channels <= 0) {
-        die("%s: model sizes must be positive (maxT=%d V=%d L=%d NH=%d C=%d)", where,
-            c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels);
-    }
-    if (c->channels % c->num_heads != 0) {
-        die("%s: channels C=%d is not divisible by heads NH=%d", where, c->channels, c->num_heads);
-    }
-    if (c->padded_vocab_size < c->vocab_size) {
-        die("%s: padded vocab Vp=%d is smaller than V=%d", where, c->padded_vocab_size, c->vocab_size);
-    }
-    if (c->vocab_size > 65536) { die("%s: V=%d does not fit uint16 token shards", where, c->vocab_size); }
-}
-
-// "d12" or "L3H5C60T17V311" (letter + number pairs: L layers, H heads, C channels, T maxT, V vocab)
-static int parse_descriptor(GPTConfig* cfg, const char* desc) {
+// "d12" or "L3H5C60T17V311" (letter + number pairs: L layers, H heads, C channels, T maxT, V vocab;
+// each letter at most once). Returns NULL, or what is wrong with desc.
+static const char* parse_descriptor(GPTConfig* cfg, const char* desc) {
     GPTConfig c;
     c.max_seq_len = 1024; c.vocab_size = 50257; c.num_layers = 0; c.num_heads = 0; c.channels = 0;
     if (desc[0] == 'd' && isdigit((unsigned char)desc[1])) {
         char* end;
+        errno = 0;
         long n = strtol(desc + 1, &end, 10);
-        if (*end != '\0' || n <= 0 || n > 1000) { return 0; }
+        if (errno != 0 || *end != '\0' || n <= 0 || n > MAX_LAYERS) { return "dN needs N in [1, 1024]"; }
         c.num_layers = (int)n;
         if (n == 12)      { c.num_heads = 12; c.channels = 768; }
         else if (n == 24) { c.num_heads = 16; c.channels = 1024; }
@@ -1112,26 +1179,31 @@ static int parse_descriptor(GPTConfig* cfg, const char* desc) {
         else              { c.num_heads = (int)n; c.channels = 64 * (int)n; }
     } else {
         const char* p = desc;
-        if (*p == '\0') { return 0; }
+        char seen[8] = {0};
+        int nseen = 0;
+        if (*p == '\0') { return "empty"; }
         while (*p != '\0') {
             char key = *p++;
-            if (!isdigit((unsigned char)*p)) { return 0; }
+            if (strchr("LHCTV", key) == NULL) { return "letters are L, H, C, T, V"; }
+            if (memchr(seen, key, (size_t)nseen) != NULL) { return "a letter appears twice"; }
+            seen[nseen++] = key;
+            if (!isdigit((unsigned char)*p)) { return "each letter needs a number"; }
             char* end;
+            errno = 0;
             long n = strtol(p, &end, 10);
-            if (n <= 0 || n > 1000000) { return 0; }
+            if (errno != 0 || n <= 0 || n > 1000000000L) { return "a number is out of range"; }
             p = end;
             if (key == 'L') { c.num_layers = (int)n; }
             else if (key == 'H') { c.num_heads = (int)n; }
             else if (key == 'C') { c.channels = (int)n; }
             else if (key == 'T') { c.max_seq_len = (int)n; }
-            else if (key == 'V') { c.vocab_size = (int)n; }
-            else { return 0; }
+            else { c.vocab_size = (int)n; }
         }
-        if (c.num_layers == 0 || c.num_heads == 0 || c.channels == 0) { return 0; }
+        if (c.num_layers == 0 || c.num_heads == 0 || c.channels == 0) { return "L, H and C are required"; }
     }
     c.padded_vocab_size = ((c.vocab_size + 127) / 128) * 128;
     *cfg = c;
-    return 1;
+    return NULL;
 }
 
 // fresh weights from the counter-based generator (see the README's "Initialization" section)
@@ -1160,13 +1232,34 @@ static void gpt_init_weights(GPT* model, uint64_t seed) {
 
 static void gpt_build_from_descriptor(GPT* model, const char* desc, uint64_t seed) {
     GPTConfig cfg;
-    if (!parse_descriptor(&cfg, desc)) {
-        die("-e %s: not a model file and not a descriptor (use d12, d24, ... or e.g. L4H4C256T1024V50257)",
-            desc);
+    const char* why = parse_descriptor(&cfg, desc);
+    if (why != NULL) {
+        die("-e %s: not a model file and not a descriptor (%s; use d12, d24, ... or e.g. L4H4C256T1024V50257)",
+            desc, why);
     }
-    config_validate(&cfg, desc);
+    char where[4200];
+    snprintf(where, sizeof(where), "-e %s", desc);
+    config_validate(&cfg, where);
     gpt_setup(model, &cfg);
     gpt_init_weights(model, seed);
+}
+
+// A loaded tensor must be finite: a NaN or inf in a file would train silently into NaN.
+// Returns the index of the first non-finite element, or n.
+static size_t first_nonfinite(const float* x, size_t n) {
+    size_t bad = n;
+    #pragma omp parallel for reduction(min:bad)
+    for (size_t i = 0; i < n; i++) { if (!isfinite(x[i]) && i < bad) { bad = i; } }
+    return bad;
+}
+
+// the name of the parameter tensor that holds element i of the flat parameter block
+static const char* param_name_at(const GPT* model, size_t i) {
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        if (i < model->specs[k].size) { return model->specs[k].name; }
+        i -= model->specs[k].size;
+    }
+    return "?";
 }
 
 // Model file (llm.c's layout): int32 header[256] = {20240326, 3 (fp32), maxT, V, L, NH, C, Vp, 0...}
@@ -1175,7 +1268,7 @@ static void gpt_build_from_descriptor(GPT* model, const char* desc, uint64_t see
 #define MODEL_VERSION_FP32 3
 
 static void gpt_build_from_checkpoint(GPT* model, const char* path) {
-    FILE* f = fopen_or_die(path, "rb");
+    FILE* f = fopen_input_or_die(path);
     long fsize = file_size_or_die(f, path);
     int header[256];
     if (fsize < (long)sizeof(header)) { die("%s: truncated model file (%ld bytes, header is 1024)", path, fsize); }
@@ -1192,30 +1285,40 @@ static void gpt_build_from_checkpoint(GPT* model, const char* path) {
     cfg.max_seq_len = header[2]; cfg.vocab_size = header[3]; cfg.num_layers = header[4];
     cfg.num_heads = header[5]; cfg.channels = header[6]; cfg.padded_vocab_size = header[7];
     config_validate(&cfg, path);
-    gpt_setup(model, &cfg);
-    size_t expect = sizeof(header) + model->num_parameters * sizeof(float);
+    // the size the header implies, against the real size, before anything is allocated
+    gpt_setup_table(model, &cfg);
+    size_t expect = checked_add(sizeof(header), checked_mul(model->num_parameters, sizeof(float), path), path);
     if ((size_t)fsize != expect) {
         die("%s: model file is %ld bytes, expected %zu for this config (truncated or wrong file)",
             path, fsize, expect);
     }
+    gpt_setup(model, &cfg);
     fread_or_die(model->params_memory, sizeof(float), model->num_parameters, f, path);
     fclose(f);
+    size_t bad = first_nonfinite(model->params_memory, model->num_parameters);
+    if (bad < model->num_parameters) {
+        die("%s: parameter %zu (in %s) is %g: the file holds non-finite weights (a diverged run?)", path,
+            bad, param_name_at(model, bad), (double)model->params_memory[bad]);
+    }
 }
 
-// Writes to path.tmp and renames, so an interrupted save never destroys an existing file.
+// Writes to path.tmp.PID and renames, so an interrupted save never destroys an existing file,
+// and two processes writing the same path never share a temp file.
 static FILE* open_for_atomic_write(const char* path, char* tmp, size_t tmpsize) {
-    if (snprintf(tmp, tmpsize, "%s.tmp", path) >= (int)tmpsize) { die("%s: path too long", path); }
+    if (snprintf(tmp, tmpsize, "%s.tmp.%ld", path, (long)getpid()) >= (int)tmpsize) { die("%s: path too long", path); }
     return fopen_or_die(tmp, "wb");
 }
 static void finish_atomic_write(FILE* f, const char* tmp, const char* path) {
     if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
-        die("%s: write failed (%s)", tmp, strerror(errno));
+        int err = errno;
+        remove(tmp);
+        die("%s: write failed (%s)", tmp, strerror(err));
     }
     if (rename(tmp, path) != 0) { die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno)); }
 }
 
 static void gpt_write_model(const GPT* model, const char* path) {
-    char tmp[4096];
+    char tmp[4200];
     FILE* f = open_for_atomic_write(path, tmp, sizeof(tmp));
     int header[256];
     memset(header, 0, sizeof(header));
@@ -1228,9 +1331,32 @@ static void gpt_write_model(const GPT* model, const char* path) {
     finish_atomic_write(f, tmp, path);
 }
 
+// Tokens of one micro-batch: the layers count rows (B*T) in an int, and 2^24 is also where a float
+// stops counting tokens exactly. (GPT-2's largest batches are 2^19 tokens, split into micro-batches.)
+#define MAX_MICRO_BATCH_TOKENS (1L << 24)
+
+// The activations' size for (B,T): the table's products evaluated in double first, which cannot
+// overflow, and bounded, so that the size_t evaluation in activation_pointers is exact.
+#define X_ACT_DOUBLE(name, n) total += (double)(n);
+static void activation_size_check(const GPTConfig* cfg, int B_, int T_) {
+    double B = B_, T = T_, C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads;
+    double Vp = cfg->padded_vocab_size;
+    if (B * T > (double)MAX_MICRO_BATCH_TOKENS) {
+        die("-b %d -t %d: %.0f tokens per micro-batch is more than the limit %ld", B_, T_, B * T,
+            MAX_MICRO_BATCH_TOKENS);
+    }
+    double total = 0.0;
+    GPT_ACTIVATIONS(X_ACT_DOUBLE)
+    if (total * sizeof(float) > 0.25 * (double)SIZE_MAX) {
+        die("-b %d -t %d: the activations would need %.3g bytes", B_, T_, total * sizeof(float));
+    }
+}
+#undef X_ACT_DOUBLE
+
 static void gpt_allocate_activations(GPT* model, int B, int T) {
     const GPTConfig* cfg = &model->config;
     if (model->acts_memory == NULL) {
+        activation_size_check(cfg, B, T);
         size_t n = activation_pointers(&model->acts, NULL, cfg, (size_t)B, (size_t)T);
         model->acts_memory = (float*)malloc_or_die(n * sizeof(float));
         model->alloc_B = B;
@@ -1410,12 +1536,17 @@ static float gpt_clip_grad_norm(GPT* model, float max_norm) {
     return norm;
 }
 
-// Learning rate at step (0-based) of total steps: linear warmup, then cosine decay to
-// max_lr * final_frac (the schedule of GPT-3 / nanoGPT).
+// Learning rate of step n = step + 1 (1-based: the n-th update) of total steps: a linear warmup
+// that reaches max_lr at step n = warmup, then a cosine decay that reaches exactly
+// max_lr * final_frac at the last step n = total (the schedule of GPT-3 / nanoGPT):
+//   n <= warmup:  max_lr * n / warmup
+//   n >  warmup:  min_lr + (max_lr - min_lr) * (1 + cos(pi * (n - warmup) / (total - warmup))) / 2
+// (warmup >= total leaves no decay: the run ends at the peak; the CLI warns about it.)
 static double lr_schedule(int step, int total, double max_lr, int warmup, double final_frac) {
-    if (step < warmup) { return max_lr * (double)(step + 1) / (double)warmup; }
-    int span = total - warmup > 1 ? total - warmup : 1;
-    double r = (double)(step - warmup) / (double)span;
+    int n = step + 1;
+    if (n <= warmup) { return max_lr * (double)n / (double)warmup; }
+    double r = (double)(n - warmup) / (double)(total - warmup); // total > warmup here, as n <= total
+    if (r > 1.0) { r = 1.0; }
     double min_lr = max_lr * final_frac;
     return min_lr + 0.5 * (1.0 + cos(M_PI * r)) * (max_lr - min_lr);
 }
@@ -1528,6 +1659,8 @@ static const Backend cpu_backend = {"cpu", cpu_attach, gpt_forward, gpt_backward
 
 typedef struct {
     char** files; int nfiles;
+    long* file_ntok;                    // (nfiles) tokens of each file, from the start-up check
+    uint64_t identity;                  // hash of every file's contents, in glob order
     int B, T, V, shuffle;
     uint64_t seed;
     long epoch, shard_pos, sample_pos;  // the position: next sample to read
@@ -1547,9 +1680,13 @@ static void permute(long* a, long n, uint64_t key) {
     }
 }
 
-// reads a whole shard, checking header, size and token range
-static uint16_t* load_shard(const char* path, int V, long* ntok_out) {
-    FILE* f = fopen_or_die(path, "rb");
+// A shard holds at most this many tokens: its header counts them in an int32.
+#define MAX_SHARD_TOKENS 2147483647L
+
+// Opens a shard and checks its header against its size; returns the open file positioned at the
+// tokens, and their count.
+static FILE* shard_open(const char* path, long* ntok_out) {
+    FILE* f = fopen_input_or_die(path);
     long fsize = file_size_or_die(f, path);
     int header[256];
     if (fsize < (long)sizeof(header)) { die("%s: truncated token shard (%ld bytes, header is 1024)", path, fsize); }
@@ -1564,12 +1701,53 @@ static uint16_t* load_shard(const char* path, int V, long* ntok_out) {
         die("%s: header says %ld tokens, file holds %ld bytes of tokens (truncated?)", path, ntok,
             fsize - (long)sizeof(header));
     }
+    *ntok_out = ntok;
+    return f;
+}
+
+// the first token >= V in tokens[0..n), as an index, or n
+static long first_token_out_of_range(const uint16_t* tokens, long n, int V) {
+    long bad = n;
+    for (long i = 0; i < n; i++) { if (tokens[i] >= V) { bad = i; break; } }
+    return bad;
+}
+
+// Start-up check of one shard, so that a run that cannot finish is found before step 1, not at
+// the shard that breaks it: header, size, every token < V, room for one sample of B*T+1 tokens.
+// Reads in chunks (bounded memory) and returns a hash of the contents, for the data's identity.
+static uint64_t shard_check(const char* path, int V, long min_tokens, long* ntok_out) {
+    long ntok;
+    FILE* f = shard_open(path, &ntok);
+    if (ntok < min_tokens) {
+        die("%s: %ld tokens is fewer than one batch needs (B*T+1 = %ld)", path, ntok, min_tokens);
+    }
+    const long CHUNK = 1L << 20;
+    uint16_t* buf = (uint16_t*)malloc_or_die(CHUNK * sizeof(uint16_t));
+    uint64_t h = mix64((uint64_t)ntok);
+    for (long done = 0; done < ntok; ) {
+        long n = ntok - done < CHUNK ? ntok - done : CHUNK;
+        fread_or_die(buf, sizeof(uint16_t), (size_t)n, f, path);
+        long bad = first_token_out_of_range(buf, n, V);
+        if (bad < n) { die("%s: token %d at index %ld is >= the model's vocab size %d", path, buf[bad], done + bad, V); }
+        for (long i = 0; i < n; i++) { h = mix64(h ^ ((uint64_t)buf[i] << 32 | (uint64_t)(done + i))); }
+        done += n;
+    }
+    free(buf);
+    fclose(f);
+    *ntok_out = ntok;
+    return h;
+}
+
+// reads a whole shard, checking header, size and token range again (a file may have changed since
+// the start-up check)
+static uint16_t* load_shard(const char* path, int V, long* ntok_out) {
+    long ntok;
+    FILE* f = shard_open(path, &ntok);
     uint16_t* tokens = (uint16_t*)malloc_or_die((size_t)ntok * sizeof(uint16_t));
     fread_or_die(tokens, sizeof(uint16_t), (size_t)ntok, f, path);
     fclose(f);
-    for (long i = 0; i < ntok; i++) {
-        if (tokens[i] >= V) { die("%s: token %d at index %ld is >= the model's vocab size %d", path, tokens[i], i, V); }
-    }
+    long bad = first_token_out_of_range(tokens, ntok, V);
+    if (bad < ntok) { die("%s: token %d at index %ld is >= the model's vocab size %d", path, tokens[bad], bad, V); }
     *ntok_out = ntok;
     return tokens;
 }
@@ -1603,17 +1781,28 @@ static void loader_start_epoch(DataLoader* d) {
     d->loaded_file = -1; // the sample order depends on the epoch: reload even the same file
 }
 
-// positions the loader at (epoch, shard_pos, sample_pos): used at start, on reset and on resume
-static void loader_seek(DataLoader* d, long epoch, long shard_pos, long sample_pos) {
+// Epochs are counted in a long and name RNG streams: 2^40 passes over any data set is never reached.
+#define MAX_EPOCH (1L << 40)
+
+// positions the loader at (epoch, shard_pos, sample_pos): used at start, on reset and on resume;
+// `where` names the source of the position (a state file) for the error message
+static void loader_seek(DataLoader* d, long epoch, long shard_pos, long sample_pos, const char* where) {
+    if (epoch < 0 || epoch > MAX_EPOCH) { die("%s: data position: epoch %ld out of range [0, %ld]", where, epoch, MAX_EPOCH); }
+    if (shard_pos < 0 || shard_pos >= d->nfiles) {
+        die("%s: data position: shard %ld out of range (%d files)", where, shard_pos, d->nfiles);
+    }
     d->epoch = epoch;
     loader_start_epoch(d);
-    if (shard_pos < 0 || shard_pos >= d->nfiles) { die("data position: shard %ld out of range (%d files)", shard_pos, d->nfiles); }
     d->shard_pos = shard_pos;
     loader_load_file(d, d->shard_order[shard_pos]);
-    if (sample_pos < 0 || sample_pos > d->nsamples) { die("data position: sample %ld out of range (%ld samples)", sample_pos, d->nsamples); }
+    if (sample_pos < 0 || sample_pos > d->nsamples) {
+        die("%s: data position: sample %ld out of range (%ld samples in %s)", where, sample_pos, d->nsamples,
+            d->files[d->shard_order[shard_pos]]);
+    }
     d->sample_pos = sample_pos;
 }
 
+// Finds the files of a glob pattern and checks every one of them (shard_check) before training.
 static void loader_init(DataLoader* d, const char* pattern, int B, int T, int V, int shuffle,
                         uint64_t seed, const char* flag) {
     memset(d, 0, sizeof(*d));
@@ -1623,14 +1812,24 @@ static void loader_init(DataLoader* d, const char* pattern, int B, int T, int V,
         if (rc == 0) { globfree(&g); }
         die("%s %s: no files match (prepare data with `make data`, see README)", flag, pattern);
     }
+    if (g.gl_pathc > 1000000) { die("%s %s: %zu files match, more than the limit 1000000", flag, pattern, (size_t)g.gl_pathc); }
     d->nfiles = (int)g.gl_pathc;
     d->files = (char**)malloc_or_die((size_t)d->nfiles * sizeof(char*));
-    for (int i = 0; i < d->nfiles; i++) { d->files[i] = strdup(g.gl_pathv[i]); }
+    d->file_ntok = (long*)malloc_or_die((size_t)d->nfiles * sizeof(long));
+    for (int i = 0; i < d->nfiles; i++) {
+        d->files[i] = strdup(g.gl_pathv[i]);
+        if (d->files[i] == NULL) { die("out of memory"); }
+    }
     globfree(&g);
     d->B = B; d->T = T; d->V = V; d->shuffle = shuffle; d->seed = seed;
+    uint64_t h = mix64((uint64_t)d->nfiles);
+    for (int i = 0; i < d->nfiles; i++) {
+        h = mix64(h ^ shard_check(d->files[i], V, (long)B * T + 1, &d->file_ntok[i]));
+    }
+    d->identity = h;
     d->shard_order = (int*)malloc_or_die((size_t)d->nfiles * sizeof(int));
     d->loaded_file = -1;
-    loader_seek(d, 0, 0, 0);
+    loader_seek(d, 0, 0, 0, flag);
 }
 
 // fills inputs and targets (B,T) with the next sample and advances the position
@@ -1648,21 +1847,15 @@ static void loader_next_batch(DataLoader* d, int* inputs, int* targets) {
 }
 
 // batches available in one pass over the data (validation uses at most that many)
-static long loader_total_batches(DataLoader* d) {
+static long loader_total_batches(const DataLoader* d) {
     long total = 0;
-    for (int i = 0; i < d->nfiles; i++) {
-        FILE* f = fopen_or_die(d->files[i], "rb");
-        int header[3];
-        fread_or_die(header, sizeof(int), 3, f, d->files[i]);
-        fclose(f);
-        total += header[2] > 0 ? (header[2] - 1) / ((long)d->B * d->T) : 0;
-    }
+    for (int i = 0; i < d->nfiles; i++) { total += (d->file_ntok[i] - 1) / ((long)d->B * d->T); }
     return total;
 }
 
 static void loader_free(DataLoader* d) {
     for (int i = 0; i < d->nfiles; i++) { free(d->files[i]); }
-    free(d->files); free(d->shard_order); free(d->tokens); free(d->sample_order);
+    free(d->files); free(d->file_ntok); free(d->shard_order); free(d->tokens); free(d->sample_order);
     memset(d, 0, sizeof(*d));
 }
 
@@ -1737,19 +1930,28 @@ static void generate_and_print(const Backend* be, GPT* model, int max_T, const T
 }
 
 // ----------------------------------------------------------------------------------------------
-// Checkpoints: out_dir/model_NNNNNNNN.bin (the model file above) + out_dir/state_NNNNNNNN.bin:
-// int64 header[64] = {20240527, 1, step, num_parameters, epoch, shard_pos, sample_pos,
-// rng key, rng counter, B, T, 0...}, then AdamW's m and v (num_parameters float32 each).
-// NNNNNNNN is the number of completed steps. The model is written first and the state last,
-// each through a temp file + rename, so a state file marks a complete checkpoint.
+// Checkpoints: out_dir/model_NNNNNNNN.bin (the model file above) + out_dir/state_NNNNNNNN.bin,
+// NNNNNNNN the number of completed steps. The state file (version 2):
+//   int64 header[64] = {20240527, 2, step, num_parameters, epoch, shard_pos, sample_pos,
+//                       rng key, rng counter, B, T, options_len, train data identity, 0...}
+//   options_len bytes: the options that define the run (see run_options_record), as
+//                      NUL-terminated strings "flag", "value", "flag", "value", ...
+//   AdamW's m, then v: num_parameters float32 each.
+// The model is written first and the state last, each through a temp file + rename, so a state
+// file marks a complete checkpoint. Every field is checked when it is read back: the header
+// against the file name, the model, the file's size and its range; m and v must be finite, v >= 0.
 
 #define STATE_MAGIC 20240527
-#define STATE_VERSION 1
+#define STATE_VERSION 2
+#define MAX_OPTIONS_BYTES 65536 // the recorded options: a few hundred bytes, plus paths
+#define MAX_STEPS (1L << 30)    // -x: steps are counted in an int by the schedule
 
 typedef struct {
     long step;
     long epoch, shard_pos, sample_pos;
     Rng rng;
+    uint64_t data_identity;    // DataLoader.identity of the training data
+    char* options; size_t options_len; // the recorded options (malloc'd; see the format above)
 } TrainState;
 
 static void checkpoint_paths(char* model_path, char* state_path, size_t size, const char* dir, long step) {
@@ -1769,62 +1971,171 @@ static void save_checkpoint(const GPT* model, const TrainState* st, int B, int T
     header[4] = st->epoch; header[5] = st->shard_pos; header[6] = st->sample_pos;
     header[7] = (int64_t)st->rng.key; header[8] = (int64_t)st->rng.counter;
     header[9] = B; header[10] = T;
+    header[11] = (int64_t)st->options_len; header[12] = (int64_t)st->data_identity;
     fwrite_or_die(header, sizeof(int64_t), 64, f, tmp);
+    fwrite_or_die(st->options, 1, st->options_len, f, tmp);
     fwrite_or_die(model->m_memory, sizeof(float), model->num_parameters, f, tmp);
     fwrite_or_die(model->v_memory, sizeof(float), model->num_parameters, f, tmp);
     finish_atomic_write(f, tmp, state_path);
 }
 
-// the largest step with a state file in dir, or -1
-static long latest_checkpoint(const char* dir) {
+// The steps that have a state file in dir, ascending (malloc'd, *count of them; NULL if none).
+// Only names that are exactly state_<digits>.bin count.
+static long* list_checkpoints(const char* dir, size_t* count) {
     char pattern[4200];
     snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
     glob_t g;
-    long best = -1;
+    long* steps = NULL;
+    *count = 0;
     if (glob(pattern, 0, NULL, &g) == 0) {
+        steps = (long*)malloc_or_die(g.gl_pathc * sizeof(long));
         for (size_t i = 0; i < g.gl_pathc; i++) {
             const char* name = strrchr(g.gl_pathv[i], '/');
             name = name != NULL ? name + 1 : g.gl_pathv[i];
-            long step;
-            char rest[8];
-            if (sscanf(name, "state_%ld.%7s", &step, rest) == 2 && strcmp(rest, "bin") == 0 && step > best) {
-                best = step;
-            }
+            const char* digits = name + strlen("state_");
+            size_t nd = strspn(digits, "0123456789");
+            if (nd == 0 || nd > 12 || strcmp(digits + nd, ".bin") != 0) { continue; }
+            steps[(*count)++] = strtol(digits, NULL, 10);
         }
         globfree(&g);
+        // ascending (insertion sort: a directory holds a handful)
+        for (size_t i = 1; i < *count; i++) {
+            long x = steps[i];
+            size_t j = i;
+            while (j > 0 && steps[j - 1] > x) { steps[j] = steps[j - 1]; j--; }
+            steps[j] = x;
+        }
     }
+    return steps;
+}
+
+// the largest step with a state file in dir, or -1
+static long latest_checkpoint(const char* dir) {
+    size_t n;
+    long* steps = list_checkpoints(dir, &n);
+    long best = n > 0 ? steps[n - 1] : -1;
+    free(steps);
     return best;
 }
 
-// loads model and optimizer state of checkpoint `step` in dir into a model not yet built
-static void load_checkpoint(GPT* model, TrainState* st, int B, int T, const char* dir, long step) {
+// keeps the newest `keep` checkpoints in dir and removes the others (keep <= 0: keeps all).
+// The state file goes first: without it the pair is no longer a checkpoint.
+static void remove_old_checkpoints(const char* dir, int keep) {
+    if (keep <= 0) { return; }
+    size_t n;
+    long* steps = list_checkpoints(dir, &n);
+    for (size_t i = 0; i + (size_t)keep < n; i++) {
+        char model_path[4096], state_path[4096];
+        checkpoint_paths(model_path, state_path, sizeof(model_path), dir, steps[i]);
+        if (remove(state_path) != 0 || remove(model_path) != 0) {
+            fprintf(stderr, "warning: could not remove old checkpoint %s (%s)\n", model_path, strerror(errno));
+        }
+    }
+    free(steps);
+}
+
+// Loads model and optimizer state of checkpoint `step` in dir into a model not yet built. The
+// data position is range-checked later, against the data (loader_seek); the options by the caller.
+static void load_checkpoint(GPT* model, TrainState* st, const char* dir, long step) {
     char model_path[4096], state_path[4096];
     checkpoint_paths(model_path, state_path, sizeof(model_path), dir, step);
     gpt_build_from_checkpoint(model, model_path);
-    FILE* f = fopen_or_die(state_path, "rb");
+    FILE* f = fopen_input_or_die(state_path);
     long fsize = file_size_or_die(f, state_path);
     int64_t header[64];
-    if (fsize < (long)sizeof(header)) { die("%s: truncated state file", state_path); }
+    if (fsize < (long)sizeof(header)) { die("%s: truncated state file (%ld bytes, header is 512)", state_path, fsize); }
     fread_or_die(header, sizeof(int64_t), 64, f, state_path);
     if (header[0] != STATE_MAGIC) { die("%s: bad magic %lld in state file (expected %d)", state_path, (long long)header[0], STATE_MAGIC); }
-    if (header[1] != STATE_VERSION) { die("%s: state file version %lld not supported (expected %d)", state_path, (long long)header[1], STATE_VERSION); }
+    if (header[1] != STATE_VERSION) {
+        die("%s: state file version %lld not supported (expected %d%s)", state_path, (long long)header[1], STATE_VERSION,
+            header[1] == 1 ? "; version 1 did not record the run's options: restart from its model with -e" : "");
+    }
+    if (header[2] != step) {
+        die("%s: header says step %lld, the file name says %ld (renamed or corrupt file)", state_path, (long long)header[2], step);
+    }
     if (header[3] != (int64_t)model->num_parameters) {
         die("%s: state is for %lld parameters but %s has %zu", state_path, (long long)header[3], model_path, model->num_parameters);
     }
-    if (header[9] != B || header[10] != T) {
-        die("%s: checkpoint was trained with B=%lld T=%lld; resume with the same -b and -t (got B=%d T=%d)",
-            state_path, (long long)header[9], (long long)header[10], B, T);
+    if (header[4] < 0 || header[4] > MAX_EPOCH || header[5] < 0 || header[6] < 0) {
+        die("%s: data position (epoch %lld, shard %lld, sample %lld) out of range", state_path,
+            (long long)header[4], (long long)header[5], (long long)header[6]);
     }
-    size_t expect = sizeof(header) + 2 * model->num_parameters * sizeof(float);
+    if (header[9] < 1 || header[10] < 1 || header[10] > model->config.max_seq_len ||
+        header[9] * header[10] > MAX_MICRO_BATCH_TOKENS) {
+        die("%s: batch B=%lld T=%lld out of range", state_path, (long long)header[9], (long long)header[10]);
+    }
+    if (header[11] < 0 || header[11] > MAX_OPTIONS_BYTES) {
+        die("%s: options length %lld out of range [0, %d]", state_path, (long long)header[11], MAX_OPTIONS_BYTES);
+    }
+    size_t moments = checked_mul(2 * sizeof(float), model->num_parameters, state_path);
+    size_t expect = checked_add(sizeof(header) + (size_t)header[11], moments, state_path);
     if ((size_t)fsize != expect) { die("%s: state file is %ld bytes, expected %zu (truncated?)", state_path, fsize, expect); }
+    st->options_len = (size_t)header[11];
+    st->options = (char*)malloc_or_die(st->options_len + 1);
+    fread_or_die(st->options, 1, st->options_len, f, state_path);
+    st->options[st->options_len] = '\0';
     model->m_memory = (float*)malloc_or_die(model->num_parameters * sizeof(float));
     model->v_memory = (float*)malloc_or_die(model->num_parameters * sizeof(float));
     fread_or_die(model->m_memory, sizeof(float), model->num_parameters, f, state_path);
     fread_or_die(model->v_memory, sizeof(float), model->num_parameters, f, state_path);
     fclose(f);
+    size_t n = model->num_parameters;
+    size_t bad = first_nonfinite(model->m_memory, n);
+    if (bad < n) { die("%s: AdamW m[%zu] (in %s) is not finite", state_path, bad, param_name_at(model, bad)); }
+    bad = first_nonfinite(model->v_memory, n);
+    if (bad < n) { die("%s: AdamW v[%zu] (in %s) is not finite", state_path, bad, param_name_at(model, bad)); }
+    for (size_t i = 0; i < n; i++) {
+        if (model->v_memory[i] < 0.0f) {
+            die("%s: AdamW v[%zu] (in %s) is negative (%g): a second moment is a mean of squares", state_path, i,
+                param_name_at(model, i), (double)model->v_memory[i]);
+        }
+    }
     st->step = (long)header[2];
     st->epoch = (long)header[4]; st->shard_pos = (long)header[5]; st->sample_pos = (long)header[6];
     st->rng.key = (uint64_t)header[7]; st->rng.counter = (uint64_t)header[8];
+    st->data_identity = (uint64_t)header[12];
+}
+
+// log.txt of a resumed run: the lines of steps before the checkpoint's, as the uninterrupted run
+// wrote them (a killed run logged steps past its last checkpoint; they are run again)
+static void truncate_log(const char* path, long step) {
+    FILE* f = fopen(path, "rb");
+    if (f == NULL) { return; }
+    char tmp[4300];
+    FILE* out = open_for_atomic_write(path, tmp, sizeof(tmp));
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long s;
+        if (sscanf(line, "s:%ld", &s) == 1 && s < step) { fwrite_or_die(line, 1, strlen(line), out, tmp); }
+    }
+    fclose(f);
+    finish_atomic_write(out, tmp, path);
+}
+
+// One run per output directory: an advisory lock on dir/.lock, held until the run ends (or the
+// process dies: the kernel releases it). The file says who holds it, for the error message.
+static int lock_out_dir(const char* dir) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) { die("%s: cannot open the lock file (%s)", path, strerror(errno)); }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder[256] = "";
+        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        die("-o %s: another run is using this directory (%s); wait for it to end or choose another -o",
+            dir, holder[0] != '\0' ? holder : "holder unknown");
+    }
+    char host[128] = "?";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    char who[256];
+    int len = snprintf(who, sizeof(who), "pid %ld on %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)len, 0) != len) {
+        die("%s: cannot write the lock file (%s)", path, strerror(errno));
+    }
+    return fd;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -1844,21 +2155,25 @@ typedef struct {
     float final_frac;           // -q
     float weight_decay;         // -c
     float grad_clip;            // -G
+    float beta1, beta2, eps;    // --beta1 --beta2 --eps (AdamW)
     int val_every;              // -v (0: never)
     int val_batches;            // -m
     int sample_every;           // -s (0: never)
     int gen_len;                // -g
     int ckpt_every;             // -n (0: only at the end)
+    int keep_last;              // -k (0: keep every checkpoint)
     int resume;                 // -y
     long seed;                  // -S
     int top_k;                  // -K
     float temperature;          // -H
     int verbose;                // 0 for tests: no per-step output
     const Backend* backend;     // &cpu_backend, or train_gpt.cu's GPU backend
+    char given[128];            // given[code] = 1: the flag was on the command line (flag_code)
 } TrainOptions;
 
 static TrainOptions default_options(void) {
     TrainOptions o;
+    memset(&o, 0, sizeof(o));
     o.train_pattern = "data/brown/brown_train_*.bin";
     o.val_pattern = "data/brown/brown_val_*.bin";
     o.init = "L4H4C256";
@@ -1866,22 +2181,227 @@ static TrainOptions default_options(void) {
     o.tokenizer_path = "data/gpt2_tokenizer.bin";
     o.B = 4; o.T = 128; o.total_batch = -1; o.max_steps = 300;
     o.lr = 1e-3f; o.warmup = 20; o.final_frac = 0.1f; o.weight_decay = 0.1f; o.grad_clip = 1.0f;
+    o.beta1 = 0.9f; o.beta2 = 0.95f; o.eps = 1e-8f;
     o.val_every = 50; o.val_batches = 10; o.sample_every = 100; o.gen_len = 64;
-    o.ckpt_every = 100; o.resume = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
+    o.ckpt_every = 100; o.keep_last = 0; o.resume = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
     o.verbose = 1;
     o.backend = &cpu_backend;
     return o;
 }
 
-// what a run produced, for callers such as the resume test
+// Where flag values come from, for error messages: the command line (NULL), or a state file whose
+// recorded options are being read back.
+static const char* g_options_source = NULL;
+#define die_flag(fmt, ...) \
+    (g_options_source != NULL ? die("%s: recorded option " fmt, g_options_source, __VA_ARGS__) : die(fmt, __VA_ARGS__))
+
+// integer flag value in [lo, hi], or a one-line error naming the flag
+static long parse_int_flag(const char* flag, const char* s, long lo, long hi) {
+    char* end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0') { die_flag("%s %s: not an integer", flag, s); }
+    if (v < lo || v > hi) { die_flag("%s %s: must be in [%ld, %ld]", flag, s, lo, hi); }
+    return v;
+}
+
+static float parse_float_flag(const char* flag, const char* s, double lo, double hi) {
+    char* end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) { die_flag("%s %s: not a number", flag, s); }
+    if (v < lo || v > hi) { die_flag("%s %s: must be in [%g, %g]", flag, s, lo, hi); }
+    return (float)v;
+}
+
+// A flag's code in TrainOptions.given: its letter, or a digit for the long AdamW flags; 0 = unknown.
+static int flag_code(const char* f) {
+    if (strcmp(f, "--beta1") == 0) { return '1'; }
+    if (strcmp(f, "--beta2") == 0) { return '2'; }
+    if (strcmp(f, "--eps") == 0) { return '3'; }
+    if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGvmsgKHnkyS", f[1]) != NULL) {
+        return f[1];
+    }
+    return 0;
+}
+
+// sets one option from its flag and value text (the command line, or a checkpoint's record)
+static void apply_flag(TrainOptions* o, const char* f, const char* v) {
+    switch (flag_code(f)) {
+        case 'i': o->train_pattern = v; break;
+        case 'j': o->val_pattern = v; break;
+        case 'e': o->init = v; break;
+        case 'o': o->out_dir = v; break;
+        case 'Z': o->tokenizer_path = v; break;
+        case 'b': o->B = (int)parse_int_flag(f, v, 1, MAX_MICRO_BATCH_TOKENS); break;
+        case 't': o->T = (int)parse_int_flag(f, v, 1, MAX_SEQ_LEN); break;
+        case 'd': o->total_batch = parse_int_flag(f, v, -1, 1L << 40);
+                  if (o->total_batch == 0) { die_flag("%s %s: must be positive, or -1 for B*T", f, v); } break;
+        case 'x': o->max_steps = (int)parse_int_flag(f, v, 1, MAX_STEPS); break;
+        case 'l': o->lr = parse_float_flag(f, v, 1e-12, 10.0); break;
+        case 'u': o->warmup = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
+        case 'q': o->final_frac = parse_float_flag(f, v, 0.0, 1.0); break;
+        case 'c': o->weight_decay = parse_float_flag(f, v, 0.0, 1e3); break;
+        case 'G': o->grad_clip = parse_float_flag(f, v, 0.0, 1e9); break;
+        case '1': o->beta1 = parse_float_flag(f, v, 0.0, 0.999999); break;
+        case '2': o->beta2 = parse_float_flag(f, v, 0.0, 0.999999); break;
+        case '3': o->eps = parse_float_flag(f, v, 1e-30, 1.0); break;
+        case 'v': o->val_every = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
+        case 'm': o->val_batches = (int)parse_int_flag(f, v, 1, 1L << 30); break;
+        case 's': o->sample_every = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
+        case 'g': o->gen_len = (int)parse_int_flag(f, v, 1, MAX_SEQ_LEN); break;
+        case 'K': o->top_k = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+        case 'H': o->temperature = parse_float_flag(f, v, 1e-6, 1e6); break;
+        case 'n': o->ckpt_every = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
+        case 'k': o->keep_last = (int)parse_int_flag(f, v, 0, 1L << 30); break;
+        case 'y': o->resume = (int)parse_int_flag(f, v, 0, 1); break;
+        case 'S': o->seed = parse_int_flag(f, v, 0, 0x7fffffffffffffffL); break;
+        default: die_flag("%s: unknown flag (-h lists the flags)", f);
+    }
+}
+
+// The options that define a run's trajectory: every checkpoint records them (save_checkpoint), and
+// a resumed run (-y 1) takes them from there. On resume, one not on the command line takes the
+// checkpoint's value; one given with the checkpoint's value is fine; one given with another value
+// is an error naming it, except -x, which may grow (train longer: printed as an override). -i is
+// compared by content: the data's identity (a hash of every train shard), not the pattern's text.
+static const char* const RUN_FLAGS[] = {"-e", "-i", "-b", "-t", "-d", "-x", "-l", "-u", "-q", "-c",
+                                        "-G", "-S", "--beta1", "--beta2", "--eps"};
+enum { NUM_RUN_FLAGS = sizeof(RUN_FLAGS) / sizeof(RUN_FLAGS[0]) };
+
+// the shortest decimal text that reads back as the same float (at most 9 significant digits)
+static void format_float(char* buf, size_t n, float x) {
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, n, "%.*g", digits, (double)x);
+        if (strtof(buf, NULL) == x) { return; }
+    }
+}
+
+// the text of a run option's value, as the command line would give it (floats in the shortest
+// text that reads back exactly)
+static void run_flag_value(const TrainOptions* o, const char* f, char* buf, size_t n) {
+    switch (flag_code(f)) {
+        case 'e': snprintf(buf, n, "%s", o->init); break;
+        case 'i': snprintf(buf, n, "%s", o->train_pattern); break;
+        case 'b': snprintf(buf, n, "%d", o->B); break;
+        case 't': snprintf(buf, n, "%d", o->T); break;
+        case 'd': snprintf(buf, n, "%ld", o->total_batch > 0 ? o->total_batch : (long)o->B * o->T); break;
+        case 'x': snprintf(buf, n, "%d", o->max_steps); break;
+        case 'l': format_float(buf, n, o->lr); break;
+        case 'u': snprintf(buf, n, "%d", o->warmup); break;
+        case 'q': format_float(buf, n, o->final_frac); break;
+        case 'c': format_float(buf, n, o->weight_decay); break;
+        case 'G': format_float(buf, n, o->grad_clip); break;
+        case 'S': snprintf(buf, n, "%ld", o->seed); break;
+        case '1': format_float(buf, n, o->beta1); break;
+        case '2': format_float(buf, n, o->beta2); break;
+        case '3': format_float(buf, n, o->eps); break;
+        default: die("run_flag_value: %s is not a run option", f);
+    }
+}
+
+// the record of a run's options for its checkpoints: "flag\0value\0" for each of RUN_FLAGS
+static char* run_options_record(const TrainOptions* o, size_t* len) {
+    char* rec = (char*)malloc_or_die(MAX_OPTIONS_BYTES);
+    size_t n = 0;
+    for (int k = 0; k < NUM_RUN_FLAGS; k++) {
+        char value[4200];
+        run_flag_value(o, RUN_FLAGS[k], value, sizeof(value));
+        size_t lf = strlen(RUN_FLAGS[k]) + 1, lv = strlen(value) + 1;
+        if (n + lf + lv > MAX_OPTIONS_BYTES) { die("the run's options are longer than %d bytes", MAX_OPTIONS_BYTES); }
+        memcpy(rec + n, RUN_FLAGS[k], lf); n += lf;
+        memcpy(rec + n, value, lv); n += lv;
+    }
+    *len = n;
+    return rec;
+}
+
+// Resume: the run's options from the checkpoint's record (st->options, read from state_path)
+// merged with the command line's (o), by the rules above RUN_FLAGS. Returns the merged options;
+// their strings point into o or st->options.
+static TrainOptions resume_options(const TrainOptions* o, const TrainState* st, const char* state_path) {
+    TrainOptions ck = *o;
+    g_options_source = state_path;
+    int seen[NUM_RUN_FLAGS] = {0};
+    size_t i = 0;
+    while (i < st->options_len) {
+        const char* f = st->options + i;
+        size_t lf = strnlen(f, st->options_len - i);
+        if (i + lf + 1 >= st->options_len) { die("%s: recorded options are cut short", state_path); }
+        const char* v = f + lf + 1;
+        size_t lv = strnlen(v, st->options_len - i - lf - 1);
+        if (i + lf + 1 + lv >= st->options_len) { die("%s: recorded options are cut short", state_path); }
+        int k = 0;
+        while (k < NUM_RUN_FLAGS && strcmp(RUN_FLAGS[k], f) != 0) { k++; }
+        if (k == NUM_RUN_FLAGS || seen[k]) { die("%s: recorded option %.40s is unknown or repeated", state_path, f); }
+        seen[k] = 1;
+        apply_flag(&ck, f, v); // validates the value as the command line would
+        i += lf + 1 + lv + 1;
+    }
+    for (int k = 0; k < NUM_RUN_FLAGS; k++) {
+        if (!seen[k]) { die("%s: recorded options lack %s", state_path, RUN_FLAGS[k]); }
+    }
+    g_options_source = NULL;
+    // the command line's values where given: equal, or an error (-x: may grow; -i: by content)
+    TrainOptions run = ck;
+    for (int k = 0; k < NUM_RUN_FLAGS; k++) {
+        const char* f = RUN_FLAGS[k];
+        int code = flag_code(f);
+        if (!o->given[code]) { continue; }
+        if (code == 'i') { run.train_pattern = o->train_pattern; continue; }
+        char have[4200], want[4200];
+        run_flag_value(&ck, f, have, sizeof(have));
+        // the given value, read in the context of the checkpoint's other options (-d -1 = B*T)
+        TrainOptions given = ck;
+        switch (code) {
+            case 'e': given.init = o->init; break;
+            case 'b': given.B = o->B; break;
+            case 't': given.T = o->T; break;
+            case 'd': given.total_batch = o->total_batch; break;
+            case 'x': given.max_steps = o->max_steps; break;
+            case 'l': given.lr = o->lr; break;
+            case 'u': given.warmup = o->warmup; break;
+            case 'q': given.final_frac = o->final_frac; break;
+            case 'c': given.weight_decay = o->weight_decay; break;
+            case 'G': given.grad_clip = o->grad_clip; break;
+            case 'S': given.seed = o->seed; break;
+            case '1': given.beta1 = o->beta1; break;
+            case '2': given.beta2 = o->beta2; break;
+            case '3': given.eps = o->eps; break;
+        }
+        run_flag_value(&given, f, want, sizeof(want));
+        if (strcmp(have, want) == 0) { continue; }
+        if (code == 'x') {
+            if (o->max_steps <= st->step) {
+                die("-x %d: the checkpoint has already done %ld steps; give a larger -x to train further",
+                    o->max_steps, st->step);
+            }
+            run.max_steps = o->max_steps;
+            if (o->verbose) {
+                printf("note: -x %d overrides the checkpoint's -x %s: the schedule's decay now ends at step %d\n",
+                       o->max_steps, have, o->max_steps);
+            }
+            continue;
+        }
+        die("%s %s: the checkpoint %s was trained with %s %s; a resumed run keeps its options (drop the "
+            "flag, or start a new run from the checkpoint's model with -e and another -o)", f, want, state_path, f, have);
+    }
+    if (run.max_steps <= st->step) {
+        die("%s: the run is complete (%ld of -x %d steps); give a larger -x to train further", state_path,
+            st->step, run.max_steps);
+    }
+    return run;
+}
+
+// what a run produced, for callers such as the resume test (free losses after use)
 typedef struct {
     long first_step, last_step;  // steps [first_step, last_step) ran in this call
-    float* losses;               // (max_steps) training loss of each step run, indexed by step
+    float* losses;               // (max_steps of the run) training loss of each step run, by step; 0 elsewhere
     float last_val_loss;
 } TrainResult;
 
 static float evaluate(const Backend* be, GPT* model, DataLoader* val, int nbatches, int* inputs, int* targets) {
-    loader_seek(val, 0, 0, 0);
+    loader_seek(val, 0, 0, 0, "-j");
     double sum = 0.0;
     for (int i = 0; i < nbatches; i++) {
         loader_next_batch(val, inputs, targets);
@@ -1890,20 +2410,48 @@ static float evaluate(const Backend* be, GPT* model, DataLoader* val, int nbatch
     return (float)(sum / nbatches);
 }
 
-static void run_training(const TrainOptions* o, TrainResult* result) {
+// a non-finite loss or gradient norm ends the run before anything is saved
+static void check_finite(const char* what, double x, long step) {
+    if (!isfinite(x)) {
+        die("step %ld: the %s is %g: the run diverged (nothing saved after the last checkpoint); "
+            "lower -l, raise -u, or set -G", step, what, x);
+    }
+}
+
+// Checks the output directory before anything is written: the paths fit, the directory exists,
+// no other run uses it (a lock, returned), and a fresh run does not mix with an earlier run's
+// checkpoints. Returns the checkpoint step to resume from, or -1.
+static long prepare_out_dir(const TrainOptions* o, int* lock_fd) {
+    const char* dir = o->out_dir;
+    if (strlen(dir) + 64 > 4096) { die("-o %.60s...: path too long (limit %d bytes)", dir, 4096 - 64); }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die("-o %s: cannot create directory (%s)", dir, strerror(errno)); }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) { die("-o %s: not a directory", dir); }
+    *lock_fd = lock_out_dir(dir);
+    long latest = latest_checkpoint(dir);
+    if (!o->resume && latest >= 0) {
+        die("-o %s: holds the checkpoints of an earlier run (latest: step %ld); resume it with -y 1, "
+            "choose another -o, or delete them", dir, latest);
+    }
+    return o->resume ? latest : -1;
+}
+
+static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
+    TrainOptions run = *o_cmdline;  // the run's options: the command line's, or merged on resume
+    const TrainOptions* o = &run;
     const Backend* be = o->backend;
     GPT model;
     TrainState st;
     memset(&st, 0, sizeof(st));
-    st.rng.key = stream_key((uint64_t)o->seed, 99ULL); // the sampler's stream
     int have_out = o->out_dir != NULL && o->out_dir[0] != '\0';
-    if (have_out && mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
-        die("-o %s: cannot create directory (%s)", o->out_dir, strerror(errno));
-    }
-    long resume_step = o->resume && have_out ? latest_checkpoint(o->out_dir) : -1;
     if (o->resume && !have_out) { die("-y 1 needs an output directory (-o) to resume from"); }
+    int lock_fd = -1;
+    long resume_step = have_out ? prepare_out_dir(o, &lock_fd) : -1;
+    char state_path[4200] = "";
     if (resume_step >= 0) {
-        load_checkpoint(&model, &st, o->B, o->T, o->out_dir, resume_step);
+        load_checkpoint(&model, &st, o->out_dir, resume_step);
+        snprintf(state_path, sizeof(state_path), "%s/state_%08ld.bin", o->out_dir, resume_step);
+        run = resume_options(o_cmdline, &st, state_path);
         if (o->verbose) { printf("resuming from %s/model_%08ld.bin (step %ld)\n", o->out_dir, resume_step, resume_step); }
     } else {
         if (o->resume && o->verbose) { printf("no checkpoint in %s: starting from scratch\n", o->out_dir); }
@@ -1912,20 +2460,44 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         else if (strchr(o->init, '/') != NULL || strstr(o->init, ".bin") != NULL) {
             die("-e %s: model file not found", o->init);
         } else { gpt_build_from_descriptor(&model, o->init, (uint64_t)o->seed); }
+        st.rng.key = stream_key((uint64_t)o->seed, 99ULL); // the sampler's stream
     }
     const GPTConfig* cfg = &model.config;
     if (o->T > cfg->max_seq_len) { die("-t %d: exceeds the model's maximum sequence length %d", o->T, cfg->max_seq_len); }
+    activation_size_check(cfg, o->B, o->T);
     long tokens_per_micro = (long)o->B * o->T;
     long total_batch = o->total_batch > 0 ? o->total_batch : tokens_per_micro;
     if (total_batch % tokens_per_micro != 0) {
         die("-d %ld: total batch is not a multiple of B*T = %ld", total_batch, tokens_per_micro);
     }
+    // micro-batches per step: 2^24 keeps 1/accum's divisor exact and a step finite in time
+    if (total_batch / tokens_per_micro > (1L << 24)) {
+        die("-d %ld: %ld micro-batches of B*T = %ld per step is more than the limit %ld", total_batch,
+            total_batch / tokens_per_micro, tokens_per_micro, 1L << 24);
+    }
     int accum = (int)(total_batch / tokens_per_micro);
-    be->attach(&model, o->B, o->T);
+    if ((double)o->lr * o->weight_decay >= 1.0) {
+        die("-l %g -c %g: lr * weight decay = %g must be below 1 (AdamW scales each weight by 1 - lr*wd every step)",
+            o->lr, o->weight_decay, (double)o->lr * o->weight_decay);
+    }
+    if (o->warmup >= o->max_steps) {
+        fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning rate never decays\n",
+                o->warmup, o->max_steps);
+    }
+    if (o->verbose && o->sample_every > 0 && o->gen_len > o->T - 1) {
+        printf("note: -g %d is more than T-1 = %d: samples are %d tokens (they fit the -t %d window)\n",
+               o->gen_len, o->T - 1, o->T - 1, o->T);
+    }
 
+    double t_check = wall_seconds();
     DataLoader train, val;
     loader_init(&train, o->train_pattern, o->B, o->T, cfg->vocab_size, 1, (uint64_t)o->seed, "-i");
-    loader_seek(&train, st.epoch, st.shard_pos, st.sample_pos);
+    if (resume_step >= 0 && train.identity != st.data_identity) {
+        die("-i %s: the training shards differ from those the checkpoint %s was trained on (a resumed run "
+            "needs the same data)", o->train_pattern, state_path);
+    }
+    loader_seek(&train, st.epoch, st.shard_pos, st.sample_pos, resume_step >= 0 ? state_path : "-i");
+    st.data_identity = train.identity;
     int have_val = o->val_every > 0 && o->val_pattern != NULL && o->val_pattern[0] != '\0';
     int val_batches = o->val_batches;
     if (have_val) {
@@ -1933,6 +2505,13 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         long avail = loader_total_batches(&val);
         if (val_batches > avail) { val_batches = (int)avail; }
     }
+    t_check = wall_seconds() - t_check;
+    // the record for this run's checkpoints (run's strings may point into the one read back)
+    size_t record_len;
+    char* record = run_options_record(o, &record_len);
+    free(st.options);
+    st.options = record; st.options_len = record_len;
+    be->attach(&model, o->B, o->T);
     Tokenizer tok;
     int have_tok = tokenizer_init(&tok, o->tokenizer_path) == 0;
 
@@ -1946,20 +2525,24 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
                model.num_parameters);
         printf("batch: B=%d T=%d, %d micro-batch(es) per step = %ld tokens; %s, %s\n", o->B, o->T,
                accum, total_batch, be->name, where);
-        printf("data: %d train shard(s) %s, %s%s\n", train.nfiles, o->train_pattern,
-               have_val ? "val " : "no validation", have_val ? o->val_pattern : "");
+        long ntok = 0;
+        for (int i = 0; i < train.nfiles; i++) { ntok += train.file_ntok[i]; }
+        printf("data: %d train shard(s) %s (%ld tokens), %s%s; all checked in %.2f s\n", train.nfiles,
+               o->train_pattern, ntok, have_val ? "val " : "no validation", have_val ? o->val_pattern : "", t_check);
         if (!have_tok) { printf("tokenizer %s not found: samples print token ids\n", o->tokenizer_path); }
     }
     FILE* logf = NULL;
     if (have_out) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
+        if (resume_step >= 0) { truncate_log(path, resume_step); }
         logf = fopen_or_die(path, resume_step >= 0 ? "a" : "w");
     }
     int* inputs = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
     int* targets = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
     double* step_ms = (double*)calloc_or_die((size_t)o->max_steps + 1, sizeof(double));
     int timed = 0;
+    result->losses = (float*)calloc_or_die((size_t)o->max_steps, sizeof(float));
     result->first_step = st.step;
     result->last_val_loss = -1.0f;
 
@@ -1967,6 +2550,7 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         int last = step == o->max_steps;
         if (have_val && (step % o->val_every == 0 || last)) {
             float vl = evaluate(be, &model, &val, val_batches, inputs, targets);
+            check_finite("validation loss", vl, step);
             result->last_val_loss = vl;
             if (o->verbose) { printf("step %ld: val loss %.6f (%d batches)\n", step, vl, val_batches); }
             if (logf) { fprintf(logf, "s:%ld vl:%.9g\n", step, vl); fflush(logf); }
@@ -1984,8 +2568,10 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
             be->backward(&model, 1.0f / accum);
         }
         double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);
-        float norm = be->step(&model, o->grad_clip, (float)lr, 0.9f, 0.95f, 1e-8f, o->weight_decay, (int)step + 1);
+        float norm = be->step(&model, o->grad_clip, (float)lr, o->beta1, o->beta2, o->eps, o->weight_decay, (int)step + 1);
         double ms = 1000.0 * (wall_seconds() - t0);
+        check_finite("training loss", loss, step + 1);
+        check_finite("gradient norm", norm, step + 1);
         step_ms[timed++] = ms;
         result->losses[step] = loss;
         if (o->verbose) {
@@ -1999,6 +2585,7 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
             st.epoch = train.epoch; st.shard_pos = train.shard_pos; st.sample_pos = train.sample_pos;
             be->to_host(&model);
             save_checkpoint(&model, &st, o->B, o->T, o->out_dir);
+            remove_old_checkpoints(o->out_dir, o->keep_last);
             if (o->verbose) { printf("saved checkpoint %s/model_%08ld.bin\n", o->out_dir, st.step); }
         }
     }
@@ -2017,12 +2604,13 @@ static void run_training(const TrainOptions* o, TrainResult* result) {
         if (be->summary != NULL) { be->summary(&model); }
     }
     if (logf) { fclose(logf); }
-    free(inputs); free(targets); free(step_ms);
+    free(inputs); free(targets); free(step_ms); free(st.options);
     if (have_tok) { tokenizer_free(&tok); }
     loader_free(&train);
     if (have_val) { loader_free(&val); }
     be->detach(&model);
     gpt_free(&model);
+    if (lock_fd >= 0) { close(lock_fd); } // releases the lock
 }
 
 static void usage(const char* prog, const TrainOptions* d) {
@@ -2031,50 +2619,38 @@ static void usage(const char* prog, const TrainOptions* d) {
         "  -i <glob>   train token shards                  (default %s)\n"
         "  -j <glob>   validation token shards, \"\" = none  (default %s)\n"
         "  -e <init>   model file, or descriptor d12/d24/.. or e.g. L4H4C256T1024V50257 (default %s)\n"
+        "              (a model file starts a new run from its weights: fresh AdamW state, step 0)\n"
         "  -o <dir>    output dir for log.txt and checkpoints, \"\" = none (default %s)\n"
         "  -b <int>    micro-batch size B                  (default %d)\n"
         "  -t <int>    sequence length T (<= model maxT)   (default %d)\n"
         "  -d <int>    tokens per optimizer step, a multiple of B*T; -1 = B*T (default %ld)\n"
         "  -x <int>    number of training steps            (default %d)\n"
         "  -l <float>  peak learning rate                  (default %g)\n"
-        "  -u <int>    warmup steps                        (default %d)\n"
-        "  -q <float>  final lr as a fraction of the peak  (default %g)\n"
-        "  -c <float>  weight decay                        (default %g)\n"
+        "  -u <int>    warmup steps: the lr peaks at step -u (default %d)\n"
+        "  -q <float>  lr at the last step as a fraction of the peak (cosine decay) (default %g)\n"
+        "  -c <float>  weight decay (lr * decay < 1)       (default %g)\n"
         "  -G <float>  gradient clip (global norm), 0 = off (default %g)\n"
+        "  --beta1 <float>  AdamW beta1                    (default %g)\n"
+        "  --beta2 <float>  AdamW beta2                    (default %g)\n"
+        "  --eps <float>    AdamW epsilon                  (default %g)\n"
         "  -v <int>    validate every N steps, 0 = never   (default %d)\n"
         "  -m <int>    validation batches                  (default %d)\n"
         "  -s <int>    sample every N steps, 0 = never     (default %d)\n"
-        "  -g <int>    tokens to generate per sample       (default %d)\n"
+        "  -g <int>    tokens to generate per sample (at most -t minus 1) (default %d)\n"
         "  -K <int>    top-k for sampling, 0 = all         (default %d)\n"
         "  -H <float>  sampling temperature                (default %g)\n"
         "  -n <int>    checkpoint every N steps, 0 = only at the end (default %d)\n"
-        "  -y <0|1>    resume from the latest checkpoint in -o (default %d)\n"
+        "  -k <int>    keep only the newest N checkpoints, 0 = all (default %d)\n"
+        "  -y <0|1>    resume from the latest checkpoint in -o, with its options (default %d)\n"
         "  -S <int>    random seed (init, shuffling, sampling) (default %ld)\n"
         "  -Z <path>   tokenizer file for printing samples (default %s)\n"
-        "  -h          this help\n",
+        "  -h          this help\n"
+        "On -y 1 the run's options (-e -i -b -t -d -x -l -u -q -c -G -S --beta1 --beta2 --eps) come from\n"
+        "the checkpoint; giving one with another value is an error, except a larger -x (train longer).\n",
         prog, d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
-        d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->val_every,
-        d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature, d->ckpt_every,
-        d->resume, d->seed, d->tokenizer_path);
-}
-
-// integer flag value in [lo, hi], or a one-line error naming the flag
-static long parse_int_flag(const char* flag, const char* s, long lo, long hi) {
-    char* end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0') { die("%s %s: not an integer", flag, s); }
-    if (v < lo || v > hi) { die("%s %s: must be in [%ld, %ld]", flag, s, lo, hi); }
-    return v;
-}
-
-static float parse_float_flag(const char* flag, const char* s, double lo, double hi) {
-    char* end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) { die("%s %s: not a number", flag, s); }
-    if (v < lo || v > hi) { die("%s %s: must be in [%g, %g]", flag, s, lo, hi); }
-    return (float)v;
+        d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->beta1, d->beta2,
+        d->eps, d->val_every, d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature,
+        d->ckpt_every, d->keep_last, d->resume, d->seed, d->tokenizer_path);
 }
 
 static TrainOptions parse_options(int argc, char** argv) {
@@ -2082,36 +2658,14 @@ static TrainOptions parse_options(int argc, char** argv) {
     for (int i = 1; i < argc; i += 2) {
         const char* f = argv[i];
         if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { TrainOptions d = default_options(); usage(argv[0], &d); exit(0); }
-        if (f[0] != '-' || f[1] == '\0' || f[2] != '\0') { die("%s: not a flag (flags are -x value; -h lists them)", f); }
-        if (i + 1 >= argc) { die("%s: missing value", f); }
-        const char* v = argv[i + 1];
-        switch (f[1]) {
-            case 'i': o.train_pattern = v; break;
-            case 'j': o.val_pattern = v; break;
-            case 'e': o.init = v; break;
-            case 'o': o.out_dir = v; break;
-            case 'Z': o.tokenizer_path = v; break;
-            case 'b': o.B = (int)parse_int_flag(f, v, 1, 1 << 20); break;
-            case 't': o.T = (int)parse_int_flag(f, v, 1, 1 << 20); break;
-            case 'd': o.total_batch = parse_int_flag(f, v, -1, 1L << 40);
-                      if (o.total_batch == 0) { die("-d 0: must be positive, or -1 for B*T"); } break;
-            case 'x': o.max_steps = (int)parse_int_flag(f, v, 1, 1L << 30); break;
-            case 'l': o.lr = parse_float_flag(f, v, 1e-12, 10.0); break;
-            case 'u': o.warmup = (int)parse_int_flag(f, v, 0, 1L << 30); break;
-            case 'q': o.final_frac = parse_float_flag(f, v, 0.0, 1.0); break;
-            case 'c': o.weight_decay = parse_float_flag(f, v, 0.0, 1e3); break;
-            case 'G': o.grad_clip = parse_float_flag(f, v, 0.0, 1e9); break;
-            case 'v': o.val_every = (int)parse_int_flag(f, v, 0, 1L << 30); break;
-            case 'm': o.val_batches = (int)parse_int_flag(f, v, 1, 1L << 30); break;
-            case 's': o.sample_every = (int)parse_int_flag(f, v, 0, 1L << 30); break;
-            case 'g': o.gen_len = (int)parse_int_flag(f, v, 1, 1L << 20); break;
-            case 'K': o.top_k = (int)parse_int_flag(f, v, 0, 1L << 30); break;
-            case 'H': o.temperature = parse_float_flag(f, v, 1e-6, 1e6); break;
-            case 'n': o.ckpt_every = (int)parse_int_flag(f, v, 0, 1L << 30); break;
-            case 'y': o.resume = (int)parse_int_flag(f, v, 0, 1); break;
-            case 'S': o.seed = parse_int_flag(f, v, 0, 0x7fffffffffffffffL); break;
-            default: die("%s: unknown flag (-h lists the flags)", f);
+        int code = flag_code(f);
+        if (code == 0) {
+            if (f[0] == '-' && f[1] != '\0' && (f[1] == '-' || f[2] == '\0')) { die("%s: unknown flag (-h lists the flags)", f); }
+            die("%s: not a flag (flags are -x value; -h lists them)", f);
         }
+        if (i + 1 >= argc) { die("%s: missing value", f); }
+        apply_flag(&o, f, argv[i + 1]);
+        o.given[code] = 1;
     }
     return o;
 }
@@ -2121,7 +2675,6 @@ static inline int train_main(int argc, char** argv, const Backend* backend) {
     TrainOptions o = parse_options(argc, argv);
     o.backend = backend;
     TrainResult r;
-    r.losses = (float*)calloc_or_die((size_t)o.max_steps, sizeof(float));
     run_training(&o, &r);
     free(r.losses);
     return 0;

@@ -25,7 +25,7 @@ EOF
 # expect NAME WORDS -- ARGS...: runs train_gpt ARGS, wants exit 1 and one "error:" line with WORDS
 expect() {
     local name=$1 words=$2; shift 3
-    "$BIN" "$@" > "$W/out" 2> "$W/err" < /dev/null
+    (ulimit -v "${LIMIT_KB:-unlimited}"; exec timeout 60 "$BIN" "$@") > "$W/out" 2> "$W/err" < /dev/null
     local rc=$? lines; lines=$(wc -l < "$W/err")
     if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -q "^error: .*$words" "$W/err"; then
         printf 'PASS %-28s %s\n' "$name" "$(cat "$W/err")"; passed=$((passed + 1))
@@ -37,9 +37,9 @@ expect() {
 
 M=L1H1C8T16V97   # a tiny model: V = 97, maxT = 16
 shard "$W/good.bin" 20240520 1 400 400 96
-common=(-e $M -i "$W/good.bin" -j "" -b 2 -t 8 -x 1 -s 0 -o "")
+common=(-e $M -i "$W/good.bin" -j "" -b 2 -t 8 -x 1 -u 0 -s 0 -o "")  # a flag given again: the last wins
 # a valid model file to break
-"$BIN" -e $M -i "$W/good.bin" -j "" -b 2 -t 8 -x 1 -s 0 -o "$W/run" > /dev/null 2>&1 || { echo "error: could not make a checkpoint"; exit 1; }
+"$BIN" -e $M -i "$W/good.bin" -j "" -b 2 -t 8 -x 1 -u 0 -s 0 -o "$W/run" > /dev/null 2>&1 || { echo "error: could not make a checkpoint"; exit 1; }
 model="$W/run/model_00000001.bin"
 
 # model files
@@ -93,7 +93,102 @@ expect "state truncated"      "truncated"          -- "${common[@]}" -o "$W/res"
 python3 -c "import struct;open('$W/res/state_00000001.bin','wb').write(struct.pack('<64q',1,*([0]*63)))"
 expect "state wrong magic"    "bad magic"          -- "${common[@]}" -o "$W/res" -y 1 -x 3
 cp "$W/run/state_00000001.bin" "$W/res/state_00000001.bin"
-expect "resume with other B"  "same -b"            -- "${common[@]}" -o "$W/res" -y 1 -x 3 -b 1
+expect "resume with other B"  "trained with -b 2"  -- "${common[@]}" -o "$W/res" -y 1 -x 3 -b 1
+
+# --- sizes from untrusted numbers: checked before anything is allocated (ulimit: a huge
+# allocation attempt would fail here with "out of memory" instead of the expected error)
+expect "descriptor overflow"  "more than the limit" -- "${common[@]}" -e L384522H1C999720T647174V128
+expect "descriptor params"    "parameters is more"  -- "${common[@]}" -e L1000H1C60000T1000V128
+expect "descriptor twice"     "appears twice"      -- "${common[@]}" -e L2H2C16L3
+expect "-d micro-batch count" "micro-batches"      -- "${common[@]}" -d 4294967297 -b 1 -t 1
+expect "B*T over the limit"   "more than the limit" -- "${common[@]}" -e L1H1C8T1048576V97 -b 1048576 -t 1048576
+python3 -c "import struct,sys;open(sys.argv[1],'wb').write(struct.pack('<256i',20240326,3,1024,50257,48,25,1600,50304,*([0]*248)))" "$W/big_header.bin"
+LIMIT_KB=4000000 expect "model 1KB, huge header" "bytes, expected" -- "${common[@]}" -e "$W/big_header.bin"
+
+# --- non-regular input files: a directory, a FIFO (must not block), for -e, -i and -Z
+mkfifo "$W/fifo"
+expect "-e directory"         "a directory"        -- "${common[@]}" -e "$W"
+expect "-e FIFO"              "FIFO"               -- "${common[@]}" -e "$W/fifo"
+expect "-i FIFO"              "FIFO"               -- "${common[@]}" -i "$W/fifo"
+expect "-Z FIFO"              "FIFO"               -- "${common[@]}" -Z "$W/fifo"
+expect "-o path too long"     "path too long"      -- "${common[@]}" -o "$W/$(printf 'd%.0s' {1..4100})"
+
+# --- every shard is checked at start-up, not when first reached (-S 1: multi_0 comes first,
+# so one step never reaches multi_1)
+shard "$W/multi_0.bin" 20240520 1 400 400 96
+shard "$W/multi_1.bin" 20240520 1 400 400 120
+expect "later shard token >= V" ">= the model's vocab" -- "${common[@]}" -i "$W/multi_*.bin" -S 1
+shard "$W/multi_1.bin" 20240520 1 10 10 96
+expect "later shard too small" "fewer than one batch" -- "${common[@]}" -i "$W/multi_*.bin" -S 1
+shard "$W/multi_1.bin" 20240521 1 400 400 96
+expect "later shard bad magic" "bad magic"         -- "${common[@]}" -i "$W/multi_*.bin" -S 1
+rm -f "$W"/multi_*.bin
+
+# --- a diverging run stops before it saves anything; impossible settings are refused
+expect "lr * wd >= 1"         "must be below 1"    -- "${common[@]}" -l 10 -c 1000
+python3 -c "import struct,sys;d=bytearray(open(sys.argv[1],'rb').read());n=(len(d)-1024)//4;d[1024:]=struct.pack('<%df'%n,*([3e38]*n));open(sys.argv[2],'wb').write(d)" "$model" "$W/huge_w.bin"
+expect "diverged: no save"    "diverged"           -- "${common[@]}" -e "$W/huge_w.bin" -o "$W/div"
+if ls "$W/div"/model_* > /dev/null 2>&1; then echo "FAIL diverged run wrote a checkpoint"; failed=$((failed + 1)); fi
+python3 -c "import struct,sys;d=bytearray(open(sys.argv[1],'rb').read());d[2000:2004]=struct.pack('<f',float('nan'));open(sys.argv[2],'wb').write(d)" "$model" "$W/nan_w.bin"
+expect "model NaN weight"     "non-finite"         -- "${common[@]}" -e "$W/nan_w.bin"
+
+# --- state file fields: each checked against the file name, the model and its range.
+# setstate h FIELD VALUE: a copy of the good checkpoint in $W/st with int64 header field FIELD set;
+# setstate f I VALUE: with the I-th float32 from the end of the file set (v is last, m before it)
+good_state="$W/run/state_00000001.bin"
+setstate() {
+    rm -rf "$W/st"; mkdir -p "$W/st"; cp "$model" "$W/st/model_00000001.bin"
+    python3 - "$good_state" "$W/st/state_00000001.bin" "$@" <<'EOF'
+import struct, sys
+src, dst, kind, idx, val = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+d = bytearray(open(src, "rb").read())
+if kind == "h":
+    d[8 * idx:8 * idx + 8] = struct.pack("<q", int(val))
+else:
+    off = len(d) - 4 * (idx + 1)
+    d[off:off + 4] = struct.pack("<f", float(val))
+open(dst, "wb").write(d)
+EOF
+}
+st=(-e $M -i "$W/good.bin" -j "" -b 2 -t 8 -x 5 -u 0 -s 0 -o "$W/st" -y 1)
+setstate h 2 -1;                   expect "state step -1"      "header says step -1"  -- "${st[@]}"
+setstate h 2 7;                    expect "state step != name" "file name says"       -- "${st[@]}"
+setstate h 4 9223372036854775807;  expect "state epoch huge"   "out of range"         -- "${st[@]}"
+setstate h 5 -1;                   expect "state shard < 0"    "out of range"         -- "${st[@]}"
+setstate h 6 -5;                   expect "state sample < 0"   "out of range"         -- "${st[@]}"
+setstate h 6 1000;                 expect "state sample > n"   "out of range"         -- "${st[@]}"
+setstate h 3 12;                   expect "state param count"  "parameters"           -- "${st[@]}"
+setstate h 11 99999999;            expect "state options len"  "options length"       -- "${st[@]}"
+setstate h 12 12345;               expect "state data identity" "shards differ"       -- "${st[@]}"
+setstate f 0 -1;                   expect "state v negative"   "negative"             -- "${st[@]}"
+setstate f 0 nan;                  expect "state v NaN"        "not finite"           -- "${st[@]}"
+nparam=$(python3 -c "import struct,sys;print(struct.unpack('<q',open(sys.argv[1],'rb').read()[24:32])[0])" "$good_state")
+setstate f $((2 * nparam - 1)) inf; expect "state m inf"       "not finite"           -- "${st[@]}"
+setstate h 1 1;                    expect "state version 1"    "version 1"            -- "${st[@]}"
+
+# --- a run owns its output directory
+expect "fresh run, old ckpts" "earlier run"        -- "${common[@]}" -o "$W/run"
+mkdir -p "$W/locked"; echo "pid 1 on test" > "$W/locked/.lock"
+flock "$W/locked/.lock" sleep 30 & holder=$!
+sleep 0.5
+expect "second run, locked"   "another run is using" -- "${common[@]}" -o "$W/locked"
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+
+# --- resume cannot silently change the run
+expect "resume, other -l"     "trained with -l 0.001" -- "${common[@]}" -o "$W/run" -y 1 -x 3 -l 2e-3
+expect "resume, other -S"     "trained with -S 1337" -- "${common[@]}" -o "$W/run" -y 1 -x 3 -S 7
+expect "resume, other -e"     "trained with -e"    -- "${common[@]}" -o "$W/run" -y 1 -x 3 -e L1H1C16T16V97
+expect "resume, nothing to do" "run is complete"   -- -o "$W/run" -y 1 -s 0
+
+# --- -k keeps the newest checkpoints only (not bad input: a rule to hold)
+"$BIN" "${common[@]}" -x 6 -n 1 -k 2 -o "$W/keep" > /dev/null 2>&1
+kept=$(cd "$W/keep" && ls model_* state_* 2>/dev/null | tr '\n' ' ')
+if [ "$kept" = "model_00000005.bin model_00000006.bin state_00000005.bin state_00000006.bin " ]; then
+    printf 'PASS %-28s %s\n' "-k 2 keeps the newest 2" "$kept"; passed=$((passed + 1))
+else
+    printf 'FAIL %-28s %s\n' "-k 2 keeps the newest 2" "$kept"; failed=$((failed + 1))
+fi
+expect "resume, -x <= step"   "already done"       -- "${common[@]}" -o "$W/keep" -y 1 -x 3
 
 echo
 echo "$passed passed, $failed failed"

@@ -321,10 +321,12 @@ def clip_grad_norm(params, max_norm):
     return norm
 
 def lr_at(s, S, a):
-    """Linear warmup to lr over `warmup` steps, then cosine decay towards lr*final_frac (reached at s = S)."""
-    if s < a.warmup:
-        return a.lr * (s + 1) / a.warmup
-    r = (s - a.warmup) / max(1, S - a.warmup)
+    """lr of update n = s + 1 of S (train_gpt.c's lr_schedule): linear warmup reaching lr at n = warmup,
+    then cosine decay reaching exactly lr*final_frac at n = S."""
+    n = s + 1
+    if n <= a.warmup:
+        return a.lr * n / a.warmup
+    r = min(1.0, (n - a.warmup) / (S - a.warmup))
     min_lr = a.lr * a.final_frac
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * r)) * (a.lr - min_lr)
 
