@@ -5,6 +5,7 @@
 #   make data               the default dataset: data/brown/brown_{train,val}_NNNNNN.bin (make
 #                           train_gpt asks for it too); stops with prepare.sh's error when it cannot
 #   make test-tokenizer     exactness vs GPT-2's reference encoders (node), ends "N passed, N failed"
+#   make test-tokenizer-bad-input   bad input to ./tokenizer: one error line each, never a crash
 #   make bench-tokenizer    MB/s: C one thread, C all cores, gpt-tokenizer, in the same run
 #   make clean-data         removes the generated data (downloads in data/.cache/npm stay)
 #   make unicode-tables     regenerates data/unicode_tables.h with node (it is committed)
@@ -34,6 +35,10 @@ test-tokenizer: tokenizer $(TOKENIZER_FILE) $(BROWN_VAL)
 	@sh data/prepare.sh refs
 	@node data/test_tokenizer.js
 
+# bad input to ./tokenizer: one "error:" line and exit 1, never a crash, hang or huge allocation
+test-tokenizer-bad-input: tokenizer
+	@bash data/test_bad_input.sh
+
 bench-tokenizer: tokenizer $(TOKENIZER_FILE) $(BROWN_VAL)
 	@sh data/prepare.sh refs
 	@node data/bench_tokenizer.js
@@ -46,4 +51,4 @@ clean-data:
 	rm -rf data/brown data/brown.tmp data/tinyshakespeare data/tinyshakespeare.tmp \
 		$(TOKENIZER_FILE) data/.cache/brown_text data/.cache/brown_all.txt
 
-.PHONY: data test-tokenizer bench-tokenizer unicode-tables clean-data
+.PHONY: data test-tokenizer test-tokenizer-bad-input bench-tokenizer unicode-tables clean-data

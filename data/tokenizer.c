@@ -12,6 +12,11 @@
 //   turn it into id 50256); `shards` always treats it as a document separator.
 // - Shards are written as NAME.tmp and renamed when complete: a crash never leaves a shard
 //   that looks finished.
+// - No shard is smaller than SHARD_MIN_TOKENS (one training batch of B=64, T=1024) unless its
+//   whole split is (then a warning says so): a split's short last part joins the shard before.
+// - Every input is untrusted: input files must be regular files (a FIFO or /dev/zero is an
+//   error, never a hang), numeric flags are parsed strictly and bounded, and `build` refuses
+//   vocabularies that would make a tokenizer file that cannot encode.
 //
 // Shard file (llm.c's format): int32 header[256] = {20240520 magic, 1 version, token count,
 // 0...}, then `count` uint16 token ids. Every document is preceded by <|endoftext|> (as llm.c's
@@ -21,20 +26,36 @@
 #include <dirent.h>       // provides: opendir, readdir (walking input folders)
 #include <errno.h>        // provides: errno
 #include <stdint.h>       // provides: uint16_t, uint32_t, uint64_t
-#include <stdio.h>        // provides: FILE, fopen, fread, fwrite, printf, rename
-#include <stdlib.h>       // provides: malloc, free, qsort, strtoull, exit
+#include <stdio.h>        // provides: FILE, fopen, fwrite, printf, rename
+#include <stdlib.h>       // provides: malloc, free, qsort, exit
 #include <string.h>       // provides: strcmp, memcmp, strerror
-#include <sys/stat.h>     // provides: stat, mkdir
+#include <sys/stat.h>     // provides: stat, fstat, S_ISREG, mkdir
 #include <time.h>         // provides: clock_gettime (bench)
 #ifdef _OPENMP
 #include <omp.h>          // provides: omp_get_max_threads, omp_get_thread_num
 #endif
-#include "tokenizer.h"    // provides: Tokenizer, tokenizer_init/encode/decode, TokenIds, TokenizerCache
+#include "tokenizer.h"    // provides: Tokenizer, tokenizer_init/encode/decode, TokenIds, TokenizerCache,
+                          // tok_open_input, tok_read_fd, tok_file_kind (and unistd.h's close)
 
 #define DEFAULT_TOKENIZER "data/gpt2_tokenizer.bin"
 #define SHARD_MAGIC 20240520
 #define SHARD_VERSION 1
 #define EOT_TEXT "<|endoftext|>"
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the shard and tokenizer files are little-endian, and tokenizer.c writes them (and formats ids) natively"
+#endif
+#define MAX_STDIN_BYTES (2ull << 30)  // stdin is read whole, up to 2 GiB (see read_stdin)
+#define MAX_THREADS 1024                // --threads: see main
+// shards: the smallest shard written (unless a whole split is smaller). train_gpt reads B*T+1
+// tokens from one shard for each batch and refuses a shard that cannot hold one; 65,537 tokens
+// hold a batch of B=64, T=1024 (GPT-2's full context, llm.c's micro-batch for GPT-2 124M), and
+// 128 batches of the trainer's default B=4, T=128. A split's short last shard joins the one
+// before it instead (see ShardWriter).
+#define SHARD_MIN_TOKENS 65537
+// --shard-tokens: from SHARD_MIN_TOKENS (smaller full shards could not hold that batch) to 2e9:
+// the header stores the count as int32, and a shard may grow by SHARD_MIN_TOKENS - 1 when the
+// short tail of a split joins it (2e9 + 65536 < 2^31).
+#define SHARD_MAX_TOKENS 2000000000
 
 // ----------------------------------------------------------------------------
 // Errors, files, timing
@@ -49,26 +70,42 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-// Reads a whole stream; `name` is for error messages. The buffer gets one extra NUL byte.
-static uint8_t* read_stream(FILE* f, const char* name, size_t* len) {
+// Reads all of stdin (a pipe, a terminal or a redirected file). The buffer gets one extra NUL
+// byte. stdin may never end (/dev/zero, `yes |`), and encode and shards hold all of it plus its
+// ids (4 bytes a token, about one token per 4 bytes of text) in memory: past MAX_STDIN_BYTES it
+// is an error (give shards files instead: it reads them in batches).
+static uint8_t* read_stdin(size_t* len) {
+    struct stat st;
     size_t cap = 1 << 16, n = 0, got;
+    if (fstat(0, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < MAX_STDIN_BYTES)
+        cap = (size_t)st.st_size + 1; // a redirected file: one allocation, and EOF right after
     uint8_t* buf = (uint8_t*)xmalloc(cap + 1);
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+    while ((got = tok_read_fd(0, buf + n, cap - n, "stdin")) > 0) {
         n += got;
-        if (n == cap) { cap *= 2; buf = (uint8_t*)tok_xrealloc(buf, cap + 1, "input"); }
+        if (n < cap) continue;
+        if (cap >= MAX_STDIN_BYTES) die("stdin: %llu bytes or more: too large for one input (split it into files for shards)",
+                                        (unsigned long long)MAX_STDIN_BYTES);
+        cap *= 2;
+        buf = (uint8_t*)tok_xrealloc(buf, cap + 1, "stdin");
     }
-    if (ferror(f)) die("%s: read error: %s", name, strerror(errno));
     buf[n] = 0;
     *len = n;
     return buf;
 }
 
+// Reads a whole input file ('-' = stdin); only regular files (tok_open_input says why). The
+// buffer gets one extra NUL byte.
 static uint8_t* read_file(const char* path, size_t* len) {
-    if (strcmp(path, "-") == 0) return read_stream(stdin, "stdin", len);
-    FILE* f = fopen(path, "rb");
-    if (!f) die("%s: cannot open: %s", path, strerror(errno));
-    uint8_t* buf = read_stream(f, path, len);
-    fclose(f);
+    if (strcmp(path, "-") == 0) return read_stdin(len);
+    size_t size;
+    int fd = tok_open_input(path, &size);
+    if (fd < 0) die("%s: no such file", path);
+    uint8_t* buf = (uint8_t*)xmalloc(size + 1);
+    size_t got = tok_read_fd(fd, buf, size, path);
+    close(fd);
+    if (got != size) die("%s: changed while reading: %zu of %zu bytes", path, got, size);
+    buf[size] = 0;
+    *len = size;
     return buf;
 }
 
@@ -79,7 +116,7 @@ static void xfwrite(const void* p, size_t size, size_t count, FILE* f, const cha
 // mkdir -p of the folder part of `path` ("data/brown/brown" -> data/brown).
 static void make_parent_dirs(const char* path) {
     char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) die("%.100s...: path too long", path);
     for (char* p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
@@ -172,6 +209,7 @@ static void encode_segments(Encoder* e, Segment* segs, size_t n_segs) {
     }
     for (size_t i = 0; i < n_pieces; i++) {
         TokenIds* dst = &segs[pieces[i].seg].ids;
+        if (dst->ids == NULL) { *dst = pieces[i].ids; continue; } // a segment's first piece: no copy
         tokenids_reserve(dst, pieces[i].ids.len);
         memcpy(dst->ids + dst->len, pieces[i].ids.ids, pieces[i].ids.len * sizeof(uint32_t));
         dst->len += pieces[i].ids.len;
@@ -223,21 +261,58 @@ static void segment_list_add(void* ctx, const uint8_t* text, size_t len, int end
 // ----------------------------------------------------------------------------
 // encode / decode
 
-// Writes ids as decimal text separated by single spaces, then a newline.
-static void print_ids(const uint32_t* ids, size_t n, FILE* f) {
-    char buf[1 << 16];
-    size_t len = 0;
+// Prints ids as decimal text separated by single spaces; id_printer_end adds the newline.
+// Formatting is done here into a 64 KiB buffer (reused, so it stays in cache), written with one
+// fwrite when full.
+#define ID_PRINTER_BYTES (1 << 16)
+typedef struct { char* buf; size_t len; int started; } IdPrinter;
+
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static void id_printer_put(IdPrinter* p, const uint32_t* ids, size_t n) {
+    // locals, not p->len: stores through char* could alias it and force reloads
+    char* out = p->buf + p->len;
+    char* full = p->buf + ID_PRINTER_BYTES - 16; // room for a space, 10 digits, an 8-byte store
+    size_t started = (size_t)p->started;
     for (size_t i = 0; i < n; i++) {
-        if (len > sizeof(buf) - 16) { xfwrite(buf, 1, len, f, "stdout"); len = 0; }
-        if (i > 0) buf[len++] = ' ';
-        char digits[12];
-        int d = 0;
+        if (out > full) { xfwrite(p->buf, 1, (size_t)(out - p->buf), stdout, "stdout"); out = p->buf; }
+        *out = ' ';
+        out += started; // a space before every id but the first
+        started = 1;
         uint32_t v = ids[i];
+        if (v < 100000) {
+            // Ids below 100000 (all of GPT-2's) without a branch on their length, which varies
+            // at random (the mispredictions cost more than the digits): the 5 digits with
+            // leading zeros go into one word, first digit in the lowest byte, so on a
+            // little-endian machine its bytes in memory are the digits in order; shifting out
+            // the leading zeros and storing 8 bytes leaves the digits at `out` (the bytes past
+            // them are overwritten by what follows).
+            uint32_t len = 1 + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000);
+            uint16_t mid, low; // digits 2-3 and 4-5, as two characters each
+            memcpy(&mid, digit_pairs + 2 * (v / 100 % 100), 2);
+            memcpy(&low, digit_pairs + 2 * (v % 100), 2);
+            uint64_t w = (uint64_t)('0' + v / 10000) | (uint64_t)mid << 8 | (uint64_t)low << 24;
+            w >>= 8 * (5 - len);
+            memcpy(out, &w, 8);
+            out += len;
+            continue;
+        }
+        char digits[10];
+        int d = 0;
         do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v);
-        while (d > 0) buf[len++] = digits[--d];
+        while (d > 0) *out++ = digits[--d];
     }
-    buf[len++] = '\n';
-    xfwrite(buf, 1, len, f, "stdout");
+    p->len = (size_t)(out - p->buf);
+    p->started = (int)started;
+}
+
+static void id_printer_end(IdPrinter* p) {
+    p->buf[p->len++] = '\n';
+    xfwrite(p->buf, 1, p->len, stdout, "stdout");
+    p->len = 0;
 }
 
 static void need_merges(const Tokenizer* t, const char* path) {
@@ -251,31 +326,29 @@ static void need_merges(const Tokenizer* t, const char* path) {
 static int cmd_encode(const Tokenizer* t, const char* tok_path, Encoder* e, int special) {
     need_merges(t, tok_path);
     size_t n;
-    uint8_t* text = read_stream(stdin, "stdin", &n);
+    uint8_t* text = read_stdin(&n);
     SegmentList parts;
     memset(&parts, 0, sizeof(parts));
     parts.keep_empty = 1;
     if (special) split_parts(text, n, 0, segment_list_add, &parts);
     else segment_list_add(&parts, text, n, 0);
     encode_segments(e, parts.segs, parts.n);
-    TokenIds all;
-    memset(&all, 0, sizeof(all));
+    IdPrinter p;
+    p.buf = (char*)xmalloc(ID_PRINTER_BYTES);
+    p.len = 0; p.started = 0;
     for (size_t i = 0; i < parts.n; i++) {
-        tokenids_reserve(&all, parts.segs[i].ids.len + 1);
-        memcpy(all.ids + all.len, parts.segs[i].ids.ids, parts.segs[i].ids.len * sizeof(uint32_t));
-        all.len += parts.segs[i].ids.len;
-        if (parts.eot_after[i]) all.ids[all.len++] = t->eot;
+        id_printer_put(&p, parts.segs[i].ids.ids, parts.segs[i].ids.len);
+        if (parts.eot_after[i]) id_printer_put(&p, &t->eot, 1);
         tokenids_free(&parts.segs[i].ids);
     }
-    print_ids(all.ids, all.len, stdout);
-    tokenids_free(&all);
-    free(parts.segs); free(parts.eot_after); free(text);
+    id_printer_end(&p);
+    free(p.buf); free(parts.segs); free(parts.eot_after); free(text);
     return 0;
 }
 
 static int cmd_decode(const Tokenizer* t) {
     size_t n;
-    uint8_t* text = read_stream(stdin, "stdin", &n);
+    uint8_t* text = read_stdin(&n);
     size_t i = 0, count = 0, out_len = 0;
     char* out = (char*)xmalloc(1 << 16);
     while (i < n) {
@@ -328,11 +401,12 @@ static size_t utf8_put(uint8_t* out, uint32_t cp) {
     out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (uint8_t)(0x80 | (cp & 0x3F)); return 4;
 }
 
-// Maps a GPT-2 token string (UTF-8 of byte-standing-in characters) to raw bytes; -1 if some
-// character is not one of the 256 stand-ins.
-static int token_string_to_bytes(const uint8_t* s, size_t n, const int table[324], uint8_t* out, size_t* out_len) {
+// Maps a GPT-2 token string (UTF-8 of byte-standing-in characters) to raw bytes, at most `cap`
+// of them; -1 if some character is not one of the 256 stand-ins, -2 if there are more than cap.
+static int token_string_to_bytes(const uint8_t* s, size_t n, const int table[324], uint8_t* out, size_t cap, size_t* out_len) {
     size_t i = 0, k = 0, len;
     while (i < n) {
+        if (k == cap) return -2;
         uint32_t cp = s[i];
         if (s[i] < 0x80) len = 1;
         else if ((s[i] & 0xE0) == 0xC0 && i + 1 < n) { cp = ((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu); len = 2; }
@@ -431,7 +505,7 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
         if (tok_bytes[id]) die("%s: %s", json_path, "a token id appears twice");
         if (slen == strlen(EOT_TEXT) && memcmp(str, EOT_TEXT, slen) == 0) {
             eot = (uint32_t)id; memcpy(raw, str, slen); rlen = slen;
-        } else if (token_string_to_bytes(str, slen, table, raw, &rlen) != 0) {
+        } else if (token_string_to_bytes(str, slen, table, raw, sizeof(raw), &rlen) != 0) {
             die("%s: token string '%s' uses a character outside GPT-2's byte alphabet", json_path, (const char*)str);
         }
         if (rlen == 0 || rlen > 255) die("%s: %s", json_path, "a token is empty or longer than 255 bytes");
@@ -446,6 +520,11 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     free(js);
     if (count != V) die("%s: %s", json_path, "token ids are not exactly 0 .. V-1");
     if (eot == TOK_NONE) die("%s: %s", json_path, "no <|endoftext|> token");
+    // byte-level BPE starts every word from single bytes: all 256 must be tokens
+    int has_byte[256] = {0};
+    for (uint32_t id = 0; id < V; id++) if (tok_len[id] == 1 && id != eot) has_byte[tok_bytes[id][0]] = 1;
+    for (int b = 0; b < 256; b++)
+        if (!has_byte[b]) die("%s: no single-byte token for byte 0x%02x (GPT-2's encoder.json has all 256)", json_path, b);
     BytesMap map;
     bytes_map_init(&map, V);
     for (uint32_t id = 0; id < V; id++) {
@@ -458,6 +537,8 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     uint8_t* bpe = read_file(bpe_path, &n);
     size_t merges_cap = 1 << 16, M = 0;
     uint32_t* merges = (uint32_t*)xmalloc(3 * merges_cap * sizeof(uint32_t));
+    uint8_t* made = (uint8_t*)xmalloc(V); // made[id]: some merge already makes token id
+    memset(made, 0, V);
     size_t line = 0;
     i = 0;
     while (i < n) {
@@ -469,26 +550,32 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
         i = end + 1;
         if (llen == 0 || (line == 1 && l[0] == '#')) continue;
         const uint8_t* sp = (const uint8_t*)memchr(l, ' ', llen);
-        if (!sp) die("%s: a line has no space between the two parts of a merge", bpe_path);
-        uint8_t a[512], b[512], ab[1024];
+        if (!sp) die("%s: line %zu has no space between the two parts of a merge", bpe_path, line);
+        uint8_t a[255], b[255], ab[510]; // a token is at most 255 bytes (its length is a uint8)
         size_t alen, blen;
-        if (token_string_to_bytes(l, (size_t)(sp - l), table, a, &alen) != 0 ||
-            token_string_to_bytes(sp + 1, llen - (size_t)(sp - l) - 1, table, b, &blen) != 0)
-            die("%s: a merge uses a character outside GPT-2's byte alphabet", bpe_path);
+        int ra = token_string_to_bytes(l, (size_t)(sp - l), table, a, sizeof(a), &alen);
+        int rb = token_string_to_bytes(sp + 1, llen - (size_t)(sp - l) - 1, table, b, sizeof(b), &blen);
+        if (ra == -2 || rb == -2) die("%s: line %zu: a merge part longer than 255 bytes is not a token", bpe_path, line);
+        if (ra != 0 || rb != 0) die("%s: line %zu: a merge uses a character outside GPT-2's byte alphabet", bpe_path, line);
         memcpy(ab, a, alen); memcpy(ab + alen, b, blen);
         size_t sa = bytes_map_slot(&map, a, alen), sb = bytes_map_slot(&map, b, blen);
         size_t sab = bytes_map_slot(&map, ab, alen + blen);
         if (!map.key[sa] || !map.key[sb] || !map.key[sab])
-            die("%s: a merge's parts or result is not in encoder.json", bpe_path);
+            die("%s: line %zu: a merge's parts or result is not in %s", bpe_path, line, json_path);
+        // each merge makes a new token (so a pair cannot repeat either, and there are fewer
+        // merges than tokens, as tokenizer_init requires)
+        if (made[map.id[sab]]) die("%s: line %zu: token %u is made twice (each merge makes a new token)", bpe_path, line, map.id[sab]);
+        made[map.id[sab]] = 1;
         if (M == merges_cap) { merges_cap *= 2; merges = (uint32_t*)tok_xrealloc(merges, 3 * merges_cap * sizeof(uint32_t), "merges"); }
         merges[3 * M] = map.id[sa]; merges[3 * M + 1] = map.id[sb]; merges[3 * M + 2] = map.id[sab];
         M++;
     }
-    free(bpe);
+    free(bpe); free(made);
+    if (M == 0) die("%s: no merges (expected GPT-2's vocab.bpe: a '#version' line, then one merge 'left right' per line)", bpe_path);
 
     // write to a temp file, then rename: a half-written tokenizer file never appears
     char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", out_path);
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", out_path) >= (int)sizeof(tmp)) die("%.100s...: path too long", out_path);
     make_parent_dirs(out_path);
     FILE* f = fopen(tmp, "wb");
     if (!f) die("%s: cannot create: %s", tmp, strerror(errno));
@@ -504,12 +591,12 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     }
     xfwrite(merges, sizeof(uint32_t), 3 * M, f, tmp);
     if (fclose(f) != 0) die("%s: write failed: %s", tmp, strerror(errno));
-    if (rename(tmp, out_path) != 0) die("%s: cannot rename into place: %s", out_path, strerror(errno));
-    // load it back: runs every consistency check of tokenizer_init on what we just wrote
+    // load it back before it takes the real name: every consistency check of tokenizer_init
     Tokenizer t;
-    if (tokenizer_init(&t, out_path) != 0) die("%s: %s", out_path, "vanished after writing");
-    printf("wrote %s: %u tokens, %zu merges, eot %u\n", out_path, V, M, eot);
+    if (tokenizer_init(&t, tmp) != 0) die("%s: %s", tmp, "vanished after writing");
     tokenizer_free(&t);
+    if (rename(tmp, out_path) != 0) die("%s: cannot rename into place: %s", out_path, strerror(errno));
+    printf("wrote %s: %u tokens, %zu merges, eot %u\n", out_path, V, M, eot);
     for (uint32_t id = 0; id < V; id++) free(tok_bytes[id]);
     free(tok_bytes); free(tok_len); free(merges);
     free(map.key); free(map.len); free(map.id);
@@ -519,10 +606,15 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
 // ----------------------------------------------------------------------------
 // shards: text files -> llm.c token shards
 
+// Writes one split's shards. A shard is closed at shard_tokens only once SHARD_MIN_TOKENS more
+// tokens have arrived (held back in `tail`): so no shard but a split's only one is shorter than
+// SHARD_MIN_TOKENS, and at the end a shorter tail joins the last shard, which then holds up to
+// shard_tokens + SHARD_MIN_TOKENS - 1 tokens.
 typedef struct {
     char prefix[4000];
     const char* split;      // "train" or "val"
-    size_t shard_tokens;    // tokens per shard (the last one may be shorter)
+    size_t shard_tokens;    // tokens per shard (the last one may be shorter or a bit longer)
+    uint16_t tail[SHARD_MIN_TOKENS]; size_t tail_len; // past shard_tokens, not yet placed
     int index;              // current shard number
     size_t count;           // tokens in the current shard
     uint64_t total;
@@ -557,23 +649,42 @@ static void shard_close(ShardWriter* w) {
     w->count = 0;
 }
 
+// Appends one token to the open shard, opening the next one if none is.
+static void shard_put(ShardWriter* w, uint16_t id) {
+    if (!w->f) { // open lazily: no empty trailing shard
+        snprintf(w->path, sizeof(w->path), "%s_%s_%06d.bin", w->prefix, w->split, w->index);
+        snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->path);
+        w->f = fopen(w->tmp, "wb");
+        if (!w->f) die("%s: cannot create: %s", w->tmp, strerror(errno));
+        int32_t header[256];
+        memset(header, 0, sizeof(header)); // the real header is written on close
+        xfwrite(header, sizeof(int32_t), 256, w->f, w->tmp);
+    }
+    w->buf[w->buf_len++] = id;
+    w->count++;
+    if (w->buf_len == sizeof(w->buf) / sizeof(w->buf[0])) shard_flush(w);
+}
+
 static void shard_write(ShardWriter* w, const uint32_t* ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        if (!w->f) { // open lazily: no empty trailing shard
-            snprintf(w->path, sizeof(w->path), "%s_%s_%06d.bin", w->prefix, w->split, w->index);
-            snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->path);
-            w->f = fopen(w->tmp, "wb");
-            if (!w->f) die("%s: cannot create: %s", w->tmp, strerror(errno));
-            int32_t header[256];
-            memset(header, 0, sizeof(header)); // the real header is written on close
-            xfwrite(header, sizeof(int32_t), 256, w->f, w->tmp);
-        }
-        w->buf[w->buf_len++] = (uint16_t)ids[i]; // vocab <= 65536 checked in cmd_shards
-        w->count++;
+        uint16_t id = (uint16_t)ids[i]; // vocab <= 65536 checked in cmd_shards
         w->total++;
-        if (w->buf_len == sizeof(w->buf) / sizeof(w->buf[0])) shard_flush(w);
-        if (w->count == w->shard_tokens) shard_close(w);
+        if (w->count < w->shard_tokens) { shard_put(w, id); continue; }
+        // the shard is full: the next tokens start a new one only once there are enough of them
+        w->tail[w->tail_len++] = id;
+        if (w->tail_len == SHARD_MIN_TOKENS) {
+            shard_close(w);
+            for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k]);
+            w->tail_len = 0;
+        }
     }
+}
+
+// End of the split: a short tail joins the last shard.
+static void shard_finish(ShardWriter* w) {
+    for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k]);
+    w->tail_len = 0;
+    shard_close(w);
 }
 
 static int compare_strings(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
@@ -590,12 +701,19 @@ static void path_list_add(PathList* l, const char* path) {
 }
 
 // Adds a file, or every file under a folder (recursively, hidden names skipped, sorted so the
-// document order and thus the train/val split never depend on the file system).
-static void collect_inputs(PathList* out, const char* path) {
+// document order and thus the train/val split never depend on the file system). Anything but
+// regular files and folders (a FIFO, /dev/zero) is an error here, before any shard is written;
+// read_file checks again on the opened file. `depth` bounds the recursion (a symlink loop).
+static void collect_inputs(PathList* out, const char* path, int depth) {
     struct stat st;
     if (strcmp(path, "-") == 0) { path_list_add(out, path); return; }
-    if (stat(path, &st) != 0) die("%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) { path_list_add(out, path); return; }
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) die("%s: no such file", path);
+        die("%s: %s", path, strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) { path_list_add(out, path); return; }
+    if (!S_ISDIR(st.st_mode)) die("%s: is %s, not a regular file or folder", path, tok_file_kind(st.st_mode));
+    if (depth > 64) die("%s: folders nested more than 64 deep (a symlink loop?)", path);
     DIR* d = opendir(path);
     if (!d) die("%s: cannot open folder: %s", path, strerror(errno));
     PathList here;
@@ -604,12 +722,13 @@ static void collect_inputs(PathList* out, const char* path) {
     while ((ent = readdir(d)) != NULL) {
         if (ent->d_name[0] == '.') continue;
         char child[4096];
-        snprintf(child, sizeof(child), "%s/%s", path, ent->d_name);
+        if (snprintf(child, sizeof(child), "%s/%s", path, ent->d_name) >= (int)sizeof(child))
+            die("%.100s...: path too long", path);
         path_list_add(&here, child);
     }
     closedir(d);
     qsort(here.paths, here.n, sizeof(char*), compare_strings);
-    for (size_t i = 0; i < here.n; i++) { collect_inputs(out, here.paths[i]); free(here.paths[i]); }
+    for (size_t i = 0; i < here.n; i++) { collect_inputs(out, here.paths[i], depth + 1); free(here.paths[i]); }
     free(here.paths);
 }
 
@@ -624,8 +743,9 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
     if (t->vocab_size > 65536) die("%s: vocab_size %u does not fit uint16 shards", tok_path, t->vocab_size);
     PathList files;
     memset(&files, 0, sizeof(files));
-    for (int i = 0; i < n_inputs; i++) collect_inputs(&files, inputs[i]);
+    for (int i = 0; i < n_inputs; i++) collect_inputs(&files, inputs[i], 0);
     if (files.n == 0) die("%s: %s", n_inputs ? inputs[0] : "(no input)", "no input files");
+    if (strlen(prefix) >= sizeof(((ShardWriter*)0)->prefix)) die("%.100s...: output prefix too long", prefix);
     make_parent_dirs(prefix);
 
     ShardWriter* w[2]; // [0] train, [1] val
@@ -680,8 +800,8 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
         for (size_t b = 0; b < n_buffers; b++) free(buffers[b]);
         free(buffers); free(docs.segs); free(docs.eot_after);
     }
-    shard_close(w[0]);
-    shard_close(w[1]);
+    shard_finish(w[0]);
+    shard_finish(w[1]);
     double secs = now_seconds() - t0;
     int failed = 0;
     if (n_docs == 0) {
@@ -696,6 +816,11 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
         for (int k = 0; k < 2; k++) for (int i = 0; i < w[k]->n_written; i++) remove(w[k]->written[i]);
         exit(1);
     }
+    for (int k = 0; k < 2; k++)
+        if (w[k]->total < SHARD_MIN_TOKENS)
+            fprintf(stderr, "warning: %s: the %s split is only %llu tokens, less than one batch of B=64, T=1024 (%d): "
+                    "train_gpt can use it only with B*T+1 <= %llu\n", prefix, w[k]->split,
+                    (unsigned long long)w[k]->total, SHARD_MIN_TOKENS, (unsigned long long)w[k]->total);
     printf("shards: %zu documents from %zu files, %.2f MB of text: train %llu tokens in %d shard(s), "
            "val %llu tokens in %d shard(s) (%zu documents); %.1f MB/s\n",
            n_docs, n_used_files, total_bytes / 1e6, (unsigned long long)w[0]->total, w[0]->n_written,
@@ -763,8 +888,8 @@ static int cmd_bench(const Tokenizer* t, const char* tok_path, const char* path,
 // ----------------------------------------------------------------------------
 // main
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(int status) {
+    fprintf(status ? stderr : stdout,
         "usage: ./tokenizer [options] COMMAND [args]\n"
         "  encode                 stdin text -> token ids, space-separated, then a newline\n"
         "  decode                 stdin token ids (whitespace-separated) -> text\n"
@@ -773,23 +898,49 @@ static void usage(void) {
         "  bench FILE             encoding speed in MB/s, one thread and all threads\n"
         "options:\n"
         "  -t FILE                tokenizer file (default " DEFAULT_TOKENIZER ")\n"
-        "  --threads N            threads for large inputs (default: all cores)\n"
+        "  --threads N            threads for large inputs, 1..1024 (default: all cores)\n"
         "  --special              encode: the text <|endoftext|> becomes id 50256 (default: plain text)\n"
-        "  --shard-tokens N       shards: tokens per shard (default 100000000)\n"
-        "  --val-every N          shards: documents 0, N, 2N, ... go to val (default 20)\n"
+        "  --shard-tokens N       shards: tokens per shard, 65537..2000000000 (default 100000000);\n"
+        "                         a split's last shard may hold up to 65536 more (no shard < 65537)\n"
+        "  --val-every N          shards: documents 0, N, 2N, ... go to val, 2..1e9 (default 20)\n"
         "  --doc-split MODE       shards: 'file' (default: a file is a document) or 'paragraphs'\n"
         "                         (also cut after every blank line); <|endoftext|> always cuts\n"
-        "  --reps N               bench: repetitions, best is reported (default 5)\n"
-        "  --chunk-bytes N        parallel piece size (default 1048576)\n"
+        "  --reps N               bench: repetitions, best is reported, 1..1000 (default 5)\n"
+        "  --chunk-bytes N        parallel piece size, 4096..2^30 (default 1048576)\n"
         "  --bpe-heap             use the long-word BPE for every word (testing)\n");
-    exit(1);
+    exit(status);
 }
 
-static size_t parse_count(const char* flag, const char* value) {
-    char* end;
+// How much of an argument to quote in an error: up to its first control character (a newline
+// would break the one-line rule), at most 60 bytes, "..." marking a cut: "%.*s%s", SHOWN(s).
+static int shown(const char* s) {
+    int n = 0;
+    while (n < 60 && s[n] && (unsigned char)s[n] >= 0x20 && s[n] != 0x7F) n++;
+    return n;
+}
+#define SHOWN(s) shown(s), (s), ((s)[shown(s)] ? "..." : "")
+
+// Wrong arguments for a command: one line, and where to look.
+static void check_args(const char* cmd, int n_args, int lo, int hi, const char* want) {
+    if (n_args - 1 < lo || n_args - 1 > hi)
+        die("%s takes %s, got %d argument(s) (see ./tokenizer --help)", cmd, want, n_args - 1);
+}
+
+// A numeric flag: decimal digits only (no sign, space, 0x or exponent), overflow-checked, within
+// [lo, hi]; `why` says where the bounds come from. Anything else is a one-line error.
+static size_t parse_count(const char* flag, const char* value, uint64_t lo, uint64_t hi, const char* why) {
     if (!value) die("%s needs a value", flag);
-    unsigned long long v = strtoull(value, &end, 10);
-    if (*end || v == 0 || value[0] == '-') die("%s: '%s' is not a positive integer", flag, value);
+    if (!value[0]) die("%s: '' is not a whole number", flag);
+    uint64_t v = 0;
+    int overflow = 0;
+    for (const char* p = value; *p; p++) {
+        if (*p < '0' || *p > '9') die("%s: '%.*s%s' is not a whole number", flag, SHOWN(value));
+        if (v > (UINT64_MAX - 9) / 10) overflow = 1; // keep checking the digits, stop growing
+        else v = 10 * v + (uint64_t)(*p - '0');
+    }
+    if (overflow || v < lo || v > hi)
+        die("%s: '%.*s%s' is out of range %llu..%llu (%s)", flag, SHOWN(value), (unsigned long long)lo,
+            (unsigned long long)hi, why);
     return (size_t)v;
 }
 
@@ -798,6 +949,7 @@ int main(int argc, char** argv) {
     int threads = 1, special = 0, force_heap = 0, reps = 5;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
 #endif
     size_t chunk_bytes = 1 << 20;
     ShardOptions so;
@@ -807,54 +959,66 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
         const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "-t") == 0 || strcmp(a, "--tokenizer") == 0) { if (!v) usage(); tok_path = v; i++; }
-        else if (strcmp(a, "--threads") == 0) { threads = (int)parse_count(a, v); i++; }
+        if (strcmp(a, "-t") == 0 || strcmp(a, "--tokenizer") == 0) { if (!v) die("%s needs a value", a); tok_path = v; i++; }
+        else if (strcmp(a, "--threads") == 0) {
+            threads = (int)parse_count(a, v, 1, MAX_THREADS, "each thread keeps its own ~2 MB encoder cache, "
+                                       "and threads beyond the cores only cost memory");
+            i++;
+        }
         else if (strcmp(a, "--special") == 0) special = 1;
         else if (strcmp(a, "--bpe-heap") == 0) force_heap = 1;
-        else if (strcmp(a, "--shard-tokens") == 0) { so.shard_tokens = parse_count(a, v); i++; }
-        else if (strcmp(a, "--val-every") == 0) { so.val_every = parse_count(a, v); i++; }
-        else if (strcmp(a, "--reps") == 0) { reps = (int)parse_count(a, v); i++; }
-        else if (strcmp(a, "--chunk-bytes") == 0) { chunk_bytes = parse_count(a, v); i++; }
+        else if (strcmp(a, "--shard-tokens") == 0) {
+            so.shard_tokens = parse_count(a, v, SHARD_MIN_TOKENS, SHARD_MAX_TOKENS, "a shard holds one batch of "
+                                          "B=64, T=1024, and its count fits the header's int32");
+            i++;
+        }
+        else if (strcmp(a, "--val-every") == 0) {
+            so.val_every = parse_count(a, v, 2, 1000000000, "1 would leave train empty; beyond 1e9 only "
+                                       "document 0 is val anyway");
+            i++;
+        }
+        else if (strcmp(a, "--reps") == 0) {
+            reps = (int)parse_count(a, v, 1, 1000, "each repetition encodes the file twice");
+            i++;
+        }
+        else if (strcmp(a, "--chunk-bytes") == 0) {
+            chunk_bytes = parse_count(a, v, 4096, 1u << 30, "smaller pieces cost more in overhead than they "
+                                      "gain, larger ones only remove parallelism");
+            i++;
+        }
         else if (strcmp(a, "--doc-split") == 0) {
-            if (!v || (strcmp(v, "file") != 0 && strcmp(v, "paragraphs") != 0)) die("--doc-split: '%s' is not 'file' or 'paragraphs'", v ? v : "");
+            if (!v) die("%s needs a value", a);
+            if (strcmp(v, "file") != 0 && strcmp(v, "paragraphs") != 0) die("--doc-split: '%.*s%s' is not 'file' or 'paragraphs'", SHOWN(v));
             so.paragraphs = strcmp(v, "paragraphs") == 0;
             i++;
         }
-        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) usage();
-        else if (a[0] == '-' && a[1] != 0) die("unknown option %s (see ./tokenizer --help)", a);
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) usage(0);
+        else if (a[0] == '-' && a[1] != 0) die("unknown option '%.*s%s' (see ./tokenizer --help)", SHOWN(a));
         else if (n_args < 4096) args[n_args++] = argv[i];
-        else die("too many arguments");
+        else die("too many arguments (at most 4096; give shards a folder instead of many files)");
     }
-    if (n_args == 0) usage();
-    if (so.shard_tokens > 0x7FFFFFFF) die("--shard-tokens: %zu does not fit the shard header's int32 count", so.shard_tokens);
+    if (n_args == 0) die("no command: use encode, decode, build, shards or bench (see ./tokenizer --help)");
     const char* cmd = args[0];
     if (strcmp(cmd, "build") == 0) {
-        if (n_args != 4) usage();
+        check_args(cmd, n_args, 3, 3, "ENCODER_JSON VOCAB_BPE OUT");
         return cmd_build(args[1], args[2], args[3]);
     }
-    if (strcmp(cmd, "encode") != 0 && strcmp(cmd, "decode") != 0 && strcmp(cmd, "shards") != 0 &&
-        strcmp(cmd, "bench") != 0) {
-        fprintf(stderr, "error: unknown command '%s'\n", cmd);
-        usage();
-    }
+    if (strcmp(cmd, "encode") == 0 || strcmp(cmd, "decode") == 0) check_args(cmd, n_args, 0, 0, "no arguments (it reads stdin)");
+    else if (strcmp(cmd, "shards") == 0) check_args(cmd, n_args, 2, 4095, "OUT_PREFIX INPUT...");
+    else if (strcmp(cmd, "bench") == 0) check_args(cmd, n_args, 1, 1, "FILE");
+    else die("unknown command '%.*s%s': use encode, decode, build, shards or bench (see ./tokenizer --help)", SHOWN(cmd));
     Tokenizer t;
-    if (tokenizer_init(&t, tok_path) != 0) {
-        fprintf(stderr, "error: %s: no such file (build it with: make data/gpt2_tokenizer.bin, or pass -t FILE)\n", tok_path);
-        return 1;
-    }
-    if ((strcmp(cmd, "encode") == 0 || strcmp(cmd, "decode") == 0) && n_args != 1)
-        die("%s reads stdin and takes no arguments (got '%s')", cmd, args[1]);
+    if (tokenizer_init(&t, tok_path) != 0)
+        die("%s: no such file (build it with: make data/gpt2_tokenizer.bin, or pass -t FILE)", tok_path);
     int rc = 0;
     if (strcmp(cmd, "decode") == 0) {
         rc = cmd_decode(&t);
     } else if (strcmp(cmd, "bench") == 0) {
-        if (n_args != 2) usage();
         rc = cmd_bench(&t, tok_path, args[1], threads, chunk_bytes, reps);
     } else {
         Encoder e;
         encoder_init(&e, &t, threads, chunk_bytes, force_heap);
         if (strcmp(cmd, "encode") == 0) rc = cmd_encode(&t, tok_path, &e, special);
-        else if (n_args < 3) usage();
         else rc = cmd_shards(&t, tok_path, &e, &so, args[1], args + 2, n_args - 2);
         encoder_free(&e);
     }

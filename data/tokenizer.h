@@ -20,8 +20,9 @@
 // - "<|endoftext|>" inside text is ordinary text here (as in GPT-2's encoder.py); the data
 //   pipeline inserts the id tokenizer->eot between documents itself.
 // - The library compiles as C11 and as C++ (nvcc, g++): casts on malloc, no VLAs, no designated
-//   initializers. Every function is static inline, so an includer that only decodes gets no
-//   unused-function warnings.
+//   initializers. File input uses POSIX (open, fstat, read): it must tell regular files from
+//   FIFOs and devices, which stdio cannot. Every function is static inline, so an includer
+//   that only decodes gets no unused-function warnings.
 //
 // Tokenizer file (little-endian), llm.c's layout extended with a version 3:
 //   int32 header[256]   [0] magic 20240328, [1] version (1, 2 or 3), [2] vocab_size V,
@@ -30,18 +31,25 @@
 //   V times             uint8 length n, then n bytes: the bytes of token 0, 1, ..., V-1
 //   (version 3 only)    M times uint32 left, uint32 right, uint32 merged: merge rules in rank
 //                       order (rank = index), token ids, bytes(merged) == bytes(left)+bytes(right)
-// A reader that only decodes (llm.c's) reads the token table and ignores what follows, so
-// version 3 files still work there; llm.c's version 1/2 files load here for decoding only.
+// Compatibility is one way: llm.c's version 1/2 files load here (for decoding only: they have
+// no merges), but llm.c's loader checks the version and rejects anything but 1 and 2, so it
+// does not read our version 3 files. (A version 2 file is our file's first 1024 + token-table
+// bytes with [1] = 2 and [4] = 0; this library does not write one.)
+// Every input file is untrusted: tokenizer_init reads and checks the header before the rest,
+// and input files must be regular files (tok_open_input).
 
 #ifndef TOKENIZER_H
 #define TOKENIZER_H
 
-#include <errno.h>          // provides: errno, ENOENT
+#include <errno.h>          // provides: errno, ENOENT, EINTR
+#include <fcntl.h>          // provides: open, O_RDONLY, O_NONBLOCK
 #include <stdarg.h>         // provides: va_list (tok_die)
-#include <stdint.h>         // provides: uint8_t, uint32_t, uint64_t, int32_t
-#include <stdio.h>          // provides: FILE, fopen, fread, fprintf
+#include <stdint.h>         // provides: uint8_t, uint32_t, uint64_t, int32_t, SIZE_MAX
+#include <stdio.h>          // provides: fprintf, snprintf
 #include <stdlib.h>         // provides: malloc, realloc, free, exit
 #include <string.h>         // provides: memcpy, memcmp, memset, strerror
+#include <sys/stat.h>       // provides: fstat, S_ISREG, S_ISDIR (input files must be regular files)
+#include <unistd.h>         // provides: read, close
 #include "unicode_tables.h" // provides: unicode_block_index, unicode_blocks, unicode_ascii_class
 
 #define TOKENIZER_MAGIC 20240328
@@ -50,7 +58,13 @@
 #define TOK_SMALL 64                 // pre-tokens up to this many bytes use the array BPE
 #define TOK_CACHE_SLOTS (1u << 17)   // pre-token cache: open addressing, power of two
 #define TOK_CACHE_MAX_KEY 64         // longer pre-tokens are rare: not cached
+// The longest pre-token the heap BPE takes: it needs ~25 bytes of memory per byte and ~0.4 s per
+// MB, so 64 MiB costs 1.6 GB and half a minute. No text has such words; a longer run of one
+// character class (a dump of 'a's, of spaces, of zeros) is an error, not a memory blow-up.
+#define TOK_MAX_PRETOKEN (64u << 20)
 #define TOK_FIX_HINT "rebuild it with: make data/gpt2_tokenizer.bin"
+#define TOK_HEADER_BYTES 1024        // int32 header[256]
+#define TOK_MAX_VOCAB (1 << 20)      // vocab_size bound of the file header: see tokenizer_init
 
 // Character classes of the pre-tokenizer (values as in unicode_tables.h).
 enum { TOK_OTHER = 0, TOK_LETTER = 1, TOK_NUMBER = 2, TOK_SPACE = 3 };
@@ -140,9 +154,67 @@ static inline void* tok_xrealloc(void* p, size_t bytes, const char* what) {
 }
 
 // Bad tokenizer file: one line naming the file, the problem and the fix, then exit.
+#if defined(__GNUC__)
+__attribute__((noreturn))
+#endif
 static inline void tok_file_error(const char* path, const char* what) {
     fprintf(stderr, "error: %s: %s (%s)\n", path, what, TOK_FIX_HINT);
     exit(1);
+}
+
+// a * b for a size computed from untrusted numbers (a file header, a flag): a product that does
+// not fit size_t is an error naming the file and what was being sized, never a wrapped-around
+// small number that a later write runs past.
+static inline size_t tok_mul_size(size_t a, size_t b, const char* path, const char* what) {
+    if (b != 0 && a > SIZE_MAX / b) tok_die("%s: %s of %zu x %zu bytes does not fit in memory", path, what, a, b);
+    return a * b;
+}
+
+// What a file that is not a regular file is, for error messages ("is a FIFO, not a regular file").
+static inline const char* tok_file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+#ifdef S_ISSOCK // POSIX, hidden by strict -std=c11
+    if (S_ISSOCK(mode)) return "a socket";
+#endif
+    return "not a plain file";
+}
+
+// Opens an input file for reading: returns its descriptor and stores its size, or returns -1
+// (printing nothing, errno ENOENT) if it does not exist. Anything but a regular file is an
+// error: a directory reads as garbage, a FIFO or a terminal would block forever, /dev/zero never
+// ends. O_NONBLOCK makes open() itself return at once on a FIFO without a writer (it changes
+// nothing for regular files), and the type is checked on the opened descriptor, not on the name,
+// so nothing can be swapped in between.
+static inline int tok_open_input(const char* path, size_t* size) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT) return -1;
+        tok_die("%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) tok_die("%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) tok_die("%s: is %s, not a regular file", path, tok_file_kind(st.st_mode));
+    if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)(SIZE_MAX / 2))
+        tok_die("%s: size %lld does not fit in memory", path, (long long)st.st_size);
+    *size = (size_t)st.st_size;
+    return fd;
+}
+
+// Reads up to n bytes (fewer only at the end of the file); a read error names the file.
+static inline size_t tok_read_fd(int fd, void* buf, size_t n, const char* path) {
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got < ((size_t)1 << 30) ? n - got : ((size_t)1 << 30); // read() caps ~2 GB
+        ssize_t r = read(fd, (uint8_t*)buf + got, want);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) tok_die("%s: read error: %s", path, strerror(errno));
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return got;
 }
 
 static inline void tokenids_reserve(TokenIds* t, size_t extra) {
@@ -186,59 +258,92 @@ static inline uint32_t tok_merge_find(const Tokenizer* t, uint32_t left, uint32_
     }
 }
 
-// Returns 0 on success; -1 (printing nothing) if `path` does not exist, so a caller can fall
-// back to printing raw ids. A file that exists but is unusable is a one-line error and exit(1).
+// Reads the tokenizer file `path` into `t`. Returns 0 on success; -1 (printing nothing) if
+// `path` does not exist, so a caller can fall back to printing raw ids. Anything else that is
+// wrong (not a regular file, bad header, a size that does not match the header, inconsistent
+// tables) is a one-line error naming the file, and exit(1).
+// Order matters for untrusted files: the 1024-byte header is read and checked first, then the
+// size it implies is compared with the real file size, and only then is the rest allocated and
+// read. So /dev/zero or a FIFO costs no read at all, and a 3 GB file of something else one 1 KB
+// read, not its size.
 static inline int tokenizer_init(Tokenizer* t, const char* path) {
     memset(t, 0, sizeof(*t));
-    FILE* f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return -1;
-        char what[256];
-        snprintf(what, sizeof(what), "cannot open: %s", strerror(errno));
-        tok_file_error(path, what);
-    }
-    // The whole file is ~1 MB: read it at once, then parse with bounds checks.
-    size_t size = 0, cap = 1 << 20, got;
-    uint8_t* buf = (uint8_t*)tok_xrealloc(NULL, cap, "tokenizer file");
-    while ((got = fread(buf + size, 1, cap - size, f)) > 0) {
-        size += got;
-        if (size == cap) { cap *= 2; buf = (uint8_t*)tok_xrealloc(buf, cap, "tokenizer file"); }
-    }
-    int read_failed = ferror(f);
-    fclose(f);
-    if (read_failed) tok_file_error(path, "read error");
-
+    size_t size;
+    int fd = tok_open_input(path, &size);
+    if (fd < 0) return -1;
     char what[256];
-    if (size < 1024) {
-        snprintf(what, sizeof(what), "truncated: %zu bytes, shorter than the 1024-byte header", size);
+    uint8_t head[TOK_HEADER_BYTES];
+    size_t got = tok_read_fd(fd, head, sizeof(head), path);
+    if (got < TOK_HEADER_BYTES) {
+        snprintf(what, sizeof(what), "truncated: %zu bytes, shorter than the %d-byte header", got, TOK_HEADER_BYTES);
         tok_file_error(path, what);
     }
     int32_t header[256];
-    for (int i = 0; i < 256; i++) header[i] = (int32_t)tok_read_u32(buf + 4 * i);
+    for (int i = 0; i < 256; i++) header[i] = (int32_t)tok_read_u32(head + 4 * i);
+    // The header's numbers, each with the bound that keeps what follows safe:
+    // [0] magic: tells a tokenizer file from anything else before we trust a single number.
     if (header[0] != TOKENIZER_MAGIC) {
         snprintf(what, sizeof(what), "bad magic %d, expected %d: not a tokenizer file", header[0], TOKENIZER_MAGIC);
         tok_file_error(path, what);
     }
+    // [1] version: 1 and 2 are llm.c's (token table only), 3 ours (+ merges).
     int version = header[1];
     if (version < 1 || version > TOKENIZER_VERSION) {
         snprintf(what, sizeof(what), "unsupported version %d, this build reads versions 1 to %d", version, TOKENIZER_VERSION);
         tok_file_error(path, what);
     }
-    if (header[2] <= 0 || header[2] > (1 << 24)) {
-        snprintf(what, sizeof(what), "vocab_size %d is out of range", header[2]);
+    // [2] vocab_size V: 1..TOK_MAX_VOCAB. Real vocabularies have at most ~256k tokens; the bound
+    // also keeps the token table (at most 256 bytes a token) under 2^28 bytes, so the uint32
+    // offsets into it cannot overflow.
+    if (header[2] <= 0 || header[2] > TOK_MAX_VOCAB) {
+        snprintf(what, sizeof(what), "vocab_size %d is out of range 1..%d", header[2], TOK_MAX_VOCAB);
         tok_file_error(path, what);
     }
     uint32_t V = (uint32_t)header[2];
+    // [3] eot: an id, so below V (version 1 files have no field: GPT-2's 50256).
     uint32_t eot = version == 1 ? 50256u : (uint32_t)header[3];
     if (eot >= V) {
         snprintf(what, sizeof(what), "eot token %u is not below vocab_size %u", eot, V);
         tok_file_error(path, what);
     }
+    // [4] merges M (version 3): 1..V-1. Every merge makes one new token out of two, so a
+    // vocabulary of V tokens has fewer than V merges; with none, the file cannot encode (it
+    // would be a version 2 file). Encoding packs a pair of ids in 32 bits: V <= 65536.
+    uint32_t M = 0;
+    if (version == 3) {
+        if (V > 65536) {
+            snprintf(what, sizeof(what), "vocab_size %u: encoding supports at most 65536 tokens", V);
+            tok_file_error(path, what);
+        }
+        if (header[4] <= 0 || (uint32_t)header[4] >= V) {
+            snprintf(what, sizeof(what), "merge count %d is out of range 1..%u (vocab_size - 1)", header[4], V - 1);
+            tok_file_error(path, what);
+        }
+        M = (uint32_t)header[4];
+    }
+    // The size the header implies: each token is a length byte plus 0..255 bytes, each merge 12
+    // bytes. Checked against the real size before anything is allocated.
+    size_t merge_bytes = tok_mul_size(M, 12, path, "merge table");
+    size_t lo = TOK_HEADER_BYTES + (size_t)V + merge_bytes;
+    size_t hi = TOK_HEADER_BYTES + tok_mul_size(V, 256, path, "token table") + merge_bytes;
+    if (size < lo || size > hi) {
+        snprintf(what, sizeof(what), "%zu bytes, but its header (version %d, vocab_size %u, %u merges) needs %zu to %zu",
+                 size, version, V, M, lo, hi);
+        tok_file_error(path, what);
+    }
+    size -= TOK_HEADER_BYTES; // from here on, buf and pos are the part after the header
+    uint8_t* buf = (uint8_t*)tok_xrealloc(NULL, size, "tokenizer file");
+    got = tok_read_fd(fd, buf, size, path);
+    close(fd);
+    if (got != size) {
+        snprintf(what, sizeof(what), "truncated while reading: %zu of %zu bytes after the header", got, size);
+        tok_file_error(path, what);
+    }
 
     // token table: first pass finds the offsets, then copy into NUL-terminated strings
-    t->token_offset = (uint32_t*)tok_xrealloc(NULL, V * sizeof(uint32_t), "token offsets");
-    t->token_len = (uint32_t*)tok_xrealloc(NULL, V * sizeof(uint32_t), "token lengths");
-    size_t pos = 1024, total = 0;
+    t->token_offset = (uint32_t*)tok_xrealloc(NULL, tok_mul_size(V, sizeof(uint32_t), path, "token offsets"), "token offsets");
+    t->token_len = (uint32_t*)tok_xrealloc(NULL, tok_mul_size(V, sizeof(uint32_t), path, "token lengths"), "token lengths");
+    size_t pos = 0, total = 0;
     for (uint32_t i = 0; i < V; i++) {
         if (pos >= size || pos + 1 + buf[pos] > size) {
             snprintf(what, sizeof(what), "truncated: token table ends inside token %u of %u", i, V);
@@ -250,7 +355,7 @@ static inline int tokenizer_init(Tokenizer* t, const char* path) {
         pos += 1 + buf[pos];
     }
     t->token_bytes = (char*)tok_xrealloc(NULL, total, "token bytes");
-    pos = 1024;
+    pos = 0;
     for (uint32_t i = 0; i < V; i++) {
         memcpy(t->token_bytes + t->token_offset[i], buf + pos + 1, t->token_len[i]);
         t->token_bytes[t->token_offset[i] + t->token_len[i]] = '\0';
@@ -259,20 +364,16 @@ static inline int tokenizer_init(Tokenizer* t, const char* path) {
     t->vocab_size = V;
     t->eot = eot;
     t->version = version;
+    if (version < 3 && pos != size) { // llm.c's files end with the token table
+        snprintf(what, sizeof(what), "%zu bytes after the token table, expected none (a version %d file ends there)",
+                 size - pos, version);
+        tok_file_error(path, what);
+    }
 
     if (version == 3) {
-        if (header[4] < 0 || (uint32_t)header[4] >= V) {
-            snprintf(what, sizeof(what), "merge count %d is out of range", header[4]);
-            tok_file_error(path, what);
-        }
-        uint32_t M = (uint32_t)header[4];
-        if (V > 65536) {
-            snprintf(what, sizeof(what), "vocab_size %u: encoding supports at most 65536 tokens", V);
-            tok_file_error(path, what);
-        }
-        if (size - pos != (size_t)M * 12) {
+        if (size - pos != merge_bytes) {
             snprintf(what, sizeof(what), "expected %zu bytes of merges after the token table, found %zu",
-                     (size_t)M * 12, size - pos);
+                     merge_bytes, size - pos);
             tok_file_error(path, what);
         }
         for (int b = 0; b < 256; b++) t->byte_token[b] = TOK_NONE;
@@ -291,7 +392,7 @@ static inline int tokenizer_init(Tokenizer* t, const char* path) {
         uint32_t slots = 1u << t->merge_bits;
         t->merges = (TokMerge*)tok_xrealloc(NULL, slots * sizeof(TokMerge), "merge table");
         for (uint32_t i = 0; i < slots; i++) t->merges[i].rank = TOK_NONE;
-        t->merge_result = (uint32_t*)tok_xrealloc(NULL, (M ? M : 1) * sizeof(uint32_t), "merge results");
+        t->merge_result = (uint32_t*)tok_xrealloc(NULL, M * sizeof(uint32_t), "merge results");
         for (uint32_t r = 0; r < M; r++) {
             const uint8_t* m = buf + pos + 12 * (size_t)r;
             uint32_t l = tok_read_u32(m), rt = tok_read_u32(m + 4), mg = tok_read_u32(m + 8);
@@ -531,10 +632,9 @@ static inline void tok_heap_push_pair(const Tokenizer* t, TokenizerCache* c, uin
 // pair" exactly, all pairs of the lowest rank are merged left to right before the pairs they
 // create enter the heap.
 static inline void tok_bpe_heap(const Tokenizer* t, TokenizerCache* c, const uint8_t* p, size_t m, TokenIds* out) {
-    if (m > 0xFFFFFFF0u) {
-        fprintf(stderr, "error: a single pre-token of %zu bytes is longer than this encoder handles (4 GB)\n", m);
-        exit(1);
-    }
+    if (m > TOK_MAX_PRETOKEN)
+        tok_die("a single pre-token (a run of letters, digits, symbols or spaces) of %zu bytes: longer than the "
+                "%d MiB this encoder takes (~25 bytes of memory per byte)", m, TOK_MAX_PRETOKEN >> 20);
     if (m > c->work_cap) {
         c->work_cap = m;
         c->tok = (uint32_t*)tok_xrealloc(c->tok, m * sizeof(uint32_t), "bpe tokens");
