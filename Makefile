@@ -39,6 +39,26 @@ else
   endif
 endif
 
+# MPI: data-parallel training (mpirun -np N ./train_gpt, comm/comm.h). Detected by compiling a
+# program with mpicc (Open MPI from Debian: openmpi-bin libopenmpi-dev); mpicc then builds
+# train_gpt around $(CC). Without it, train_gpt is one process, as with NO_MPI=1.
+ifeq ($(NO_MPI),1)
+  $(call report,MPI: ✗ (disabled with NO_MPI=1))
+else
+  MPI_OK := $(shell printf '\043include <mpi.h>\nint main(int c, char** v) { MPI_Init(&c, &v); MPI_Finalize(); return 0; }\n' | \
+              OMPI_CC=$(CC) mpicc -x c - -o /dev/null 2>/dev/null && echo yes)
+  ifeq ($(MPI_OK),yes)
+    TRAIN_CC := OMPI_CC=$(CC) mpicc
+    MPI_FLAGS := -DUSE_MPI
+    $(call report,MPI: ✓ $(shell mpirun --version 2>/dev/null | head -1))
+  else
+    $(call report,MPI: ✗ (mpicc not found: train_gpt runs one process; dev/deps.sh mpi installs Open MPI))
+  endif
+endif
+TRAIN_CC ?= $(CC)
+# the binary remembers whether it was built with MPI: a change rebuilds it
+MPI_STAMP := build/mpi_$(if $(MPI_FLAGS),yes,no).stamp
+
 # CUDA: nvcc from PATH or the default install; the GPU's compute capability from nvidia-smi, else
 # sm_90 (H100), so the CUDA binaries build on a machine without a GPU. Override: GPU_ARCH=80.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -59,13 +79,13 @@ else ifneq ($(PRECISION),BF16)
 endif
 NVCC_FLAGS ?= -O3 -std=c++17 -gencode arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-fopenmp
 NVCC_LDLIBS = -lcublasLt -lm
-CUDA_DEPS = train_gpt.cu train_gpt.c data/tokenizer.h data/unicode_tables.h
+CUDA_DEPS = train_gpt.cu train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h
 # the binaries remember their precision: a change of PRECISION rebuilds them
 PREC_STAMP := build/precision_$(PRECISION).stamp
 # the CPU emulator of dev/cuda/emu.h runs train_gpt.cu's kernels without a GPU
 CXX ?= g++
 EMU_FLAGS = -std=c++17 -O2 $(MARCH) -fopenmp -Wall -Wextra -DGPT_CUDA_EMU -I.
-EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h data/tokenizer.h
+EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h data/tokenizer.h comm/comm.h
 
 # PyTorch's OpenBLAS (Debian's 0.3.21, see dev/deps.sh) picks its kernels by CPU model: a CPU it
 # does not know gets slow generic ones, and the environment may force a core type (sgemm
@@ -73,7 +93,7 @@ EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cubla
 # type when the CPU has AVX-512.
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
-.PHONY: all cuda test test-reference test-bad-input test-cuda test-cuda-emu clean clean-ref
+.PHONY: all cuda test test-reference test-bad-input test-dist test-cuda test-cuda-emu clean clean-ref
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
@@ -86,8 +106,11 @@ include data/data.mk
 # training. NO_DATA=1 builds the trainer alone (for your own shards: ./train_gpt -i ... -j ...).
 # deps-build: the compiler and make (dev/deps.sh build; node and npm are checked by prepare.sh
 # only when it needs them).
-train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
-	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
+train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h $(MPI_STAMP) | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
+	$(TRAIN_CC) $(CFLAGS) $(OMP_FLAGS) $(MPI_FLAGS) -o $@ train_gpt.c $(LDLIBS)
+
+$(MPI_STAMP):
+	@mkdir -p build && rm -f build/mpi_*.stamp && touch $@
 train_gpt: export PREPARE_HINT = fix that and run make train_gpt again, or build the trainer alone \
     (NO_DATA=1 make train_gpt) and give ./train_gpt your own token shards: -i, -j, see data/README.md
 
@@ -95,11 +118,11 @@ train_gpt: export PREPARE_HINT = fix that and run make train_gpt again, or build
 deps-build:
 	@CC="$(CC)" sh dev/deps.sh -q build
 
-test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h
+test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h
 	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
 
 # the same test under AddressSanitizer + UndefinedBehaviorSanitizer (used by .ci/run)
-test_gpt_asan: test_gpt.c train_gpt.c data/tokenizer.h
+test_gpt_asan: test_gpt.c train_gpt.c data/tokenizer.h comm/comm.h
 	$(CC) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -Wall -Wextra $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
 
@@ -177,6 +200,10 @@ test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/d12_ref.bin
 	else grep -q "^ln1_rstd.1 .*FAILED" /tmp/test_gpt_corrupt.log && \
 	    echo "corrupted reference detected: test_gpt fails as it must"; fi
 
+# data-parallel training under mpirun (2 ranks) against one process, ZeRO-1, resume across counts
+test-dist: train_gpt test_gpt
+	bash dev/test_dist.sh
+
 test-bad-input: train_gpt train_gptcu_emu
 	bash dev/test_bad_input.sh
 	BIN=./train_gptcu_emu bash dev/test_bad_input.sh
@@ -192,7 +219,7 @@ test: deps-test
 	echo "make test: $$verdict: $(TESTS); total wall time $$((t / 60))m$$((t % 60))s"; \
 	exit $$rc
 
-TESTS = test-reference test-bad-input test-tokenizer test-cuda-emu
+TESTS = test-reference test-bad-input test-tokenizer test-tokenizer-bad-input test-dist test-cuda-emu
 test-all: $(TESTS)
 
 deps-test:

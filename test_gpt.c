@@ -26,6 +26,7 @@ kernels on the CPU emulator of dev/cuda/emu.h). The same checks run in each; the
 the activations the GPU does not keep (attention probabilities, attproj, fcproj) and say so.
 
 usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]...
+       ./test_gpt --compare-runs[-bitwise] DIR_A DIR_B   (two runs' logs and newest checkpoints)
   with no files: dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/d12_model.bin dev/ref/d12_ref.bin
   --corrupt NAME  perturbs reference record NAME once before comparing: the run must then fail
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
@@ -651,6 +652,125 @@ static void test_resume(void) {
     if (system(cmd) != 0) { fprintf(stderr, "warning: could not remove %s\n", dir); }
 }
 
+// Data parallelism's data stream (loader_next_rank_batch): over one epoch the ranks' samples are
+// disjoint and together are every sample once, the samples 1 rank reads. Samples are told apart by
+// the hash of their tokens (random shards: no two samples are equal).
+static uint64_t hash_ints(const int* x, size_t n) {
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++) { h = mix64(h ^ (uint64_t)(uint32_t)x[i]); }
+    return h;
+}
+static int compare_u64(const void* a, const void* b) {
+    uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+    return (x > y) - (x < y);
+}
+static void test_data_partition(void) {
+    printf("\n== data-parallel stream: ranks' samples over one epoch\n");
+    char dir[] = "/tmp/test_gpt_part_XXXXXX";
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed (%s)", strerror(errno)); }
+    char f0[256], f1[256], pattern[256];
+    snprintf(f0, sizeof(f0), "%s/p_000.bin", dir);
+    snprintf(f1, sizeof(f1), "%s/p_001.bin", dir);
+    snprintf(pattern, sizeof(pattern), "%s/p_*.bin", dir);
+    int B = 2, T = 8, V = 97, R = 3;
+    write_random_shard(f0, 16 * 6 + 1, V, stream_key(9, 1)); // 6 samples of B*T+1 tokens
+    write_random_shard(f1, 16 * 3 + 1, V, stream_key(9, 2)); // 3 samples: 9 in all, 3 per rank
+    int S = 9;
+    int* in = (int*)malloc_or_die((size_t)B * T * sizeof(int));
+    int* tg = (int*)malloc_or_die((size_t)B * T * sizeof(int));
+    uint64_t one[9], ranks[9];
+    DataLoader d;
+    loader_init(&d, pattern, B, T, V, 1, 42, "-i");
+    for (int i = 0; i < S; i++) { loader_next_batch(&d, in, tg); one[i] = hash_ints(in, (size_t)B * T); }
+    loader_free(&d);
+    int n = 0;
+    for (int r = 0; r < R; r++) {
+        loader_init(&d, pattern, B, T, V, 1, 42, "-i");
+        for (int i = 0; i < S / R; i++) { loader_next_rank_batch(&d, r, R, in, tg); ranks[n++] = hash_ints(in, (size_t)B * T); }
+        check_bool(r == 0 ? "partition position" : "partition pos.", d.epoch == 0 && d.shard_pos == 1 && d.sample_pos == 3,
+                   "every rank ends the epoch at the same position");
+        loader_free(&d);
+    }
+    qsort(one, (size_t)S, sizeof(uint64_t), compare_u64);
+    qsort(ranks, (size_t)S, sizeof(uint64_t), compare_u64);
+    int distinct = 1;
+    for (int i = 1; i < S; i++) { distinct = distinct && ranks[i] != ranks[i - 1]; }
+    check_bool("partition", distinct && memcmp(one, ranks, sizeof(one)) == 0,
+               "3 ranks' samples are disjoint and their union is the epoch 1 rank reads");
+    // can fail: rank 1 reading rank 0's samples again makes a duplicate
+    loader_init(&d, pattern, B, T, V, 1, 42, "-i");
+    for (int i = 0; i < S / R; i++) { loader_next_rank_batch(&d, 0, R, in, tg); ranks[3 + i] = hash_ints(in, (size_t)B * T); }
+    loader_free(&d);
+    qsort(ranks, (size_t)S, sizeof(uint64_t), compare_u64);
+    check_bool("partition can fail", memcmp(one, ranks, sizeof(one)) != 0, "a rank reading another's samples is caught");
+    free(in); free(tg);
+    remove(f0); remove(f1); rmdir(dir);
+}
+
+// --compare-runs A B: two training runs of the same model and options (e.g. 1 process and 2
+// under mpirun): every step's loss, gradient norm and lr in A/log.txt and B/log.txt, every
+// validation loss, and the weights of the newest checkpoint in each, within the fp32 bounds above
+// (the parameters' bound with the sum of the run's learning rates). --bitwise: the files identical.
+static int parse_log(const char* path, float* loss, float* norm, float* lr, float* vl, int cap, int* nv) {
+    FILE* f = fopen_input_or_die(path);
+    char line[512];
+    int n = 0;
+    *nv = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long st; float a, b, c;
+        if (sscanf(line, "s:%ld trl:%f norm:%f lr:%f", &st, &a, &b, &c) == 4) {
+            if (st != n || n >= cap) { die("%s: unexpected step %ld (expected %d)", path, st, n); }
+            loss[n] = a; norm[n] = b; lr[n] = c; n++;
+        } else if (sscanf(line, "s:%ld vl:%f", &st, &a) == 2 && *nv < cap) { vl[(*nv)++] = a; }
+    }
+    fclose(f);
+    return n;
+}
+static void compare_runs(const char* a, const char* b, int bitwise) {
+    printf("\n== runs %s and %s%s\n", a, b, bitwise ? " (bitwise)" : "");
+    enum { CAP = 100000 };
+    float* buf = (float*)malloc_or_die(8 * (size_t)CAP * sizeof(float));
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof(pa), "%s/log.txt", a);
+    snprintf(pb, sizeof(pb), "%s/log.txt", b);
+    int nva, nvb;
+    int na = parse_log(pa, buf, buf + CAP, buf + 2 * CAP, buf + 3 * CAP, CAP, &nva);
+    int nb = parse_log(pb, buf + 4 * CAP, buf + 5 * CAP, buf + 6 * CAP, buf + 7 * CAP, CAP, &nvb);
+    check_bool("log lengths", na == nb && nva == nvb && na > 0, "the same steps and validations in both logs");
+    if (na != nb || nva != nvb || na == 0) { free(buf); return; }
+    float rl = bitwise ? 0.0f : 1.0f;
+    check("log.loss", buf, buf + 4 * CAP, (size_t)na, rl * STEP_RTOL, 0.0f);
+    check("log.norm", buf + CAP, buf + 5 * CAP, (size_t)na, rl * NORM_RTOL, 0.0f);
+    check("log.lr", buf + 2 * CAP, buf + 6 * CAP, (size_t)na, rl * 1e-6f, 0.0f);
+    if (nva > 0) { check("log.val_loss", buf + 3 * CAP, buf + 7 * CAP, (size_t)nva, rl * STEP_RTOL, 0.0f); }
+    double lr_sum = 0.0;
+    for (int i = 0; i < na; i++) { lr_sum += buf[2 * CAP + i]; }
+    long step = latest_checkpoint(a);
+    if (step < 0 || step != latest_checkpoint(b)) { die("%s and %s: no common newest checkpoint", a, b); }
+    char ma[4200], mb[4200], sa[4200], sb[4200];
+    checkpoint_paths(ma, sa, sizeof(ma), a, step);
+    checkpoint_paths(mb, sb, sizeof(mb), b, step);
+    if (bitwise) {
+        check_bool("model file", files_equal(ma, mb), "the newest model files are identical");
+        check_bool("state file", files_equal(sa, sb), "the newest state files are identical");
+    } else {
+        GPT ga, gb;
+        gpt_build_from_checkpoint(&ga, ma);
+        gpt_build_from_checkpoint(&gb, mb);
+        if (ga.num_parameters != gb.num_parameters) { die("%s and %s: different models", ma, mb); }
+        size_t off = 0;
+        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+            char name[160];
+            snprintf(name, sizeof(name), "weights.%s", ga.specs[k].name);
+            check(name, ga.params_memory + off, gb.params_memory + off, ga.specs[k].size, PARAM_RTOL,
+                  (float)(PARAM_FLOOR * lr_sum));
+            off += ga.specs[k].size;
+        }
+        gpt_free(&ga); gpt_free(&gb);
+    }
+    free(buf);
+}
+
 int main(int argc, char** argv) {
     const char* defaults[] = {"dev/ref/odd_model.bin", "dev/ref/odd_ref.bin", "dev/ref/d12_model.bin", "dev/ref/d12_ref.bin"};
     const char* files[64];
@@ -659,13 +779,18 @@ int main(int argc, char** argv) {
         if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) { g_corrupt = argv[++i]; }
         else if (strcmp(argv[i], "--no-resume") == 0) { resume = 0; }
         else if (strcmp(argv[i], "--resume-only") == 0) { resume_only = 1; }
-        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]...)", argv[i]); }
+        else if ((strcmp(argv[i], "--compare-runs") == 0 || strcmp(argv[i], "--compare-runs-bitwise") == 0) && i + 2 < argc) {
+            compare_runs(argv[i + 1], argv[i + 2], strcmp(argv[i], "--compare-runs-bitwise") == 0);
+            printf("\n%d passed, %d failed\n", g_passed, g_failed);
+            return g_failed == 0 ? 0 : 1;
+        }
+        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]... | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
         else if (nfiles < 64) { files[nfiles++] = argv[i]; }
     }
     if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < 4; i++) { files[nfiles++] = defaults[i]; } }
     if (nfiles % 2 != 0) { die("give model and reference files in pairs (got %d files)", nfiles); }
     for (int i = 0; i < nfiles; i += 2) { test_pair(files[i], files[i + 1]); }
-    if (resume) { test_resume(); }
+    if (resume) { test_resume(); test_data_partition(); }
     printf("\n%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

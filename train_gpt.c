@@ -46,6 +46,7 @@ a Backend table (the CPU's here, the GPU's in train_gpt.cu).
 #include <omp.h>
 #endif
 #include "data/tokenizer.h" // provides: Tokenizer, tokenizer_init/decode/free (GPT-2 BPE file), tok_die
+#include "comm/comm.h"      // provides: g_comm (rank, size), comm_init, the collectives (MPI or one process)
 
 /*
 Shape legend, used in every comment below:
@@ -64,19 +65,12 @@ static FILE* fopen_or_die(const char* path, const char* mode) {
     return f;
 }
 
-// Opens an input file for reading, refusing anything but a regular file: a directory would read
-// as "truncated", and a FIFO or a terminal would block forever. The open itself cannot block
-// (O_NONBLOCK), and the type is checked on the opened descriptor, not on the name.
+// Opens an input file for reading, refusing anything but a regular file (tok_open_input: a
+// directory would read as "truncated", and a FIFO or a terminal would block forever).
 static FILE* fopen_input_or_die(const char* path) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-    if (fd < 0) { die("%s: cannot open (%s)", path, strerror(errno)); }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) { die("%s: cannot stat (%s)", path, strerror(errno)); }
-    if (!S_ISREG(sb.st_mode)) {
-        die("%s: not a regular file (%s)", path, S_ISDIR(sb.st_mode) ? "a directory" : "a FIFO, device or socket");
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) { die("%s: fcntl failed (%s)", path, strerror(errno)); }
+    size_t size;
+    int fd = tok_open_input(path, &size);
+    if (fd < 0) { die("%s: cannot open (%s)", path, strerror(ENOENT)); }
     FILE* f = fdopen(fd, "rb");
     if (f == NULL) { die("%s: cannot open (%s)", path, strerror(errno)); }
     return f;
@@ -1102,6 +1096,10 @@ typedef struct {
     int* inputs;  int* targets; // (alloc_B, alloc_T) copies of the last forward's batch
     int has_targets;
     float mean_loss;           // of the last forward with targets
+    // Data parallelism (comm/comm.h): this rank's AdamW state covers the flat parameters
+    // [shard_begin, shard_end): all of them, or with ZeRO-1 (zero = 1) its shard of g_comm.size
+    int zero;
+    size_t shard_begin, shard_end;
     void* device;              // the backend's own state (train_gpt.cu: the model on the GPU)
 } GPT;
 
@@ -1152,6 +1150,7 @@ static void gpt_setup_table(GPT* model, const GPTConfig* cfg) {
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         model->num_parameters = checked_add(model->num_parameters, model->specs[k].size, "parameter count");
     }
+    model->shard_begin = 0; model->shard_end = model->num_parameters; // set_zero narrows it
 }
 
 // the table, then one block for the weights
@@ -1503,12 +1502,15 @@ static void gpt_backward(GPT* model, float loss_scale) {
 
 // Sum of squares in fixed-size chunks, the chunks added in order: the same bits for any number
 // of threads. Double accumulation: 124M squares would lose digits in float.
+// The global gradient norm sqrt(sum g^2) over the parameters [shard_begin, shard_end) of every
+// rank: all of them on one process or without ZeRO (every rank then holds the same averaged
+// gradients and counts them once: rank 0 alone adds its sum), this rank's shard with ZeRO-1.
 #define NORM_CHUNK 65536
 static float gpt_grad_norm(const GPT* model) {
-    size_t n = model->num_parameters;
+    size_t b = model->shard_begin, n = model->shard_end - model->shard_begin;
     size_t nchunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
-    double* partial = (double*)malloc_or_die(nchunks * sizeof(double));
-    const float* g = model->grads_memory;
+    double* partial = (double*)malloc_or_die((nchunks + 1) * sizeof(double));
+    const float* g = model->grads_memory + b;
     #pragma omp parallel for
     for (size_t k = 0; k < nchunks; k++) {
         size_t end = (k + 1) * NORM_CHUNK < n ? (k + 1) * NORM_CHUNK : n;
@@ -1520,18 +1522,21 @@ static float gpt_grad_norm(const GPT* model) {
     double total = 0.0;
     for (size_t k = 0; k < nchunks; k++) { total += partial[k]; }
     free(partial);
+    if (!model->zero && g_comm.rank != 0) { total = 0.0; } // every rank holds the same full sum
+    comm_allreduce_sum_f64(&total, 1);
     return (float)sqrt(total);
 }
 
 // Global-norm clipping as torch.nn.utils.clip_grad_norm_: scale all gradients by
 // max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
+// (Only the shard [shard_begin, shard_end) is scaled: the rest is not used by this rank's update.)
 static float gpt_clip_grad_norm(GPT* model, float max_norm) {
     float norm = gpt_grad_norm(model);
     float coef = max_norm / (norm + 1e-6f);
     if (max_norm > 0.0f && coef < 1.0f) {
         float* g = model->grads_memory;
         #pragma omp parallel for
-        for (size_t i = 0; i < model->num_parameters; i++) { g[i] *= coef; }
+        for (size_t i = model->shard_begin; i < model->shard_end; i++) { g[i] *= coef; }
     }
     return norm;
 }
@@ -1571,23 +1576,29 @@ static int compare_doubles(const void* a, const void* b) {
 //   p *= 1 - lr*wd                 (only the 2-D weight matrices decay: table column "decay")
 //   m = b1*m + (1-b1)*g            v = b2*v + (1-b2)*g^2
 //   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
-// then zeroes g for the next step.
+// over this rank's parameters [shard_begin, shard_end) (m and v hold exactly those), then zeroes
+// all the gradients for the next step.
 static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
     if (model->grads_memory == NULL) { die("gpt_update: no gradients (call gpt_backward first)"); }
+    size_t sb = model->shard_begin, se = model->shard_end;
     if (model->m_memory == NULL) {
-        model->m_memory = (float*)calloc_or_die(model->num_parameters, sizeof(float));
-        model->v_memory = (float*)calloc_or_die(model->num_parameters, sizeof(float));
+        model->m_memory = (float*)calloc_or_die(se - sb, sizeof(float));
+        model->v_memory = (float*)calloc_or_die(se - sb, sizeof(float));
     }
     float step_size = (float)((double)lr / (1.0 - pow((double)beta1, (double)t)));
     float bc2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)t));
     size_t offset = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        size_t n = model->specs[k].size;
+        // the part of tensor k in the shard: [lo, hi) of the flat parameters
+        size_t lo = offset > sb ? offset : sb, hi = offset + model->specs[k].size < se ? offset + model->specs[k].size : se;
+        offset += model->specs[k].size;
+        if (lo >= hi) { continue; }
         float decay = model->specs[k].decay ? (float)(1.0 - (double)lr * weight_decay) : 1.0f;
-        float* p = model->params_memory + offset;
-        float* g = model->grads_memory + offset;
-        float* m = model->m_memory + offset;
-        float* v = model->v_memory + offset;
+        float* p = model->params_memory + lo;
+        float* g = model->grads_memory + lo;
+        float* m = model->m_memory + (lo - sb);
+        float* v = model->v_memory + (lo - sb);
+        size_t n = hi - lo;
         #pragma omp parallel for
         for (size_t i = 0; i < n; i++) {
             float gi = g[i];
@@ -1599,8 +1610,10 @@ static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps
             v[i] = vi;
             g[i] = 0.0f;
         }
-        offset += n;
     }
+    // the gradients outside the shard (ZeRO-1: other ranks' parts) are zeroed too
+    memset(model->grads_memory, 0, sb * sizeof(float));
+    memset(model->grads_memory + se, 0, (model->num_parameters - se) * sizeof(float));
 }
 
 static void gpt_free(GPT* model) {
@@ -1633,10 +1646,20 @@ typedef struct {
 } Backend;
 
 static void cpu_attach(GPT* model, int B, int T) { (void)B; (void)T; gpt_zero_grad(model); } // as a fresh GPU copy
+// The data-parallel step (comm/comm.h). Every rank's gradients are sums over its own micro-batches
+// (each scaled by 1/(ranks * micro-batches)): summed over ranks they are the mean over the global
+// batch. Without ZeRO: all-reduce them, and every rank does the same whole update. With ZeRO-1:
+// reduce-scatter them, each rank updates its shard (with its shard of m, v), and the updated
+// parameters are all-gathered.
 static float cpu_step(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
                       float weight_decay, int t) {
+    if (g_comm.size > 1 && model->grads_memory != NULL) {
+        if (model->zero) { comm_reduce_scatter_sum_f32(model->grads_memory, model->num_parameters); }
+        else { comm_allreduce_sum_f32(model->grads_memory, model->num_parameters); }
+    }
     float norm = gpt_clip_grad_norm(model, grad_clip);
     gpt_update(model, lr, beta1, beta2, eps, weight_decay, t);
+    if (model->zero) { comm_allgather_f32(model->params_memory, model->num_parameters); }
     return norm;
 }
 static const float* cpu_logits(GPT* model, int b, int t) {
@@ -1855,8 +1878,18 @@ static void loader_next_batch(DataLoader* d, int* inputs, int* targets) {
     }
     long start = d->sample_order[d->sample_pos] * (long)d->B * d->T;
     const uint16_t* tok = d->tokens + start;
-    for (long i = 0; i < (long)d->B * d->T; i++) { inputs[i] = tok[i]; targets[i] = tok[i + 1]; }
+    if (inputs != NULL) { // NULL: skip the sample (another rank's)
+        for (long i = 0; i < (long)d->B * d->T; i++) { inputs[i] = tok[i]; targets[i] = tok[i + 1]; }
+    }
     d->sample_pos++;
+}
+
+// Data parallelism: the micro-batches of a step are the next ranks x A samples of the one stream,
+// whatever the number of ranks; rank r takes every ranks-th of them (r, r + ranks, ...) and skips
+// the others. So N ranks x A micro-batches read exactly the samples 1 rank x N*A reads, every rank
+// keeps the same position, and a checkpoint's position means the same on any number of ranks.
+static void loader_next_rank_batch(DataLoader* d, int rank, int ranks, int* inputs, int* targets) {
+    for (int j = 0; j < ranks; j++) { loader_next_batch(d, j == rank ? inputs : NULL, j == rank ? targets : NULL); }
 }
 
 // batches available in one pass over the data (validation uses at most that many)
@@ -1972,7 +2005,9 @@ static void checkpoint_paths(char* model_path, char* state_path, size_t size, co
     snprintf(state_path, size, "%s/state_%08ld.bin", dir, step);
 }
 
-static void save_checkpoint(const GPT* model, const TrainState* st, int B, int T, const char* dir) {
+// (m, v: the full AdamW moments, num_parameters each; with ZeRO-1 gathered from the ranks first)
+static void save_checkpoint(const GPT* model, const float* m, const float* v, const TrainState* st, int B, int T,
+                            const char* dir) {
     char model_path[4096], state_path[4096], tmp[4200];
     checkpoint_paths(model_path, state_path, sizeof(model_path), dir, st->step);
     gpt_write_model(model, model_path);
@@ -1987,8 +2022,8 @@ static void save_checkpoint(const GPT* model, const TrainState* st, int B, int T
     header[11] = (int64_t)st->options_len; header[12] = (int64_t)st->data_identity;
     fwrite_or_die(header, sizeof(int64_t), 64, f, tmp);
     fwrite_or_die(st->options, 1, st->options_len, f, tmp);
-    fwrite_or_die(model->m_memory, sizeof(float), model->num_parameters, f, tmp);
-    fwrite_or_die(model->v_memory, sizeof(float), model->num_parameters, f, tmp);
+    fwrite_or_die(m, sizeof(float), model->num_parameters, f, tmp);
+    fwrite_or_die(v, sizeof(float), model->num_parameters, f, tmp);
     finish_atomic_write(f, tmp, state_path);
 }
 
@@ -2109,6 +2144,19 @@ static void load_checkpoint(GPT* model, TrainState* st, const char* dir, long st
     st->data_identity = (uint64_t)header[12];
 }
 
+// ZeRO-1 (zero = 1): this rank keeps AdamW's m and v only for its shard of the flat parameters
+// (comm_shard); moments already loaded in full (a checkpoint) are cut down to the shard.
+static void gpt_set_zero(GPT* model, int zero) {
+    size_t n = model->num_parameters, b = 0, e = n;
+    if (zero) { comm_shard(n, g_comm.size, g_comm.rank, &b, &e); }
+    if (model->m_memory != NULL && (b != 0 || e != n)) {
+        memmove(model->m_memory, model->m_memory + b, (e - b) * sizeof(float));
+        memmove(model->v_memory, model->v_memory + b, (e - b) * sizeof(float));
+    }
+    model->zero = zero;
+    model->shard_begin = b; model->shard_end = e;
+}
+
 // log.txt of a resumed run: the lines of steps before the checkpoint's, as the uninterrupted run
 // wrote them (a killed run logged steps past its last checkpoint; they are run again)
 static void truncate_log(const char* path, long step) {
@@ -2176,6 +2224,7 @@ typedef struct {
     int ckpt_every;             // -n (0: only at the end)
     int keep_last;              // -k (0: keep every checkpoint)
     int resume;                 // -y
+    int zero;                   // -z: 1 = ZeRO-1 (AdamW state sharded over the ranks)
     long seed;                  // -S
     int top_k;                  // -K
     float temperature;          // -H
@@ -2196,7 +2245,7 @@ static TrainOptions default_options(void) {
     o.lr = 1e-3f; o.warmup = 20; o.final_frac = 0.1f; o.weight_decay = 0.1f; o.grad_clip = 1.0f;
     o.beta1 = 0.9f; o.beta2 = 0.95f; o.eps = 1e-8f;
     o.val_every = 50; o.val_batches = 10; o.sample_every = 100; o.gen_len = 64;
-    o.ckpt_every = 100; o.keep_last = 0; o.resume = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
+    o.ckpt_every = 100; o.keep_last = 0; o.resume = 0; o.zero = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
     o.verbose = 1;
     o.backend = &cpu_backend;
     return o;
@@ -2232,7 +2281,7 @@ static int flag_code(const char* f) {
     if (strcmp(f, "--beta1") == 0) { return '1'; }
     if (strcmp(f, "--beta2") == 0) { return '2'; }
     if (strcmp(f, "--eps") == 0) { return '3'; }
-    if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGvmsgKHnkyS", f[1]) != NULL) {
+    if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGvmsgKHnkyzS", f[1]) != NULL) {
         return f[1];
     }
     return 0;
@@ -2268,6 +2317,7 @@ static void apply_flag(TrainOptions* o, const char* f, const char* v) {
         case 'n': o->ckpt_every = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
         case 'k': o->keep_last = (int)parse_int_flag(f, v, 0, 1L << 30); break;
         case 'y': o->resume = (int)parse_int_flag(f, v, 0, 1); break;
+        case 'z': o->zero = (int)parse_int_flag(f, v, 0, 1); break;
         case 'S': o->seed = parse_int_flag(f, v, 0, 0x7fffffffffffffffL); break;
         default: die_flag("%s: unknown flag (-h lists the flags)", f);
     }
@@ -2413,14 +2463,70 @@ typedef struct {
     float last_val_loss;
 } TrainResult;
 
+// The mean loss of the first nbatches validation batches: the same batches every time, split
+// over the ranks (batch i on rank i % ranks) and their losses summed over the ranks.
 static float evaluate(const Backend* be, GPT* model, DataLoader* val, int nbatches, int* inputs, int* targets) {
     loader_seek(val, 0, 0, 0, "-j");
     double sum = 0.0;
     for (int i = 0; i < nbatches; i++) {
-        loader_next_batch(val, inputs, targets);
-        sum += be->forward(model, inputs, targets, val->B, val->T);
+        int mine = i % g_comm.size == g_comm.rank;
+        loader_next_batch(val, mine ? inputs : NULL, mine ? targets : NULL);
+        if (mine) { sum += be->forward(model, inputs, targets, val->B, val->T); }
     }
+    comm_allreduce_sum_f64(&sum, 1);
     return (float)(sum / nbatches);
+}
+
+// Every rank must run the same thing: the run's options, -z, the model's config, the data's
+// identity and the build. Rank 0's record is the reference; the lowest rank that differs names
+// the first difference and stops the job (comm/comm.h: its exit aborts every rank).
+static void check_ranks_agree(const TrainOptions* o, const GPTConfig* cfg, uint64_t train_id, uint64_t val_id,
+                              const char* backend) {
+    if (g_comm.size == 1) { return; }
+    // -i by the data's identity, not its text: each machine may mount the shards elsewhere
+    TrainOptions same = *o;
+    same.train_pattern = "(compared by content)";
+    size_t len;
+    char* rec = run_options_record(&same, &len);
+    char extra[512];
+    int n = snprintf(extra, sizeof(extra), "-z%c%d%cmodel%cL%dH%dC%dT%dV%dVp%d%cdata%c%016llx %016llx%cbuild%c%s %s %s",
+                     0, o->zero, 0, 0, cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len,
+                     cfg->vocab_size, cfg->padded_vocab_size, 0, 0, (unsigned long long)train_id,
+                     (unsigned long long)val_id, 0, 0, backend, __DATE__, __TIME__);
+    if (len + (size_t)n + 1 > MAX_OPTIONS_BYTES) { die("the run's options are too long"); }
+    memcpy(rec + len, extra, (size_t)n + 1);
+    len += (size_t)n + 1;
+    uint64_t h = mix64(len);
+    for (size_t i = 0; i < len; i++) { h = mix64(h ^ (uint8_t)rec[i]); }
+    uint64_t lo, hi;
+    comm_allreduce_minmax_u64(h, &lo, &hi);
+    if (lo == hi) { free(rec); return; }
+    // they differ: every rank compares its record with rank 0's, pair by pair
+    uint64_t len0 = len;
+    comm_bcast_bytes(&len0, sizeof(len0), 0);
+    char* rec0 = (char*)malloc_or_die(len0 + 1);
+    if (g_comm.rank == 0) { memcpy(rec0, rec, len); }
+    comm_bcast_bytes(rec0, len0, 0);
+    rec0[len0] = '\0';
+    char what[600] = "";
+    for (size_t i = 0, j = 0; i < len && j < len0 && what[0] == '\0'; ) {
+        const char* f = rec + i; const char* v = f + strlen(f) + 1;
+        const char* f0 = rec0 + j; const char* v0 = f0 + strlen(f0) + 1;
+        if (strcmp(f, f0) != 0 || strcmp(v, v0) != 0) {
+            snprintf(what, sizeof(what), "%s %.200s here, %s %.200s on rank 0", f, v, f0, v0);
+        }
+        i = (size_t)(v - rec) + strlen(v) + 1;
+        j = (size_t)(v0 - rec0) + strlen(v0) + 1;
+    }
+    uint64_t first, last;
+    comm_allreduce_minmax_u64(what[0] != '\0' ? (uint64_t)g_comm.rank : UINT64_MAX, &first, &last);
+    if (first == (uint64_t)g_comm.rank) {
+        die("rank %d of %d does not run what rank 0 runs: %s (give every rank the same flags, files and build)",
+            g_comm.rank, g_comm.size, what);
+    }
+    if (first == UINT64_MAX) { die("rank %d: the ranks' records differ in length", g_comm.rank); }
+    comm_barrier(); // the differing rank's exit ends the job
+    die("ranks disagree (see the error of rank %llu)", (unsigned long long)first);
 }
 
 // a non-finite loss or gradient norm ends the run before anything is saved
@@ -2449,22 +2555,32 @@ static long prepare_out_dir(const TrainOptions* o, int* lock_fd) {
     return o->resume ? latest : -1;
 }
 
-static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
-    TrainOptions run = *o_cmdline;  // the run's options: the command line's, or merged on resume
+// One training run, on each rank of the job (comm/comm.h). Rank 0 alone prints, writes log.txt and
+// the checkpoints and holds the lock on -o; every rank reads the data and, on resume, the checkpoint.
+static void run_training(const TrainOptions* o_given, TrainResult* result) {
+    int rank = g_comm.rank, ranks = g_comm.size;
+    TrainOptions cmdline = *o_given;
+    if (rank != 0) { cmdline.verbose = 0; }
+    TrainOptions run = cmdline;  // the run's options: the command line's, or merged on resume
     const TrainOptions* o = &run;
     const Backend* be = o->backend;
     GPT model;
     TrainState st;
     memset(&st, 0, sizeof(st));
     int have_out = o->out_dir != NULL && o->out_dir[0] != '\0';
+    int writer = have_out && rank == 0;
     if (o->resume && !have_out) { die("-y 1 needs an output directory (-o) to resume from"); }
+    if (ranks > 1 && strcmp(be->name, "cpu") != 0) {
+        die("%s backend: data parallelism over %d processes is not built for it yet (run one process)", be->name, ranks);
+    }
     int lock_fd = -1;
-    long resume_step = have_out ? prepare_out_dir(o, &lock_fd) : -1;
+    long resume_step = writer ? prepare_out_dir(o, &lock_fd) : -1;
+    comm_bcast_bytes(&resume_step, sizeof(resume_step), 0);
     char state_path[4200] = "";
     if (resume_step >= 0) {
         load_checkpoint(&model, &st, o->out_dir, resume_step);
         snprintf(state_path, sizeof(state_path), "%s/state_%08ld.bin", o->out_dir, resume_step);
-        run = resume_options(o_cmdline, &st, state_path);
+        run = resume_options(&cmdline, &st, state_path);
         if (o->verbose) { printf("resuming from %s/model_%08ld.bin (step %ld)\n", o->out_dir, resume_step, resume_step); }
     } else {
         if (o->resume && o->verbose) { printf("no checkpoint in %s: starting from scratch\n", o->out_dir); }
@@ -2475,25 +2591,26 @@ static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
         } else { gpt_build_from_descriptor(&model, o->init, (uint64_t)o->seed); }
         st.rng.key = stream_key((uint64_t)o->seed, 99ULL); // the sampler's stream
     }
+    gpt_set_zero(&model, o->zero && ranks > 1);
     const GPTConfig* cfg = &model.config;
     if (o->T > cfg->max_seq_len) { die("-t %d: exceeds the model's maximum sequence length %d", o->T, cfg->max_seq_len); }
     activation_size_check(cfg, o->B, o->T);
     long tokens_per_micro = (long)o->B * o->T;
-    long total_batch = o->total_batch > 0 ? o->total_batch : tokens_per_micro;
-    if (total_batch % tokens_per_micro != 0) {
-        die("-d %ld: total batch is not a multiple of B*T = %ld", total_batch, tokens_per_micro);
+    long total_batch = o->total_batch > 0 ? o->total_batch : tokens_per_micro * ranks;
+    if (total_batch % (tokens_per_micro * ranks) != 0) {
+        die("-d %ld: total batch is not a multiple of B*T*ranks = %ld*%d", total_batch, tokens_per_micro, ranks);
     }
     // micro-batches per step: 2^24 keeps 1/accum's divisor exact and a step finite in time
     if (total_batch / tokens_per_micro > (1L << 24)) {
         die("-d %ld: %ld micro-batches of B*T = %ld per step is more than the limit %ld", total_batch,
             total_batch / tokens_per_micro, tokens_per_micro, 1L << 24);
     }
-    int accum = (int)(total_batch / tokens_per_micro);
+    int accum = (int)(total_batch / (tokens_per_micro * ranks)); // micro-batches per step on each rank
     if ((double)o->lr * o->weight_decay >= 1.0) {
         die("-l %g -c %g: lr * weight decay = %g must be below 1 (AdamW scales each weight by 1 - lr*wd every step)",
             o->lr, o->weight_decay, (double)o->lr * o->weight_decay);
     }
-    if (o->warmup >= o->max_steps) {
+    if (o->warmup >= o->max_steps && rank == 0) {
         fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning rate never decays\n",
                 o->warmup, o->max_steps);
     }
@@ -2511,14 +2628,17 @@ static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
     }
     loader_seek(&train, st.epoch, st.shard_pos, st.sample_pos, resume_step >= 0 ? state_path : "-i");
     st.data_identity = train.identity;
+    uint64_t val_identity = 0;
     int have_val = o->val_every > 0 && o->val_pattern != NULL && o->val_pattern[0] != '\0';
     int val_batches = o->val_batches;
     if (have_val) {
         loader_init(&val, o->val_pattern, o->B, o->T, cfg->vocab_size, 0, 0, "-j");
+        val_identity = val.identity;
         long avail = loader_total_batches(&val);
         if (val_batches > avail) { val_batches = (int)avail; }
     }
     t_check = wall_seconds() - t_check;
+    check_ranks_agree(o, cfg, train.identity, val_identity, be->name);
     // the record for this run's checkpoints (run's strings may point into the one read back)
     size_t record_len;
     char* record = run_options_record(o, &record_len);
@@ -2536,8 +2656,15 @@ static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
         printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", cfg->num_layers,
                cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size, cfg->padded_vocab_size,
                model.num_parameters);
-        printf("batch: B=%d T=%d, %d micro-batch(es) per step = %ld tokens; %s, %s\n", o->B, o->T,
-               accum, total_batch, be->name, where);
+        printf("batch: B=%d T=%d, %d micro-batch(es) per step%s = %ld tokens; %s, %s\n", o->B, o->T,
+               accum, ranks > 1 ? " on each rank" : "", total_batch, be->name, where);
+        if (ranks > 1) {
+            double full = 2.0 * model.num_parameters * sizeof(float) / 1048576.0;
+            double mine = 2.0 * (model.shard_end - model.shard_begin) * sizeof(float) / 1048576.0;
+            printf("ranks: %d (%s)%s, AdamW state %.1f MiB per rank%s\n", ranks, g_comm.name,
+                   model.zero ? ", ZeRO-1" : "", mine, model.zero ? "" : " (-z 1 shards it)");
+            if (model.zero) { printf("ZeRO-1 saves %.1f MiB of AdamW state per rank (%.1f MiB unsharded)\n", full - mine, full); }
+        }
         long ntok = 0;
         for (int i = 0; i < train.nfiles; i++) { ntok += train.file_ntok[i]; }
         printf("data: %d train shard(s) %s (%ld tokens), %s%s; all checked in %.2f s\n", train.nfiles,
@@ -2545,7 +2672,7 @@ static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
         if (!have_tok) { printf("tokenizer %s not found: samples print token ids\n", o->tokenizer_path); }
     }
     FILE* logf = NULL;
-    if (have_out) {
+    if (writer) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
         if (resume_step >= 0) { truncate_log(path, resume_step); }
@@ -2574,12 +2701,15 @@ static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
         if (last) { break; }
 
         double t0 = wall_seconds();
-        float loss = 0.0f;
+        // the mean over the step's ranks x accum micro-batches: each rank's sum, summed over ranks
+        double loss_sum = 0.0;
         for (int a = 0; a < accum; a++) {
-            loader_next_batch(&train, inputs, targets);
-            loss += be->forward(&model, inputs, targets, o->B, o->T) / accum;
-            be->backward(&model, 1.0f / accum);
+            loader_next_rank_batch(&train, rank, ranks, inputs, targets);
+            loss_sum += be->forward(&model, inputs, targets, o->B, o->T);
+            be->backward(&model, 1.0f / (float)(accum * ranks));
         }
+        comm_allreduce_sum_f64(&loss_sum, 1);
+        float loss = (float)(loss_sum / (double)(accum * ranks));
         double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);
         float norm = be->step(&model, o->grad_clip, (float)lr, o->beta1, o->beta2, o->eps, o->weight_decay, (int)step + 1);
         double ms = 1000.0 * (wall_seconds() - t0);
@@ -2597,8 +2727,20 @@ static void run_training(const TrainOptions* o_cmdline, TrainResult* result) {
         if (have_out && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == o->max_steps)) {
             st.epoch = train.epoch; st.shard_pos = train.shard_pos; st.sample_pos = train.sample_pos;
             be->to_host(&model);
-            save_checkpoint(&model, &st, o->B, o->T, o->out_dir);
-            remove_old_checkpoints(o->out_dir, o->keep_last);
+            // ZeRO-1: the moments are gathered on rank 0, so the file is the same for any ranks
+            float* m = model.m_memory; float* v = model.v_memory;
+            if (model.zero) {
+                size_t n = model.num_parameters;
+                m = rank == 0 ? (float*)malloc_or_die(n * sizeof(float)) : NULL;
+                v = rank == 0 ? (float*)malloc_or_die(n * sizeof(float)) : NULL;
+                comm_gather_f32(model.m_memory, m, n);
+                comm_gather_f32(model.v_memory, v, n);
+            }
+            if (writer) {
+                save_checkpoint(&model, m, v, &st, o->B, o->T, o->out_dir);
+                remove_old_checkpoints(o->out_dir, o->keep_last);
+            }
+            if (model.zero) { free(m); free(v); }
             if (o->verbose) { printf("saved checkpoint %s/model_%08ld.bin\n", o->out_dir, st.step); }
         }
     }
@@ -2655,6 +2797,7 @@ static void usage(const char* prog, const TrainOptions* d) {
         "  -n <int>    checkpoint every N steps, 0 = only at the end (default %d)\n"
         "  -k <int>    keep only the newest N checkpoints, 0 = all (default %d)\n"
         "  -y <0|1>    resume from the latest checkpoint in -o, with its options (default %d)\n"
+        "  -z <0|1>    ZeRO-1 under mpirun: AdamW state sharded over the ranks (default %d)\n"
         "  -S <int>    random seed (init, shuffling, sampling) (default %ld)\n"
         "  -Z <path>   tokenizer file for printing samples (default %s)\n"
         "  -h          this help\n"
@@ -2663,7 +2806,7 @@ static void usage(const char* prog, const TrainOptions* d) {
         prog, d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
         d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->beta1, d->beta2,
         d->eps, d->val_every, d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature,
-        d->ckpt_every, d->keep_last, d->resume, d->seed, d->tokenizer_path);
+        d->ckpt_every, d->keep_last, d->resume, d->zero, d->seed, d->tokenizer_path);
 }
 
 static TrainOptions parse_options(int argc, char** argv) {
@@ -2685,11 +2828,13 @@ static TrainOptions parse_options(int argc, char** argv) {
 
 // the whole program: flags -> a training run on the given backend (train_gpt.cu passes its GPU one)
 static inline int train_main(int argc, char** argv, const Backend* backend) {
+    comm_init(&argc, &argv); // under mpirun: this process's rank in the job
     TrainOptions o = parse_options(argc, argv);
     o.backend = backend;
     TrainResult r;
     run_training(&o, &r);
     free(r.losses);
+    comm_finalize();
     return 0;
 }
 

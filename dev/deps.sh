@@ -13,6 +13,8 @@
 #                         torch and numpy, and a BLAS for PyTorch that is not Debian's reference BLAS
 #   dev/deps.sh bench     dev/bench_cpu.sh: build + torch and numpy, PyTorch on OpenBLAS
 #   dev/deps.sh asan      the AddressSanitizer + UBSan build of .ci/run: build + libasan8, libubsan1
+#   dev/deps.sh mpi       data-parallel training (mpirun -np N ./train_gpt): build + Open MPI
+#                         (openmpi-bin, libopenmpi-dev); `test` includes it
 #   dev/deps.sh cuda      nvcc: Debian's nvidia-cuda-toolkit (from the contrib and non-free components)
 #   dev/deps.sh sources   turns on contrib and non-free for Debian's entries in APT's sources, no
 #                         more (`cuda` does it before installing the toolkit); $APT_ETC, default /etc/apt
@@ -39,7 +41,7 @@ APT_ETC=${APT_ETC:-/etc/apt}
 BLAS_ALT=libblas.so.3-$(uname -m)-linux-gnu   # the update-alternatives link that picks Debian's BLAS
 
 usage() {
-    echo "usage: dev/deps.sh [-q] build|data|train|test|bench|asan|cuda|sources ..." >&2
+    echo "usage: dev/deps.sh [-q] build|data|train|test|bench|asan|cuda|mpi|sources ..." >&2
     exit 2
 }
 die() { echo "error: $*" >&2; exit 1; }
@@ -50,7 +52,7 @@ modes=
 for arg in "$@"; do
     case $arg in
         -q) quiet=1 ;;
-        build|data|train|test|bench|asan|cuda|sources) modes="$modes${modes:+ }$arg" ;;
+        build|data|train|test|bench|asan|cuda|mpi|sources) modes="$modes${modes:+ }$arg" ;;
         *) usage ;;
     esac
 done
@@ -180,6 +182,17 @@ check_asan() {
         miss "the AddressSanitizer and UBSan runtimes" libasan8 libubsan1
 }
 
+# MPI (Open MPI from Debian): mpicc compiles the data-parallel trainer, mpirun runs the tests' ranks
+check_mpi() {
+    if have mpicc && printf '#include <mpi.h>\nint main(int c, char** v) { MPI_Init(&c, &v); MPI_Finalize(); return 0; }\n' |
+            mpicc -x c - -o /dev/null 2>/dev/null; then
+        report "$(mpirun --version 2>/dev/null | head -1)"
+    else
+        miss "MPI (mpicc with mpi.h)" libopenmpi-dev
+    fi
+    have mpirun || miss mpirun openmpi-bin
+}
+
 nvcc_path() { command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null; }
 check_cuda() {
     if nvcc_path >/dev/null; then report "nvcc $(nvcc_path)"; else miss "nvcc (the CUDA toolkit)" nvidia-cuda-toolkit; fi
@@ -192,7 +205,8 @@ for m in $modes; do
         build) want build ;;
         data) want data ;;
         train) want build data ;;
-        test) want build data cxx tools torch blas ;;
+        test) want build data cxx tools torch blas mpi ;;
+        mpi) want build mpi ;;
         bench) want build torch openblas ;;
         asan) want build asan ;;
         cuda) want cuda ;;

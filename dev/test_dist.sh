@@ -1,0 +1,108 @@
+#!/bin/bash
+# dev/test_dist.sh -- data-parallel training (comm/comm.h) under mpirun, against one process.
+# On the odd config and a small one, 8 steps with warmup, cosine decay and active clipping:
+#   - 2 ranks x A micro-batches against 1 rank x 2A: every step's loss, gradient norm and lr, the
+#     validation losses and the final weights within test_gpt's fp32 bounds (test_gpt
+#     --compare-runs), with -z 0 and -z 1 (ZeRO-1);
+#   - two 2-rank runs are bitwise identical (and -z 0 and -z 1 give the same bits);
+#   - resume across process counts: a 2-rank checkpoint resumed on 1 rank and a 1-rank checkpoint
+#     on 2 ranks continue within the bounds; 2 ranks on 2 ranks bitwise;
+#   - ranks that disagree (a flag) stop with one error naming the difference; a rank that fails
+#     ends the whole job non-zero within a bounded time; -d not divisible by ranks*B*T is an error.
+# The data stream's partition (disjoint samples, union = the epoch) is checked by test_gpt itself.
+# Closing line: "N passed, N failed"; exit status non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${BIN:-./train_gpt}
+[ -x "$BIN" ] && [ -x ./test_gpt ] || { echo "error: build $BIN and ./test_gpt first (make train_gpt test_gpt)"; exit 1; }
+command -v mpirun > /dev/null || { echo "error: mpirun not found (dev/deps.sh mpi installs Open MPI)"; exit 1; }
+ldd "$BIN" | grep -q libmpi || { echo "error: $BIN was built without MPI (install Open MPI, then make train_gpt)"; exit 1; }
+W=$(mktemp -d /tmp/test_dist_XXXXXX)
+trap 'rm -rf "$W"' EXIT
+passed=0; failed=0
+export OMP_NUM_THREADS=1
+# 2 ranks on 2 cores, as root in CI; a job that hangs is killed by timeout
+MPIRUN=(timeout 120 mpirun --oversubscribe -x OMP_NUM_THREADS=1)
+[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+
+ok()   { printf 'PASS %-36s %s\n' "$1" "$2"; passed=$((passed + 1)); }
+fail() { printf 'FAIL %-36s %s\n' "$1" "$2"; failed=$((failed + 1)); }
+
+# compare NAME MODE DIR_A DIR_B: test_gpt --compare-runs[-bitwise]
+compare() {
+    local name=$1 mode=$2
+    if ./test_gpt "--compare-runs$mode" "$3" "$4" > "$W/cmp.log" 2>&1; then
+        ok "$name" "$(tail -1 "$W/cmp.log")"
+    else
+        fail "$name" "$(grep -m3 'FAILED\|error' "$W/cmp.log" | tr '\n' ' ')"
+    fi
+}
+# run DIR ARGS...: one training run that must succeed
+run() {
+    local dir=$1; shift
+    if ! "$@" -o "$dir" > "$W/run.log" 2>&1; then fail "run $(basename "$dir")" "$(tail -3 "$W/run.log" | tr '\n' ' ')"; fi
+}
+
+python3 - "$W" <<'PY'
+import struct, sys, random
+random.seed(7)
+for name, n, V in [("s_tr_0", 3000, 97), ("s_tr_1", 2600, 97), ("s_va_0", 900, 97),
+                   ("o_tr_0", 4000, 311), ("o_tr_1", 3500, 311), ("o_va_0", 1200, 311)]:
+    with open("%s/%s.bin" % (sys.argv[1], name), "wb") as f:
+        f.write(struct.pack("<256i", 20240520, 1, n, *([0] * 253)))
+        f.write(struct.pack("<%dH" % n, *[random.randrange(V) for _ in range(n)]))
+PY
+
+# small: B*T = 16, 4 micro-batches per step in all; odd: B*T = 39, 2 in all
+small=(-e L2H2C24T16V97 -i "$W/s_tr_*.bin" -j "$W/s_va_0.bin" -b 2 -t 8 -d 64)
+odd=(-e L3H5C60T17V311 -i "$W/o_tr_*.bin" -j "$W/o_va_0.bin" -b 3 -t 13 -d 78)
+steps=(-x 8 -u 2 -l 3e-3 -G 0.5 --eps 1e-6 -v 4 -m 3 -s 0 -n 4)
+
+for cfg in small odd; do
+    eval "args=(\"\${$cfg[@]}\" \"\${steps[@]}\")"
+    run "$W/$cfg.1" "$BIN" "${args[@]}"
+    for z in 0 1; do
+        run "$W/$cfg.2z$z" "${MPIRUN[@]}" -np 2 "$BIN" "${args[@]}" -z $z
+        compare "$cfg: 2 ranks -z $z vs 1 rank" "" "$W/$cfg.1" "$W/$cfg.2z$z"
+    done
+    run "$W/$cfg.2again" "${MPIRUN[@]}" -np 2 "$BIN" "${args[@]}" -z 1
+    compare "$cfg: two 2-rank runs" -bitwise "$W/$cfg.2z1" "$W/$cfg.2again"
+    compare "$cfg: 2 ranks -z 0 vs -z 1" -bitwise "$W/$cfg.2z0" "$W/$cfg.2z1"
+done
+
+# resume across process counts, from the step-4 checkpoint of the small runs
+args=("${small[@]}" "${steps[@]}")
+resume_from() {   # resume_from SRC DST: DST = SRC without its step-8 checkpoint and log past step 4
+    rm -rf "$2"; cp -r "$1" "$2"; rm -f "$2"/*_00000008.bin
+}
+resume_from "$W/small.2z0" "$W/r21"; run "$W/r21" "$BIN" "${args[@]}" -y 1
+compare "resume: 2 ranks -> 1 rank" "" "$W/small.2z0" "$W/r21"
+resume_from "$W/small.1" "$W/r12"; run "$W/r12" "${MPIRUN[@]}" -np 2 "$BIN" "${args[@]}" -y 1 -z 1
+compare "resume: 1 rank -> 2 ranks (ZeRO)" "" "$W/small.1" "$W/r12"
+resume_from "$W/small.2z1" "$W/r22"; run "$W/r22" "${MPIRUN[@]}" -np 2 "$BIN" "${args[@]}" -y 1 -z 0
+compare "resume: 2 ranks -> 2 ranks" -bitwise "$W/small.2z1" "$W/r22"
+
+# expect NAME WORDS CMD...: the job must fail (non-zero, not killed by timeout) and say WORDS
+expect() {
+    local name=$1 words=$2; shift 2
+    "$@" > "$W/out" 2> "$W/err" < /dev/null
+    local rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: .*$words" "$W/err"; then
+        ok "$name" "$(grep -m1 '^error:' "$W/err" | cut -c1-150)"
+    else
+        fail "$name" "exit $rc: $(head -c 300 "$W/err")"
+    fi
+}
+fast=("${small[@]}" -x 2 -u 0 -s 0 -v 0 -o "")
+expect "ranks disagree (-l)" "does not run what rank 0 runs: -l 0.002 here, -l 0.001 on rank 0" \
+    "${MPIRUN[@]}" -np 1 "$BIN" "${fast[@]}" -l 1e-3 : -np 1 "$BIN" "${fast[@]}" -l 2e-3
+expect "ranks disagree (data)" "does not run what rank 0 runs: data" \
+    "${MPIRUN[@]}" -np 1 "$BIN" "${fast[@]}" : -np 1 "$BIN" "${fast[@]}" -i "$W/s_tr_0.bin"
+expect "one rank fails: the job ends" "no files match" \
+    "${MPIRUN[@]}" -np 1 "$BIN" "${fast[@]}" : -np 1 "$BIN" "${fast[@]}" -i "$W/none_*.bin"
+expect "-d not divisible by ranks*B*T" "not a multiple of B\*T\*ranks" \
+    "${MPIRUN[@]}" -np 2 "$BIN" "${fast[@]}" -d 16
+
+echo
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
