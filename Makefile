@@ -79,6 +79,12 @@ else ifneq ($(PRECISION),BF16)
 endif
 NVCC_FLAGS ?= -O3 -std=c++17 -gencode arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-fopenmp
 NVCC_LDLIBS = -lcublasLt -lm
+# with MPI (above) and NCCL (part of the CUDA toolkit): train_gptcu runs data-parallel under mpirun
+NCCL_H := $(wildcard $(dir $(NVCC))../include/nccl.h)
+ifneq ($(and $(MPI_FLAGS),$(NCCL_H)),)
+  NVCC_MPI_FLAGS := -DUSE_MPI -DOMPI_SKIP_MPICXX $(shell mpicc --showme:compile 2>/dev/null)
+  NVCC_MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null) -lnccl
+endif
 CUDA_DEPS = train_gpt.cu train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h
 # the binaries remember their precision: a change of PRECISION rebuilds them
 PREC_STAMP := build/precision_$(PRECISION).stamp
@@ -93,7 +99,7 @@ EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cubla
 # type when the CPU has AVX-512.
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
-.PHONY: all cuda test test-reference test-bad-input test-dist test-cuda test-cuda-emu clean clean-ref
+.PHONY: all cuda test test-reference test-bad-input test-crafted-input test-dist test-cuda test-cuda-emu clean clean-ref
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
@@ -134,11 +140,11 @@ $(PREC_STAMP):
 
 train_gptcu: $(CUDA_DEPS) $(PREC_STAMP)
 	@test -n "$(NVCC)" || { echo "error: nvcc not found (install the CUDA toolkit or set NVCC=)"; exit 1; }
-	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) -o $@ train_gpt.cu $(NVCC_LDLIBS)
+	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) -o $@ train_gpt.cu $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
 test_gptcu: test_gpt.c $(CUDA_DEPS) $(PREC_STAMP)
 	@test -n "$(NVCC)" || { echo "error: nvcc not found (install the CUDA toolkit or set NVCC=)"; exit 1; }
-	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS)
+	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
 # on a GPU machine: both precisions against the references
 test-cuda: dev/ref/odd_ref.bin dev/ref/d12_ref.bin
@@ -200,6 +206,18 @@ test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/d12_ref.bin
 	else grep -q "^ln1_rstd.1 .*FAILED" /tmp/test_gpt_corrupt.log && \
 	    echo "corrupted reference detected: test_gpt fails as it must"; fi
 
+# the crafted-input sweep (dev/gen_bad_inputs.py: every format and flag, boundary values,
+# overflowing products, truncations) against the trainer and tokenizer built with ASan + UBSan
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+build/train_gpt_asan: train_gpt.c comm/comm.h data/tokenizer.h data/unicode_tables.h
+	@mkdir -p build
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
+build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h
+	@mkdir -p build
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ data/tokenizer.c $(LDLIBS)
+test-crafted-input: build/train_gpt_asan build/tokenizer_asan
+	bash dev/test_crafted_inputs.sh
+
 # data-parallel training under mpirun (2 ranks) against one process, ZeRO-1, resume across counts
 test-dist: train_gpt test_gpt
 	bash dev/test_dist.sh
@@ -219,7 +237,7 @@ test: deps-test
 	echo "make test: $$verdict: $(TESTS); total wall time $$((t / 60))m$$((t % 60))s"; \
 	exit $$rc
 
-TESTS = test-reference test-bad-input test-tokenizer test-tokenizer-bad-input test-dist test-cuda-emu
+TESTS = test-reference test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-dist test-cuda-emu
 test-all: $(TESTS)
 
 deps-test:

@@ -707,6 +707,44 @@ static void test_data_partition(void) {
     remove(f0); remove(f1); rmdir(dir);
 }
 
+// Generation with the KV cache (gpt_decode) against the full forward: the logits of every
+// position, and the tokens drawn from them with the same seed (the generator's KV path against its
+// full-recompute path). Runs on the CPU functions in every build (they are train_gpt.c's).
+static void collect_token(int token, void* ctx) { int* out = (int*)ctx; out[++out[0]] = token; }
+static void test_kv_cache(void) {
+    printf("\n== generation: KV cache against the full forward (cpu)\n");
+    GPT model;
+    gpt_build_from_descriptor(&model, "L2H3C48T32V97", 77);
+    int T = model.config.max_seq_len, Vp = model.config.padded_vocab_size, V = model.config.vocab_size;
+    int* seq = (int*)malloc_or_die((size_t)T * sizeof(int));
+    for (int t = 0; t < T; t++) { seq[t] = (int)(stream_draw(stream_key(3, 4), (uint64_t)t) % (uint64_t)V); }
+    gpt_forward(&model, seq, NULL, 1, T);
+    float* full = (float*)malloc_or_die((size_t)T * Vp * sizeof(float));
+    memcpy(full, model.acts.logits, (size_t)T * Vp * sizeof(float));
+    float* kv = (float*)malloc_or_die((size_t)T * Vp * sizeof(float));
+    for (int t = 0; t < T; t++) { memcpy(kv + (size_t)t * Vp, gpt_decode(&model, seq[t], t), (size_t)Vp * sizeof(float)); }
+    size_t same = 0;
+    for (size_t i = 0; i < (size_t)T * Vp; i++) { same += kv[i] == full[i]; }
+    printf("(%zu of %zu logits bit-identical)\n", same, (size_t)T * Vp);
+    check("kv logits", kv, full, (size_t)T * Vp, ACT_RTOL, rms_floor(full, 1, (size_t)T * Vp, 0, ACT_FLOOR));
+    // the generator, both paths, the same seed and sampling options (nucleus and top-k on)
+    Backend recompute = cpu_backend;
+    recompute.decode = NULL;
+    SampleOptions so = {0.9f, 40, 0.95f};
+    int out_kv[40], out_full[40];
+    for (int path = 0; path < 2; path++) {
+        int* out = path == 0 ? out_kv : out_full;
+        Rng rng; rng.key = stream_key(5, 99); rng.counter = 0;
+        int gen[32] = {seq[0], seq[1], seq[2]};
+        out[0] = 0;
+        generate(path == 0 ? &cpu_backend : &recompute, &model, gen, 3, T, 25, &so, &rng, -1, collect_token, out);
+    }
+    check_bool("kv generation", out_kv[0] == 25 && out_full[0] == 25 && memcmp(out_kv, out_full, 26 * sizeof(int)) == 0,
+               "25 tokens drawn with the KV cache equal those of the full forward (same seed)");
+    free(seq); free(full); free(kv);
+    gpt_free(&model);
+}
+
 // --compare-runs A B: two training runs of the same model and options (e.g. 1 process and 2
 // under mpirun): every step's loss, gradient norm and lr in A/log.txt and B/log.txt, every
 // validation loss, and the weights of the newest checkpoint in each, within the fp32 bounds above
@@ -790,7 +828,7 @@ int main(int argc, char** argv) {
     if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < 4; i++) { files[nfiles++] = defaults[i]; } }
     if (nfiles % 2 != 0) { die("give model and reference files in pairs (got %d files)", nfiles); }
     for (int i = 0; i < nfiles; i += 2) { test_pair(files[i], files[i + 1]); }
-    if (resume) { test_resume(); test_data_partition(); }
+    if (resume) { test_resume(); test_data_partition(); test_kv_cache(); }
     printf("\n%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

@@ -864,7 +864,10 @@ static void attention_backward(float* dqkv, float* drow, const float* dout, cons
 // (the first omitted term, r^8/8! < 6e-9, is 0.1 ulp), 2^n put straight into the exponent bits.
 // Max error 1.3 ulp over [-87, 88]; inputs outside are clamped (e^-87 ~ 1.6e-38 still normal).
 static inline float exp_fast(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    // clamped to where 2^n is a normal float; a NaN becomes -87 here (every comparison with it is
+    // false) so the integer arithmetic below stays defined: the NaN still reaches the caller's
+    // result through its other factor (gelu: x * sigmoid)
+    x = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;
     float n = floorf(x * 1.44269504088896341f + 0.5f); // round(x / ln2)
     float r = x - n * 0.693359375f;  // ln2 in two parts: the high part has 9 bits, so n*hi
     r = r + n * 2.12194440e-4f;      // is exact; hi - ln2 = 2.12194440e-4 (to float precision)
@@ -1100,6 +1103,7 @@ typedef struct {
     // [shard_begin, shard_end): all of them, or with ZeRO-1 (zero = 1) its shard of g_comm.size
     int zero;
     size_t shard_begin, shard_end;
+    float* kv_memory;          // generation (gpt_decode): keys and values (2, L, maxT, C), then scratch
     void* device;              // the backend's own state (train_gpt.cu: the model on the GPU)
 } GPT;
 
@@ -1433,6 +1437,81 @@ static float gpt_forward(GPT* model, const int* inputs, const int* targets, int 
     return model->mean_loss;
 }
 
+// Generation, one position at a time: the forward of position pos alone, with the keys and values
+// of positions 0..pos-1 kept from the calls before (the "KV cache"; GPT-2's past key values), so a
+// new token costs one position's forward instead of the whole window's. The caller decodes the
+// positions in order 0, 1, 2, ... (restarting at 0 starts a new sequence). The arithmetic is that
+// of gpt_forward's row pos, so the logits equal the full forward's (test_gpt checks it).
+// Returns the (Vp) logits of position pos (valid until the next call).
+static const float* gpt_decode(GPT* model, int token, int pos) {
+    const GPTConfig* cfg = &model->config;
+    int C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size;
+    int maxT = cfg->max_seq_len, hs = C / NH;
+    if (pos < 0 || pos >= maxT) { die("gpt_decode: position %d outside the context [0, %d)", pos, maxT); }
+    if (token < 0 || token >= cfg->vocab_size) { die("gpt_decode: token %d outside [0, %d)", token, cfg->vocab_size); }
+    size_t cache = (size_t)L * maxT * C; // floats of the keys, and of the values
+    if (model->kv_memory == NULL) {
+        model->kv_memory = (float*)malloc_or_die((2 * cache + 13 * (size_t)C + (size_t)maxT + (size_t)Vp) * sizeof(float));
+    }
+    float* kcache = model->kv_memory;            // (L, maxT, C)
+    float* vcache = kcache + cache;              // (L, maxT, C)
+    float* x = vcache + cache;                   // (C) the residual stream
+    float* ln = x + C;                           // (C)
+    float* qkv = ln + C;                         // (3C)
+    float* atty = qkv + 3 * C;                   // (C)
+    float* proj = atty + C;                      // (C)
+    float* res2 = proj + C;                      // (C)
+    float* fch = res2 + C;                       // (4C) ... fch_gelu reuses qkv+atty (4C)
+    float* att = fch + 4 * C;                    // (maxT) one row of probabilities
+    float* logits = att + maxT;                  // (Vp)
+    float* fch_gelu = qkv;
+    float mean, rstd;
+    ParameterTensors p = model->params;
+    for (int c = 0; c < C; c++) { x[c] = p.wte[(size_t)token * C + c] + p.wpe[(size_t)pos * C + c]; }
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int l = 0; l < L; l++) {
+        layernorm_forward(ln, &mean, &rstd, x, p.ln1w + l * C, p.ln1b + l * C, 1, C);
+        matmul_forward(qkv, ln, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, 1, C, 3 * C);
+        float* kl = kcache + (size_t)l * maxT * C;
+        float* vl = vcache + (size_t)l * maxT * C;
+        memcpy(kl + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
+        memcpy(vl + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
+        // attention_forward's row pos, with the keys and values of the cache
+        for (int h = 0; h < NH; h++) {
+            const float* q = qkv + h * hs;
+            float maxval = -INFINITY;
+            for (int t2 = 0; t2 <= pos; t2++) {
+                const float* k = kl + (size_t)t2 * C + h * hs;
+                float sc = 0.0f;
+                for (int i = 0; i < hs; i++) { sc += q[i] * k[i]; }
+                sc *= scale;
+                att[t2] = sc;
+                if (sc > maxval) { maxval = sc; }
+            }
+            float sum = 0.0f;
+            for (int t2 = 0; t2 <= pos; t2++) { att[t2] = expf(att[t2] - maxval); sum += att[t2]; }
+            float inv = 1.0f / sum;
+            for (int t2 = 0; t2 <= pos; t2++) { att[t2] *= inv; }
+            float* o = atty + h * hs;
+            for (int i = 0; i < hs; i++) { o[i] = 0.0f; }
+            for (int t2 = 0; t2 <= pos; t2++) {
+                const float* v = vl + (size_t)t2 * C + h * hs;
+                for (int i = 0; i < hs; i++) { o[i] += att[t2] * v[i]; }
+            }
+        }
+        matmul_forward(proj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, 1, C, C);
+        residual_forward(res2, x, proj, (size_t)C);
+        layernorm_forward(ln, &mean, &rstd, res2, p.ln2w + l * C, p.ln2b + l * C, 1, C);
+        matmul_forward(fch, ln, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, 1, C, 4 * C);
+        gelu_forward(fch_gelu, fch, 4 * (size_t)C);
+        matmul_forward(proj, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, 1, 4 * C, C);
+        residual_forward(x, res2, proj, (size_t)C);
+    }
+    layernorm_forward(ln, &mean, &rstd, x, p.lnfw, p.lnfb, 1, C);
+    matmul_forward(logits, ln, p.wte, NULL, 1, C, Vp);
+    return logits;
+}
+
 static void gpt_zero_grad(GPT* model) {
     if (model->grads_memory != NULL) { memset(model->grads_memory, 0, model->num_parameters * sizeof(float)); }
 }
@@ -1620,7 +1699,7 @@ static void gpt_free(GPT* model) {
     free(model->params_memory); free(model->grads_memory);
     free(model->m_memory); free(model->v_memory);
     free(model->acts_memory); free(model->scratch_memory);
-    free(model->inputs); free(model->targets);
+    free(model->inputs); free(model->targets); free(model->kv_memory);
     matmul_free_scratch();
     memset(model, 0, sizeof(*model));
 }
@@ -1640,9 +1719,13 @@ typedef struct {
     float (*step)(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
                   float weight_decay, int t);
     const float* (*logits)(GPT* model, int b, int t); // (Vp) logits of position (b,t) of the last forward
-    void (*to_host)(GPT* model);                      // weights, m and v into the host arrays
+    void (*to_host)(GPT* model);                      // weights, m and v into the host arrays (ZeRO-1:
+                                                      // this rank's shard [shard_begin, shard_end) of them)
     void (*summary)(const GPT* model);                // an extra line for the end-of-run summary, or NULL
     void (*detach)(GPT* model);                       // frees what attach made
+    // generation with a KV cache: the (Vp) logits of position pos (see gpt_decode), or NULL: the
+    // generator then runs the whole window's forward for every token
+    const float* (*decode)(GPT* model, int token, int pos);
 } Backend;
 
 static void cpu_attach(GPT* model, int B, int T) { (void)B; (void)T; gpt_zero_grad(model); } // as a fresh GPU copy
@@ -1668,7 +1751,7 @@ static const float* cpu_logits(GPT* model, int b, int t) {
 static void cpu_to_host(GPT* model) { (void)model; }
 static void cpu_detach(GPT* model) { (void)model; }
 static const Backend cpu_backend = {"cpu", cpu_attach, gpt_forward, gpt_backward, cpu_step,
-                                    cpu_logits, cpu_to_host, NULL, cpu_detach};
+                                    cpu_logits, cpu_to_host, NULL, cpu_detach, gpt_decode};
 
 // ----------------------------------------------------------------------------------------------
 // Data: token shards (llm.c's layout): int32 header[256] = {20240520, 1, ntok, 0...}, ntok uint16.
@@ -1906,18 +1989,33 @@ static void loader_free(DataLoader* d) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Sampling: softmax(logits / temperature) restricted to the top_k largest, drawn with a seeded Rng
+// Sampling: softmax(logits / temperature), restricted to the top_k largest and to the smallest set
+// of tokens whose probability adds up to top_p (nucleus sampling, Holtzman et al., "The Curious
+// Case of Neural Text Degeneration"), drawn with a seeded Rng
 
-static int sample_token(const float* logits, int V, float temperature, int top_k, Rng* rng, float* work) {
-    // work (V): scratch. top_k <= 0 or >= V means no restriction.
+typedef struct {
+    float temperature; // > 0
+    int top_k;         // 0 or >= V: no restriction
+    float top_p;       // 1: no restriction
+} SampleOptions;
+
+// descending by value, ties by index (a fixed order: the same draw gives the same token)
+static float* g_sort_values;
+static int compare_desc(const void* a, const void* b) {
+    int i = *(const int*)a, j = *(const int*)b;
+    float x = g_sort_values[i], y = g_sort_values[j];
+    return x > y ? -1 : x < y ? 1 : (i > j) - (i < j);
+}
+
+static int sample_token(const float* logits, int V, const SampleOptions* so, Rng* rng, float* work, int* order) {
+    // work (V), order (V): scratch
     float maxval = -INFINITY;
     for (int v = 0; v < V; v++) { if (logits[v] > maxval) { maxval = logits[v]; } }
     float threshold = -INFINITY;
-    if (top_k > 0 && top_k < V) {
-        // the k-th largest logit: select it from a copy (a partial quickselect would be faster;
-        // V log V once per generated token is negligible next to a forward pass)
+    if (so->top_k > 0 && so->top_k < V) {
+        // the k-th largest logit: select it from a copy (quickselect)
         for (int v = 0; v < V; v++) { work[v] = logits[v]; }
-        int lo = 0, hi = V - 1, want = top_k - 1; // descending order position
+        int lo = 0, hi = V - 1, want = so->top_k - 1; // descending order position
         while (lo < hi) {
             float pivot = work[(lo + hi) / 2];
             int i = lo, j = hi;
@@ -1932,8 +2030,20 @@ static int sample_token(const float* logits, int V, float temperature, int top_k
     }
     double sum = 0.0;
     for (int v = 0; v < V; v++) {
-        work[v] = logits[v] >= threshold ? expf((logits[v] - maxval) / temperature) : 0.0f;
+        work[v] = logits[v] >= threshold ? expf((logits[v] - maxval) / so->temperature) : 0.0f;
         sum += work[v];
+    }
+    if (so->top_p < 1.0f) {
+        // keep the most probable tokens until their mass reaches top_p of the total; zero the rest
+        int n = 0;
+        for (int v = 0; v < V; v++) { if (work[v] > 0.0f) { order[n++] = v; } }
+        g_sort_values = work;
+        qsort(order, (size_t)n, sizeof(int), compare_desc);
+        double kept = 0.0, target = (double)so->top_p * sum;
+        int i = 0;
+        while (i < n && kept < target) { kept += work[order[i]]; i++; }
+        for (; i < n; i++) { work[order[i]] = 0.0f; }
+        sum = kept;
     }
     double r = (double)rng_uniform(rng) * sum;
     double acc = 0.0;
@@ -1945,34 +2055,66 @@ static int sample_token(const float* logits, int V, float temperature, int top_k
     return 0;
 }
 
-// generates gen_len tokens after an end-of-text token and prints them (as text with a tokenizer)
-// (max_T: the T the activations were sized for; the sample cannot be longer)
-static void generate_and_print(const Backend* be, GPT* model, int max_T, const Tokenizer* tok, int have_tok,
-                               int gen_len, float temperature, int top_k, Rng* rng) {
+// Generates up to max_new tokens after the n_prompt tokens of seq (whose room is for `window`
+// tokens in all), stopping early at the end-of-text token `eot` (which is not emitted; -1: never)
+// or when the window is full. Each new token goes to emit(token, ctx) as it is drawn, and into
+// seq. With the backend's KV cache (be->decode), every position is decoded once; without it, each
+// token reruns the forward over the whole sequence so far (window <= the T the backend's
+// activations were sized for). Returns the number of tokens generated.
+static int generate(const Backend* be, GPT* model, int* seq, int n_prompt, int window, int max_new,
+                    const SampleOptions* so, Rng* rng, int eot, void (*emit)(int token, void* ctx), void* ctx) {
     int V = model->config.vocab_size;
-    int n = gen_len + 1;
-    if (n > max_T) { n = max_T; }
-    int* seq = (int*)malloc_or_die((size_t)n * sizeof(int));
     float* work = (float*)malloc_or_die((size_t)V * sizeof(float));
+    int* order = (int*)malloc_or_die((size_t)V * sizeof(int));
+    int len = n_prompt, made = 0;
+    const float* logits = NULL;
+    if (be->decode != NULL) {
+        for (int t = 0; t < n_prompt; t++) { logits = be->decode(model, seq[t], t); } // the prompt: the cache
+    }
+    while (made < max_new && len < window) {
+        if (be->decode == NULL) {
+            be->forward(model, seq, NULL, 1, len); // the model is causal: position len-1 sees seq[0..len-1]
+            logits = be->logits(model, 0, len - 1);
+        }
+        int next = sample_token(logits, V, so, rng, work, order);
+        if (next == eot) { break; }
+        seq[len++] = next;
+        made++;
+        emit(next, ctx);
+        if (be->decode != NULL && made < max_new && len < window) { logits = be->decode(model, next, len - 1); }
+    }
+    free(work); free(order);
+    return made;
+}
+
+// prints a token as text (with a tokenizer) or as its id
+typedef struct { const Tokenizer* tok; int have_tok; } PrintTokens;
+static void print_token(int token, void* ctx) {
+    const PrintTokens* pt = (const PrintTokens*)ctx;
+    if (pt->have_tok) {
+        size_t len;
+        const char* s = tokenizer_decode(pt->tok, (uint32_t)token, &len);
+        if (s != NULL) { fwrite(s, 1, len, stdout); }
+    } else {
+        printf("%d ", token);
+    }
+    fflush(stdout);
+}
+
+// the training loop's samples: gen_len tokens after an end-of-text token
+static void generate_and_print(const Backend* be, GPT* model, int max_T, const Tokenizer* tok, int have_tok,
+                               int gen_len, const SampleOptions* so, Rng* rng) {
+    int V = model->config.vocab_size;
+    int window = be->decode != NULL ? model->config.max_seq_len : max_T;
+    int n = gen_len + 1 < window ? gen_len + 1 : window;
+    int* seq = (int*)malloc_or_die((size_t)n * sizeof(int));
     int eot = have_tok && (int)tok->eot < V ? (int)tok->eot : V - 1;
     seq[0] = eot;
+    PrintTokens pt = {tok, have_tok};
     printf("generating:\n---\n");
-    for (int t = 1; t < n; t++) {
-        // the model is causal: logits at position t-1 depend only on seq[0..t-1]
-        be->forward(model, seq, NULL, 1, t);
-        seq[t] = sample_token(be->logits(model, 0, t - 1), V, temperature, top_k, rng, work);
-        if (have_tok) {
-            size_t len;
-            const char* s = tokenizer_decode(tok, (uint32_t)seq[t], &len);
-            if (s != NULL) { fwrite(s, 1, len, stdout); }
-        } else {
-            printf("%d ", seq[t]);
-        }
-        fflush(stdout);
-    }
+    generate(be, model, seq, 1, n, gen_len, so, rng, eot, print_token, &pt);
     printf("\n---\n");
     free(seq);
-    free(work);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -1997,6 +2139,7 @@ typedef struct {
     long epoch, shard_pos, sample_pos;
     Rng rng;
     uint64_t data_identity;    // DataLoader.identity of the training data
+    int B, T;                  // of the state file's header: must agree with its recorded -b, -t
     char* options; size_t options_len; // the recorded options (malloc'd; see the format above)
 } TrainState;
 
@@ -2108,8 +2251,8 @@ static void load_checkpoint(GPT* model, TrainState* st, const char* dir, long st
         die("%s: data position (epoch %lld, shard %lld, sample %lld) out of range", state_path,
             (long long)header[4], (long long)header[5], (long long)header[6]);
     }
-    if (header[9] < 1 || header[10] < 1 || header[10] > model->config.max_seq_len ||
-        header[9] * header[10] > MAX_MICRO_BATCH_TOKENS) {
+    if (header[9] < 1 || header[9] > MAX_MICRO_BATCH_TOKENS || header[10] < 1 || header[10] > model->config.max_seq_len ||
+        header[9] * header[10] > MAX_MICRO_BATCH_TOKENS) { // (the product only of bounded factors)
         die("%s: batch B=%lld T=%lld out of range", state_path, (long long)header[9], (long long)header[10]);
     }
     if (header[11] < 0 || header[11] > MAX_OPTIONS_BYTES) {
@@ -2142,6 +2285,7 @@ static void load_checkpoint(GPT* model, TrainState* st, const char* dir, long st
     st->epoch = (long)header[4]; st->shard_pos = (long)header[5]; st->sample_pos = (long)header[6];
     st->rng.key = (uint64_t)header[7]; st->rng.counter = (uint64_t)header[8];
     st->data_identity = (uint64_t)header[12];
+    st->B = (int)header[9]; st->T = (int)header[10];
 }
 
 // ZeRO-1 (zero = 1): this rank keeps AdamW's m and v only for its shard of the flat parameters
@@ -2228,6 +2372,9 @@ typedef struct {
     long seed;                  // -S
     int top_k;                  // -K
     float temperature;          // -H
+    float top_p;                // --top-p (1: off)
+    const char* prompt;         // --prompt: generate from this text, no training (NULL: train)
+    int kv_cache;               // --kv-cache: 0 = generate with a full forward per token (for comparison)
     int verbose;                // 0 for tests: no per-step output
     const Backend* backend;     // &cpu_backend, or train_gpt.cu's GPU backend
     char given[128];            // given[code] = 1: the flag was on the command line (flag_code)
@@ -2246,6 +2393,7 @@ static TrainOptions default_options(void) {
     o.beta1 = 0.9f; o.beta2 = 0.95f; o.eps = 1e-8f;
     o.val_every = 50; o.val_batches = 10; o.sample_every = 100; o.gen_len = 64;
     o.ckpt_every = 100; o.keep_last = 0; o.resume = 0; o.zero = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
+    o.top_p = 1.0f; o.prompt = NULL; o.kv_cache = 1;
     o.verbose = 1;
     o.backend = &cpu_backend;
     return o;
@@ -2281,6 +2429,9 @@ static int flag_code(const char* f) {
     if (strcmp(f, "--beta1") == 0) { return '1'; }
     if (strcmp(f, "--beta2") == 0) { return '2'; }
     if (strcmp(f, "--eps") == 0) { return '3'; }
+    if (strcmp(f, "--top-p") == 0) { return '4'; }
+    if (strcmp(f, "--prompt") == 0) { return '5'; }
+    if (strcmp(f, "--kv-cache") == 0) { return '6'; }
     if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGvmsgKHnkyzS", f[1]) != NULL) {
         return f[1];
     }
@@ -2314,6 +2465,9 @@ static void apply_flag(TrainOptions* o, const char* f, const char* v) {
         case 'g': o->gen_len = (int)parse_int_flag(f, v, 1, MAX_SEQ_LEN); break;
         case 'K': o->top_k = (int)parse_int_flag(f, v, 0, 1L << 30); break;
         case 'H': o->temperature = parse_float_flag(f, v, 1e-6, 1e6); break;
+        case '4': o->top_p = parse_float_flag(f, v, 1e-6, 1.0); break;
+        case '5': o->prompt = v; break;
+        case '6': o->kv_cache = (int)parse_int_flag(f, v, 0, 1); break;
         case 'n': o->ckpt_every = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
         case 'k': o->keep_last = (int)parse_int_flag(f, v, 0, 1L << 30); break;
         case 'y': o->resume = (int)parse_int_flag(f, v, 0, 1); break;
@@ -2570,9 +2724,6 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
     int have_out = o->out_dir != NULL && o->out_dir[0] != '\0';
     int writer = have_out && rank == 0;
     if (o->resume && !have_out) { die("-y 1 needs an output directory (-o) to resume from"); }
-    if (ranks > 1 && strcmp(be->name, "cpu") != 0) {
-        die("%s backend: data parallelism over %d processes is not built for it yet (run one process)", be->name, ranks);
-    }
     int lock_fd = -1;
     long resume_step = writer ? prepare_out_dir(o, &lock_fd) : -1;
     comm_bcast_bytes(&resume_step, sizeof(resume_step), 0);
@@ -2581,6 +2732,10 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         load_checkpoint(&model, &st, o->out_dir, resume_step);
         snprintf(state_path, sizeof(state_path), "%s/state_%08ld.bin", o->out_dir, resume_step);
         run = resume_options(&cmdline, &st, state_path);
+        if (st.B != run.B || st.T != run.T) {
+            die("%s: the header's batch B=%d T=%d disagrees with its recorded options -b %d -t %d (corrupt file)",
+                state_path, st.B, st.T, run.B, run.T);
+        }
         if (o->verbose) { printf("resuming from %s/model_%08ld.bin (step %ld)\n", o->out_dir, resume_step, resume_step); }
     } else {
         if (o->resume && o->verbose) { printf("no checkpoint in %s: starting from scratch\n", o->out_dir); }
@@ -2610,11 +2765,7 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         die("-l %g -c %g: lr * weight decay = %g must be below 1 (AdamW scales each weight by 1 - lr*wd every step)",
             o->lr, o->weight_decay, (double)o->lr * o->weight_decay);
     }
-    if (o->warmup >= o->max_steps && rank == 0) {
-        fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning rate never decays\n",
-                o->warmup, o->max_steps);
-    }
-    if (o->verbose && o->sample_every > 0 && o->gen_len > o->T - 1) {
+    if (o->verbose && o->sample_every > 0 && be->decode == NULL && o->gen_len > o->T - 1) {
         printf("note: -g %d is more than T-1 = %d: samples are %d tokens (they fit the -t %d window)\n",
                o->gen_len, o->T - 1, o->T - 1, o->T);
     }
@@ -2639,6 +2790,11 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
     }
     t_check = wall_seconds() - t_check;
     check_ranks_agree(o, cfg, train.identity, val_identity, be->name);
+    // (a warning, after every check that can stop the run: an error stays one line)
+    if (o->warmup >= o->max_steps && rank == 0) {
+        fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning rate never decays\n",
+                o->warmup, o->max_steps);
+    }
     // the record for this run's checkpoints (run's strings may point into the one read back)
     size_t record_len;
     char* record = run_options_record(o, &record_len);
@@ -2696,7 +2852,8 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
             if (logf) { fprintf(logf, "s:%ld vl:%.9g\n", step, vl); fflush(logf); }
         }
         if (o->sample_every > 0 && step > 0 && (step % o->sample_every == 0 || last) && o->verbose) {
-            generate_and_print(be, &model, o->T, &tok, have_tok, o->gen_len, o->temperature, o->top_k, &st.rng);
+            SampleOptions so = {o->temperature, o->top_k, o->top_p};
+            generate_and_print(be, &model, o->T, &tok, have_tok, o->gen_len, &so, &st.rng);
         }
         if (last) { break; }
 
@@ -2727,10 +2884,12 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         if (have_out && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == o->max_steps)) {
             st.epoch = train.epoch; st.shard_pos = train.shard_pos; st.sample_pos = train.sample_pos;
             be->to_host(&model);
-            // ZeRO-1: the moments are gathered on rank 0, so the file is the same for any ranks
+            // ZeRO-1: the weights' and moments' shards are gathered (to_host left this rank's
+            // shard in the host arrays), so the file is the same for any number of ranks
             float* m = model.m_memory; float* v = model.v_memory;
             if (model.zero) {
                 size_t n = model.num_parameters;
+                comm_allgather_f32(model.params_memory, n);
                 m = rank == 0 ? (float*)malloc_or_die(n * sizeof(float)) : NULL;
                 v = rank == 0 ? (float*)malloc_or_die(n * sizeof(float)) : NULL;
                 comm_gather_f32(model.m_memory, m, n);
@@ -2791,9 +2950,12 @@ static void usage(const char* prog, const TrainOptions* d) {
         "  -v <int>    validate every N steps, 0 = never   (default %d)\n"
         "  -m <int>    validation batches                  (default %d)\n"
         "  -s <int>    sample every N steps, 0 = never     (default %d)\n"
-        "  -g <int>    tokens to generate per sample (at most -t minus 1) (default %d)\n"
+        "  -g <int>    tokens to generate per sample        (default %d)\n"
         "  -K <int>    top-k for sampling, 0 = all         (default %d)\n"
         "  -H <float>  sampling temperature                (default %g)\n"
+        "  --top-p <float>  nucleus sampling: the smallest set of tokens with this much probability, 1 = off (default %g)\n"
+        "  --prompt <text>  no training: generate -g tokens after the text with the model of -e, then exit\n"
+        "  --kv-cache <0|1> generation with a KV cache (1) or a full forward per token (0) (default 1)\n"
         "  -n <int>    checkpoint every N steps, 0 = only at the end (default %d)\n"
         "  -k <int>    keep only the newest N checkpoints, 0 = all (default %d)\n"
         "  -y <0|1>    resume from the latest checkpoint in -o, with its options (default %d)\n"
@@ -2805,7 +2967,7 @@ static void usage(const char* prog, const TrainOptions* d) {
         "the checkpoint; giving one with another value is an error, except a larger -x (train longer).\n",
         prog, d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
         d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->beta1, d->beta2,
-        d->eps, d->val_every, d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature,
+        d->eps, d->val_every, d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature, d->top_p,
         d->ckpt_every, d->keep_last, d->resume, d->zero, d->seed, d->tokenizer_path);
 }
 
@@ -2826,14 +2988,74 @@ static TrainOptions parse_options(int argc, char** argv) {
     return o;
 }
 
+// --prompt: generation without training. The model of -e (file or descriptor), the prompt encoded
+// by the tokenizer of -Z; a prompt longer than the model's context keeps its last maxT-1 tokens
+// (said on stderr); generation stops after -g tokens, at <|endoftext|>, or at the context's end.
+static void run_generation(const TrainOptions* o) {
+    Backend chosen = *o->backend;
+    if (!o->kv_cache) { chosen.decode = NULL; }
+    const Backend* be = &chosen;
+    GPT model;
+    struct stat sb;
+    if (stat(o->init, &sb) == 0) { gpt_build_from_checkpoint(&model, o->init); }
+    else if (strchr(o->init, '/') != NULL || strstr(o->init, ".bin") != NULL) { die("-e %s: model file not found", o->init); }
+    else { gpt_build_from_descriptor(&model, o->init, (uint64_t)o->seed); }
+    const GPTConfig* cfg = &model.config;
+    Tokenizer tok;
+    if (tokenizer_init(&tok, o->tokenizer_path) != 0) { die("-Z %s: tokenizer file not found (make tokenizer writes it)", o->tokenizer_path); }
+    TokenIds ids;
+    memset(&ids, 0, sizeof(ids));
+    if (tokenizer_encode(&tok, NULL, o->prompt, strlen(o->prompt), &ids) != 0) {
+        die("-Z %s: a decode-only tokenizer file (version %d): encoding needs version 3", o->tokenizer_path, tok.version);
+    }
+    int maxT = cfg->max_seq_len;
+    size_t n = ids.len, first = 0;
+    if (n == 0) { die("--prompt: empty (give some text)"); }
+    if (n > (size_t)maxT - 1) {
+        first = n - ((size_t)maxT - 1);
+        fprintf(stderr, "note: the prompt is %zu tokens, the context %d: it keeps its last %d\n", n, maxT, maxT - 1);
+        n = (size_t)maxT - 1;
+    }
+    for (size_t i = first; i < first + n; i++) {
+        if ((int)ids.ids[i] >= cfg->vocab_size) { die("--prompt: token %u is outside the model's vocabulary (V=%d)", ids.ids[i], cfg->vocab_size); }
+    }
+    int window = be->decode != NULL ? maxT : (int)n + o->gen_len < maxT ? (int)n + o->gen_len : maxT;
+    be->attach(&model, 1, window);
+    int* seq = (int*)malloc_or_die((size_t)maxT * sizeof(int));
+    for (size_t i = 0; i < n; i++) { seq[i] = (int)ids.ids[first + i]; }
+    fwrite(o->prompt, 1, strlen(o->prompt), stdout);
+    fflush(stdout);
+    Rng rng;
+    rng.key = stream_key((uint64_t)o->seed, 99ULL); rng.counter = 0;
+    SampleOptions so = {o->temperature, o->top_k, o->top_p};
+    PrintTokens pt = {&tok, 1};
+    double t0 = wall_seconds();
+    int made = generate(be, &model, seq, (int)n, window, o->gen_len, &so, &rng, (int)tok.eot, print_token, &pt);
+    double sec = wall_seconds() - t0;
+    printf("\n");
+    fflush(stdout);
+    fprintf(stderr, "generated %d tokens after a %zu-token prompt in %.2f s: %.1f tok/s (%s, %s)\n", made, n, sec,
+            made / (sec > 0 ? sec : 1e-9), be->name, be->decode != NULL ? "KV cache" : "full forward per token");
+    free(seq);
+    tokenids_free(&ids);
+    tokenizer_free(&tok);
+    be->detach(&model);
+    gpt_free(&model);
+}
+
 // the whole program: flags -> a training run on the given backend (train_gpt.cu passes its GPU one)
 static inline int train_main(int argc, char** argv, const Backend* backend) {
     comm_init(&argc, &argv); // under mpirun: this process's rank in the job
     TrainOptions o = parse_options(argc, argv);
     o.backend = backend;
-    TrainResult r;
-    run_training(&o, &r);
-    free(r.losses);
+    if (o.prompt != NULL) {
+        if (g_comm.size > 1) { die("--prompt: generation runs one process (not under mpirun -np %d)", g_comm.size); }
+        run_generation(&o);
+    } else {
+        TrainResult r;
+        run_training(&o, &r);
+        free(r.losses);
+    }
     comm_finalize();
     return 0;
 }

@@ -34,8 +34,16 @@ Errors: every CUDA and cuBLASLt call is checked and a failure is one line naming
 line) and the error; every launch is checked by kernel name. A fault inside a kernel surfaces at
 the next synchronizing call; run with CUDA_LAUNCH_BLOCKING=1 to have it named by its kernel.
 
+Data parallelism (mpirun -np N ./train_gptcu, built with MPI): one GPU per process, picked by the
+process's rank on its machine; NCCL, bootstrapped over MPI (rank 0's ncclUniqueId broadcast),
+all-reduces the gradients, or with ZeRO-1 (-z 1) reduce-scatters them, each rank updates its
+shard of the fp32 master weights and AdamW moments (the only copies: 3 x 4 bytes per parameter
+divided by N), and the bf16 weights are all-gathered. Shards follow comm/comm.h's layout, with the
+flat arrays padded to N equal pieces.
+
 Build: make train_gptcu (PRECISION=FP32 for the fp32 build). dev/cuda/ holds the kernel lab and
-a CPU emulator that runs these kernels without a GPU (make test_gptcu_emu).
+a CPU emulator that runs these kernels without a GPU (make test_gptcu_emu); under the emulator,
+dev/cuda/emu_nccl.h stands in for NCCL over MPI.
 */
 
 #define GPT_NO_MAIN
@@ -43,10 +51,19 @@ a CPU emulator that runs these kernels without a GPU (make test_gptcu_emu).
 
 #ifdef GPT_CUDA_EMU
 #include "dev/cuda/emu_cublaslt.h" // provides: cuBLASLt's matmul API on the CPU (the emulator build)
+#include "dev/cuda/emu_nccl.h"     // provides: NCCL's collectives over MPI (the emulator build)
 #else
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublasLt.h>
+#ifdef USE_MPI
+#include <nccl.h>                  // provides: the GPU collectives of data parallelism
+#endif
+#endif
+#if defined(USE_MPI) || defined(GPT_CUDA_EMU)
+#define GPT_NCCL 1
+#else
+#define GPT_NCCL 0                 // one process: no NCCL (g_comm.size is 1)
 #endif
 
 // shapes: B batch, T time, C channels, NH heads, hs = C/NH head size, V vocab, Vp padded vocab,
@@ -75,6 +92,17 @@ static void cuda_check(cudaError_t err, const char* what, const char* file, int 
 #define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
 // after every launch: a bad configuration is reported here, a fault in the kernel at the next sync
 #define LAUNCH_CHECK(kernel) cuda_check(cudaGetLastError(), "launch of " kernel, __FILE__, __LINE__)
+#if GPT_NCCL
+static void nccl_check(ncclResult_t r, const char* what, const char* file, int line) {
+    if (r != ncclSuccess) { die("%s:%d: NCCL error in %s: %s", file, line, what, ncclGetErrorString(r)); }
+}
+#define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
+#ifdef PRECISION_FP32
+#define NCCL_FLOATX ncclFloat
+#else
+#define NCCL_FLOATX ncclBfloat16
+#endif
+#endif
 
 static void cublas_check(cublasStatus_t st, const char* what, const char* file, int line) {
     if (st != CUBLAS_STATUS_SUCCESS) { die("%s:%d: cuBLASLt error %d in %s", file, line, (int)st, what); }
@@ -566,9 +594,10 @@ __device__ static inline floatX param_from_master(float w, long idx) {
 #endif
 }
 
-__global__ void params_from_master_kernel(floatX* __restrict__ params, const float* __restrict__ master, long n) {
+// params[base + i] from master[i], i < n
+__global__ void params_from_master_kernel(floatX* __restrict__ params, const float* __restrict__ master, long base, long n) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { params[i] = param_from_master(master[i], i); }
+    if (i < n) { params[base + i] = param_from_master(master[i], base + i); }
 }
 
 // which elements decay: one entry per parameter tensor (blockIdx.y)
@@ -579,25 +608,28 @@ struct AdamTable {
 };
 
 // AdamW exactly as gpt_update in train_gpt.c (torch.optim.AdamW), on clipped gradients
-// g * coef; then the low-precision weight copy, and g = 0 for the next step.
+// g * coef; then the low-precision weight copy, and g = 0 for the next step. The table's offsets
+// index the flat parameters and gradients; master, m and v hold the parameters from `base` on
+// (ZeRO-1: this rank's shard; else base 0).
 __global__ void adamw_kernel(floatX* __restrict__ params, float* __restrict__ master, float* __restrict__ grads,
                              float* __restrict__ m, float* __restrict__ v, const float* __restrict__ norm_coef,
-                             AdamTable tab, float beta1, float beta2, float eps, float step_size, float bc2_sqrt) {
+                             AdamTable tab, long base, float beta1, float beta2, float eps, float step_size,
+                             float bc2_sqrt) {
     int k = blockIdx.y;
     float coef = norm_coef[1];
     float decay = tab.decay[k];
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < tab.size[k]; i += (long)gridDim.x * blockDim.x) {
-        long idx = tab.offset[k] + i;
+        long idx = tab.offset[k] + i, j = idx - base;
         float gi = grads[idx];
         if (coef != 1.0f) { gi *= coef; }
-        float mi = beta1 * m[idx] + (1.0f - beta1) * gi;
-        float vi = beta2 * v[idx] + (1.0f - beta2) * gi * gi;
+        float mi = beta1 * m[j] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[j] + (1.0f - beta2) * gi * gi;
         float denom = sqrtf(vi) / bc2_sqrt + eps;
-        float w = master[idx] * decay - step_size * (mi / denom);
-        master[idx] = w;
+        float w = master[j] * decay - step_size * (mi / denom);
+        master[j] = w;
         params[idx] = param_from_master(w, idx);
-        m[idx] = mi;
-        v[idx] = vi;
+        m[j] = mi;
+        v[j] = vi;
         grads[idx] = 0.0f;
     }
 }
@@ -833,9 +865,15 @@ typedef struct { GPU_ACTIVATIONS(X_ACT_FIELD_GPU) } GpuActivations;
 
 typedef struct {
     floatX* params_memory;  ParameterTensorsX params;   // the weights the kernels read
-    float* master;                                      // (num_parameters) fp32 master weights
+    float* master;                                      // (shard) fp32 master weights
     float* grads_memory;    ParameterTensors grads;     // fp32 gradients
-    float* m;  float* v;                                // AdamW moments
+    float* m;  float* v;                                // (shard) AdamW moments
+    // data parallelism: params and grads are padded to n_pad = ranks * shard_pad elements; this
+    // rank's master, m, v cover [shard_begin, shard_end) (all parameters without ZeRO-1)
+    size_t n_pad, shard_pad;
+#if GPT_NCCL
+    ncclComm_t nccl;                                    // NULL on one process
+#endif
     char* acts_memory;      GpuActivations acts;
     int alloc_B, alloc_T, B, T, has_targets;
     int fuse_gelu;                                      // GELU in the matmul epilogue
@@ -864,37 +902,75 @@ static GpuModel* gpu(const GPT* model) {
     return (GpuModel*)model->device;
 }
 
-static void gpu_params_from_master(GpuModel* g, size_t n) {
-    params_from_master_kernel<<<ceil_div((long)n, 256), 256>>>(g->params_memory, g->master, (long)n);
-    LAUNCH_CHECK("params_from_master_kernel");
+// the low-precision weights from the master weights of [shard_begin, shard_end); with ZeRO-1 over
+// several ranks, then every rank's shard gathered into all of them
+static void gpu_params_from_master(const GPT* model, GpuModel* g) {
+    long b = (long)model->shard_begin, n = (long)(model->shard_end - model->shard_begin);
+    if (n > 0) {
+        params_from_master_kernel<<<ceil_div(n, 256), 256>>>(g->params_memory, g->master, b, n);
+        LAUNCH_CHECK("params_from_master_kernel");
+    }
+#if GPT_NCCL
+    if (model->zero && g_comm.size > 1) {
+        floatX* mine = g->params_memory + (size_t)g_comm.rank * g->shard_pad;
+        NCCL_CHECK(ncclAllGather(mine, g->params_memory, g->shard_pad, NCCL_FLOATX, g->nccl, 0));
+    }
+#endif
+}
+
+// one GPU per process: the rank on this machine picks it; NCCL's communicator over all ranks,
+// bootstrapped over MPI (rank 0 makes the unique id and broadcasts it)
+static void gpu_select_device(GpuModel* g) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) { die("no CUDA device found (train_gptcu needs an NVIDIA GPU; train_gpt runs on the CPU)"); }
+    if (g_comm.size == 1) { return; }
+#if GPT_NCCL
+#ifndef GPT_CUDA_EMU // the emulator has one device that every rank may use
+    if (g_comm.local_size > ndev) {
+        die("%d processes on this machine but %d GPU(s): one GPU per process (mpirun -np at most %d per machine)",
+            g_comm.local_size, ndev, ndev);
+    }
+    CUDA_CHECK(cudaSetDevice(g_comm.local_rank));
+#endif
+    ncclUniqueId id;
+    if (g_comm.rank == 0) { NCCL_CHECK(ncclGetUniqueId(&id)); }
+    comm_bcast_bytes(&id, sizeof(id), 0);
+    NCCL_CHECK(ncclCommInitRank(&g->nccl, g_comm.size, id, g_comm.rank));
+#else
+    (void)g;
+    die("train_gptcu was built without MPI and NCCL: it runs one process");
+#endif
 }
 
 static void gpu_attach(GPT* model, int B, int T) {
-    int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) { die("no CUDA device found (train_gptcu needs an NVIDIA GPU; train_gpt runs on the CPU)"); }
+    const GPTConfig* cfg = &model->config;
+    GpuModel* g = (GpuModel*)calloc_or_die(1, sizeof(GpuModel));
+    model->device = g;
+    gpu_select_device(g);
     if (g_lt == NULL) {
         CUBLAS_CHECK(cublasLtCreate(&g_lt));
         CUDA_CHECK(cudaMalloc(&g_lt_workspace, LT_WORKSPACE_BYTES));
     }
-    const GPTConfig* cfg = &model->config;
-    GpuModel* g = (GpuModel*)calloc_or_die(1, sizeof(GpuModel));
-    model->device = g;
     size_t n = model->num_parameters;
-    g->params_memory = cuda_alloc<floatX>(n, "parameters");
-    g->master = cuda_alloc<float>(n, "master weights");
-    g->grads_memory = cuda_alloc<float>(n, "gradients");
-    g->m = cuda_alloc<float>(n, "AdamW m");
-    g->v = cuda_alloc<float>(n, "AdamW v");
-    CUDA_CHECK(cudaMemcpy(g->master, model->params_memory, n * sizeof(float), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemset(g->grads_memory, 0, n * sizeof(float)));
-    if (model->m_memory != NULL) { // resuming: the moments come from the state file
-        CUDA_CHECK(cudaMemcpy(g->m, model->m_memory, n * sizeof(float), cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(g->v, model->v_memory, n * sizeof(float), cudaMemcpyHostToDevice));
+    size_t ns = model->shard_end - model->shard_begin; // this rank's master, m, v
+    g->shard_pad = comm_shard_size(n, g_comm.size);
+    g->n_pad = g->shard_pad * (size_t)g_comm.size;
+    g->params_memory = cuda_alloc<floatX>(g->n_pad, "parameters");
+    g->master = cuda_alloc<float>(ns, "master weights");
+    g->grads_memory = cuda_alloc<float>(g->n_pad, "gradients");
+    g->m = cuda_alloc<float>(ns, "AdamW m");
+    g->v = cuda_alloc<float>(ns, "AdamW v");
+    CUDA_CHECK(cudaMemcpy(g->master, model->params_memory + model->shard_begin, ns * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(g->grads_memory, 0, g->n_pad * sizeof(float)));
+    CUDA_CHECK(cudaMemset(g->params_memory, 0, g->n_pad * sizeof(floatX)));
+    if (model->m_memory != NULL) { // resuming: the moments (this rank's shard of them) come from the state file
+        CUDA_CHECK(cudaMemcpy(g->m, model->m_memory, ns * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(g->v, model->v_memory, ns * sizeof(float), cudaMemcpyHostToDevice));
     } else {
-        CUDA_CHECK(cudaMemset(g->m, 0, n * sizeof(float)));
-        CUDA_CHECK(cudaMemset(g->v, 0, n * sizeof(float)));
+        CUDA_CHECK(cudaMemset(g->m, 0, ns * sizeof(float)));
+        CUDA_CHECK(cudaMemset(g->v, 0, ns * sizeof(float)));
     }
-    gpu_params_from_master(g, n);
+    gpu_params_from_master(model, g);
     floatX* px = g->params_memory;
     floatX** ptrs[NUM_PARAMETER_TENSORS];
     int i = 0;
@@ -1043,32 +1119,62 @@ static void gpu_backward(GPT* model, float loss_scale) {
     encoder_backward_gpu(gr.wte, gr.wpe, a.dresidual, bk, bk + BT, bk + 2 * BT, bk + 3 * BT, nb, B, T, C);
 }
 
+// Clip + AdamW. With several ranks (NCCL): the gradients (each rank's sum over its micro-batches,
+// scaled for the global mean) are all-reduced, or with ZeRO-1 reduce-scattered so each rank holds
+// the sum for its shard; the norm's partial sums are then added over the ranks (a fixed grid, so
+// a fixed order); each rank updates its shard and the new weights are all-gathered.
 static float gpu_step(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
                       float weight_decay, int t) {
     GpuModel* g = gpu(model);
-    size_t n = model->num_parameters;
-    norm_partials_kernel<<<NORM_BLOCKS, NORM_THREADS>>>(g->norm_partial, g->grads_memory, (long)n);
+    size_t sb = model->shard_begin, se = model->shard_end;
+    int sharded = model->zero && g_comm.size > 1;
+#if GPT_NCCL
+    if (g_comm.size > 1) {
+        if (sharded) {
+            float* mine = g->grads_memory + (size_t)g_comm.rank * g->shard_pad;
+            NCCL_CHECK(ncclReduceScatter(g->grads_memory, mine, g->shard_pad, ncclFloat, ncclSum, g->nccl, 0));
+        } else {
+            NCCL_CHECK(ncclAllReduce(g->grads_memory, g->grads_memory, model->num_parameters, ncclFloat, ncclSum, g->nccl, 0));
+        }
+    }
+#endif
+    norm_partials_kernel<<<NORM_BLOCKS, NORM_THREADS>>>(g->norm_partial, g->grads_memory + sb, (long)(se - sb));
     LAUNCH_CHECK("norm_partials_kernel");
+#if GPT_NCCL
+    if (sharded) { NCCL_CHECK(ncclAllReduce(g->norm_partial, g->norm_partial, NORM_BLOCKS, ncclDouble, ncclSum, g->nccl, 0)); }
+#endif
     norm_finish_kernel<<<1, 32>>>(g->norm_coef, g->norm_partial, grad_clip);
     LAUNCH_CHECK("norm_finish_kernel");
+    // the part of each tensor in [sb, se)
     AdamTable tab;
     long offset = 0, largest = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        tab.offset[k] = offset;
-        tab.size[k] = (long)model->specs[k].size;
+        long end = offset + (long)model->specs[k].size;
+        long lo = offset > (long)sb ? offset : (long)sb, hi = end < (long)se ? end : (long)se;
+        tab.offset[k] = lo;
+        tab.size[k] = hi > lo ? hi - lo : 0;
         tab.decay[k] = model->specs[k].decay ? (float)(1.0 - (double)lr * weight_decay) : 1.0f;
-        offset += tab.size[k];
+        offset = end;
         if (tab.size[k] > largest) { largest = tab.size[k]; }
     }
     // the same scalar arithmetic as gpt_update
     float step_size = (float)((double)lr / (1.0 - pow((double)beta1, (double)t)));
     float bc2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)t));
-    int gx = ceil_div(largest, ADAM_THREADS);
+    int gx = ceil_div(largest > 0 ? largest : 1, ADAM_THREADS);
     if (gx > 1024) { gx = 1024; } // grid-stride beyond that
     dim3 grid(gx, NUM_PARAMETER_TENSORS);
     adamw_kernel<<<grid, ADAM_THREADS>>>(g->params_memory, g->master, g->grads_memory, g->m, g->v, g->norm_coef,
-                                         tab, beta1, beta2, eps, step_size, bc2_sqrt);
+                                         tab, (long)sb, beta1, beta2, eps, step_size, bc2_sqrt);
     LAUNCH_CHECK("adamw_kernel");
+    if (sharded) {
+        // the other ranks' parts of the gradient buffer held the reduce-scatter's input: zero them
+        CUDA_CHECK(cudaMemset(g->grads_memory, 0, sb * sizeof(float)));
+        CUDA_CHECK(cudaMemset(g->grads_memory + se, 0, (g->n_pad - se) * sizeof(float)));
+#if GPT_NCCL
+        floatX* mine = g->params_memory + (size_t)g_comm.rank * g->shard_pad;
+        NCCL_CHECK(ncclAllGather(mine, g->params_memory, g->shard_pad, NCCL_FLOATX, g->nccl, 0));
+#endif
+    }
     float norm_coef[2];
     CUDA_CHECK(cudaMemcpy(norm_coef, g->norm_coef, sizeof(norm_coef), cudaMemcpyDeviceToHost));
     return norm_coef[0];
@@ -1085,16 +1191,18 @@ static const float* gpu_logits(GPT* model, int b, int t) {
     return g->host_logits;
 }
 
+// the master weights of [shard_begin, shard_end) into the host weights, and the moments of the
+// shard into the host m, v (see Backend.to_host: with ZeRO-1 the caller gathers the shards)
 static void gpu_to_host(GPT* model) {
     GpuModel* g = gpu(model);
-    size_t n = model->num_parameters;
+    size_t ns = model->shard_end - model->shard_begin;
     if (model->m_memory == NULL) {
-        model->m_memory = (float*)malloc_or_die(n * sizeof(float));
-        model->v_memory = (float*)malloc_or_die(n * sizeof(float));
+        model->m_memory = (float*)malloc_or_die(ns * sizeof(float));
+        model->v_memory = (float*)malloc_or_die(ns * sizeof(float));
     }
-    CUDA_CHECK(cudaMemcpy(model->params_memory, g->master, n * sizeof(float), cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaMemcpy(model->m_memory, g->m, n * sizeof(float), cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaMemcpy(model->v_memory, g->v, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(model->params_memory + model->shard_begin, g->master, ns * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(model->m_memory, g->m, ns * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(model->v_memory, g->v, ns * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 static void gpu_summary(const GPT* model) {
@@ -1114,13 +1222,17 @@ static void gpu_detach(GPT* model) {
     void* dev[] = {g->params_memory, g->master, g->grads_memory, g->m, g->v, g->acts_memory, g->inputs,
                    g->targets, g->buckets, g->norm_partial, g->norm_coef};
     for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) { CUDA_CHECK(cudaFree(dev[i])); }
+#if GPT_NCCL
+    if (g->nccl != NULL) { NCCL_CHECK(ncclCommDestroy(g->nccl)); }
+#endif
     free(g->host_buckets); free(g->host_inputs); free(g->host_logits); free(g->host_row); free(g->host_losses);
     free(g);
     model->device = NULL;
 }
 
 static const Backend gpu_backend = {"cuda " PRECISION_NAME, gpu_attach, gpu_forward, gpu_backward, gpu_step,
-                                    gpu_logits, gpu_to_host, gpu_summary, gpu_detach};
+                                    gpu_logits, gpu_to_host, gpu_summary, gpu_detach,
+                                    NULL /* no KV cache on the GPU yet: generation reruns the window */};
 
 #ifndef GPT_NO_MAIN_CU
 int main(int argc, char** argv) { return train_main(argc, argv, &gpu_backend); }

@@ -18,8 +18,8 @@
 // - A process that exits without comm_finalize (die(), a crash in the C library's exit path)
 //   aborts the whole job (MPI_Abort from an atexit handler): no rank waits forever in a
 //   collective for a peer that is gone. mpirun also ends the job when a process is killed.
-// - The shard of rank r is the r-th of `size` nearly equal contiguous pieces of a flat array
-//   (comm_shard): the first (n % size) ranks hold one element more.
+// - The shard of rank r is the r-th of `size` contiguous pieces of ceil(n/size) elements of a flat
+//   array (comm_shard), the last ones shorter: the same layout on the CPU (MPI) and the GPU (NCCL).
 
 #ifndef COMM_H
 #define COMM_H
@@ -41,11 +41,14 @@ typedef struct {
 
 static Comm g_comm = {0, 1, 0, 1, "single"};
 
-// [begin, end) of the shard of rank `rank` of a flat array of n elements split over `size` ranks
+// [begin, end) of the shard of rank `rank` of a flat array of n elements split over `size` ranks:
+// pieces of ceil(n/size) elements, the last ones shorter (or empty). Padded to size * ceil(n/size)
+// elements, the array splits into equal pieces: the layout NCCL's ReduceScatter and AllGather need.
+static inline size_t comm_shard_size(size_t n, int size) { return (n + (size_t)size - 1) / (size_t)size; }
 static inline void comm_shard(size_t n, int size, int rank, size_t* begin, size_t* end) {
-    size_t base = n / (size_t)size, extra = n % (size_t)size, r = (size_t)rank;
-    *begin = r * base + (r < extra ? r : extra);
-    *end = *begin + base + (r < extra ? 1 : 0);
+    size_t s = comm_shard_size(n, size), b = (size_t)rank * s;
+    *begin = b < n ? b : n;
+    *end = b + s < n ? b + s : n;
 }
 
 #ifdef USE_MPI

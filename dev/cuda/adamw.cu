@@ -147,9 +147,12 @@ static void check_stochastic_rounding(void) {
     memset(&g, 0, sizeof(g));
     g.master = upload(master, "master");
     g.params_memory = cuda_alloc<floatX>((size_t)n, "params");
-    gpu_params_from_master(&g, (size_t)n);
+    GPT whole; // gpu_params_from_master reads the shard of a model: here all n elements
+    memset(&whole, 0, sizeof(whole));
+    whole.num_parameters = (size_t)n; whole.shard_begin = 0; whole.shard_end = (size_t)n;
+    gpu_params_from_master(&whole, &g);
     std::vector<float> p1 = download_x(g.params_memory, (size_t)n);
-    gpu_params_from_master(&g, (size_t)n);
+    gpu_params_from_master(&whole, &g);
     std::vector<float> p2 = download_x(g.params_memory, (size_t)n);
     printf("stochastic rounding: %d masters x %d fractions x %ld elements\n", nb, nf, per);
     check_params_copy("bf16 copy of the masters", p1, master);
