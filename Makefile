@@ -56,6 +56,24 @@ else
   endif
 endif
 TRAIN_CC ?= $(CC)
+
+# Jansson (Debian's libjansson-dev): parses the JSON header of Hugging Face safetensors files
+# (data/safetensors.h: -e model.safetensors, --export). Without it the trainers build and run, and
+# those two say how to get it.
+JANSSON_OK := $(shell printf '\043include <jansson.h>\nint main(void) { json_decref(json_object()); return 0; }\n' | \
+                $(CC) -x c - -o /dev/null -ljansson 2>/dev/null && echo yes)
+ifeq ($(JANSSON_OK),yes)
+  JSON_FLAGS := -DUSE_JANSSON
+  JSON_LIBS := -ljansson
+  $(call report,safetensors: ✓ (Jansson))
+else
+  $(call report,safetensors: ✗ (no Jansson: apt-get install libjansson-dev; -e *.safetensors and --export off))
+endif
+LDLIBS += $(JSON_LIBS)
+# the binaries remember whether they were built with it
+JSON_STAMP := build/json_$(if $(JSON_FLAGS),yes,no).stamp
+$(JSON_STAMP):
+	@mkdir -p build && rm -f build/json_*.stamp && touch $@
 # the binary remembers whether it was built with MPI: a change rebuilds it
 MPI_STAMP := build/mpi_$(if $(MPI_FLAGS),yes,no).stamp
 
@@ -78,7 +96,7 @@ else ifneq ($(PRECISION),BF16)
   $(error PRECISION=$(PRECISION): use BF16 or FP32)
 endif
 NVCC_FLAGS ?= -O3 -std=c++17 -gencode arch=compute_$(GPU_ARCH),code=sm_$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-fopenmp
-NVCC_LDLIBS = -lcublasLt -lm
+NVCC_LDLIBS = -lcublasLt -lm $(JSON_LIBS)
 # with MPI (above) and NCCL (part of the CUDA toolkit): train_gptcu runs data-parallel under mpirun
 NCCL_H := $(wildcard $(dir $(NVCC))../include/nccl.h)
 ifneq ($(and $(MPI_FLAGS),$(NCCL_H)),)
@@ -90,8 +108,11 @@ CUDA_DEPS = train_gpt.cu train_gpt.c data/tokenizer.h data/unicode_tables.h comm
 PREC_STAMP := build/precision_$(PRECISION).stamp
 # the CPU emulator of dev/cuda/emu.h runs train_gpt.cu's kernels without a GPU
 CXX ?= g++
-EMU_FLAGS = -std=c++17 -O2 $(MARCH) -fopenmp -Wall -Wextra -DGPT_CUDA_EMU -I.
-EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h data/tokenizer.h comm/comm.h
+EMU_FLAGS = -std=c++17 -O2 $(MARCH) -fopenmp -Wall -Wextra -DGPT_CUDA_EMU -I. $(JSON_FLAGS)
+EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h dev/cuda/emu_nccl.h data/tokenizer.h comm/comm.h
+# the emulated trainer runs data-parallel under mpirun too (NCCL's calls: dev/cuda/emu_nccl.h over MPI)
+EMU_TRAIN_CXX = $(if $(MPI_FLAGS),OMPI_CXX=$(CXX) mpicxx,$(CXX))
+EMU_MPI_FLAGS = $(if $(MPI_FLAGS),-DUSE_MPI -DOMPI_SKIP_MPICXX)
 
 # PyTorch's OpenBLAS (Debian's 0.3.21, see dev/deps.sh) picks its kernels by CPU model: a CPU it
 # does not know gets slow generic ones, and the environment may force a core type (sgemm
@@ -99,7 +120,7 @@ EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cubla
 # type when the CPU has AVX-512.
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
-.PHONY: all cuda test test-reference test-bad-input test-crafted-input test-dist test-cuda test-cuda-emu clean clean-ref
+.PHONY: all cuda test test-reference test-bad-input test-crafted-input test-safetensors test-dist test-cuda test-cuda-emu clean clean-ref
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
@@ -112,8 +133,8 @@ include data/data.mk
 # training. NO_DATA=1 builds the trainer alone (for your own shards: ./train_gpt -i ... -j ...).
 # deps-build: the compiler and make (dev/deps.sh build; node and npm are checked by prepare.sh
 # only when it needs them).
-train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h $(MPI_STAMP) | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
-	$(TRAIN_CC) $(CFLAGS) $(OMP_FLAGS) $(MPI_FLAGS) -o $@ train_gpt.c $(LDLIBS)
+train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h data/safetensors.h comm/comm.h $(MPI_STAMP) $(JSON_STAMP) | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
+	$(TRAIN_CC) $(CFLAGS) $(OMP_FLAGS) $(MPI_FLAGS) $(JSON_FLAGS) -o $@ train_gpt.c $(LDLIBS)
 
 $(MPI_STAMP):
 	@mkdir -p build && rm -f build/mpi_*.stamp && touch $@
@@ -125,7 +146,7 @@ deps-build:
 	@CC="$(CC)" sh dev/deps.sh -q build
 
 test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h
-	$(CC) $(CFLAGS) $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
+	$(CC) $(CFLAGS) $(OMP_FLAGS) $(JSON_FLAGS) -o $@ test_gpt.c $(LDLIBS)
 
 # the same test under AddressSanitizer + UndefinedBehaviorSanitizer (used by .ci/run)
 test_gpt_asan: test_gpt.c train_gpt.c data/tokenizer.h comm/comm.h
@@ -140,11 +161,11 @@ $(PREC_STAMP):
 
 train_gptcu: $(CUDA_DEPS) $(PREC_STAMP)
 	@test -n "$(NVCC)" || { echo "error: nvcc not found (install the CUDA toolkit or set NVCC=)"; exit 1; }
-	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) -o $@ train_gpt.cu $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
+	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) $(JSON_FLAGS) -o $@ train_gpt.cu $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
 test_gptcu: test_gpt.c $(CUDA_DEPS) $(PREC_STAMP)
 	@test -n "$(NVCC)" || { echo "error: nvcc not found (install the CUDA toolkit or set NVCC=)"; exit 1; }
-	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
+	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) $(JSON_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
 # on a GPU machine: both precisions against the references
 test-cuda: dev/ref/odd_ref.bin dev/ref/d12_ref.bin
@@ -157,13 +178,16 @@ build/train_gpt_emu.cpp: train_gpt.cu dev/cuda/emu_build.sh
 	bash dev/cuda/emu_build.sh train_gpt.cu $@
 
 test_gptcu_emu: test_gpt.c $(EMU_DEPS)
-	$(CXX) $(EMU_FLAGS) '-DGPT_CUDA_EMU_SOURCE="build/train_gpt_emu.cpp"' -x c++ -o $@ test_gpt.c -lm
+	$(CXX) $(EMU_FLAGS) '-DGPT_CUDA_EMU_SOURCE="build/train_gpt_emu.cpp"' -x c++ -o $@ test_gpt.c -lm $(JSON_LIBS)
 
 test_gptcu_emu_fp32: test_gpt.c $(EMU_DEPS)
-	$(CXX) $(EMU_FLAGS) -DPRECISION_FP32 '-DGPT_CUDA_EMU_SOURCE="build/train_gpt_emu.cpp"' -x c++ -o $@ test_gpt.c -lm
+	$(CXX) $(EMU_FLAGS) -DPRECISION_FP32 '-DGPT_CUDA_EMU_SOURCE="build/train_gpt_emu.cpp"' -x c++ -o $@ test_gpt.c -lm $(JSON_LIBS)
 
-train_gptcu_emu: $(EMU_DEPS)
-	$(CXX) $(EMU_FLAGS) -x c++ -o $@ build/train_gpt_emu.cpp -lm
+train_gptcu_emu: $(EMU_DEPS) $(MPI_STAMP)
+	$(EMU_TRAIN_CXX) $(EMU_FLAGS) $(EMU_MPI_FLAGS) -x c++ -o $@ build/train_gpt_emu.cpp -lm $(JSON_LIBS)
+
+train_gptcu_emu_fp32: $(EMU_DEPS) $(MPI_STAMP)
+	$(EMU_TRAIN_CXX) $(EMU_FLAGS) $(EMU_MPI_FLAGS) -DPRECISION_FP32 -x c++ -o $@ build/train_gpt_emu.cpp -lm $(JSON_LIBS)
 
 # the GPU code's logic, both precisions, the odd config and resume/determinism (d12 under the
 # emulator takes minutes: EMU_D12=1 adds it)
@@ -218,9 +242,20 @@ build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h
 test-crafted-input: build/train_gpt_asan build/tokenizer_asan
 	bash dev/test_crafted_inputs.sh
 
+# Hugging Face GPT-2 checkpoints in and out (data/safetensors.h) against PyTorch, and malformed files
+build/test_safetensors: dev/test_safetensors.c train_gpt.c data/safetensors.h data/tokenizer.h comm/comm.h
+	@mkdir -p build
+	$(CC) -O2 $(MARCH) -Wall -Wextra $(OMP_FLAGS) -DUSE_JANSSON -o $@ dev/test_safetensors.c -lm -ljansson
+build/test_safetensors_asan: dev/test_safetensors.c train_gpt.c data/safetensors.h data/tokenizer.h comm/comm.h
+	@mkdir -p build
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -DUSE_JANSSON -o $@ dev/test_safetensors.c -lm -ljansson
+test-safetensors: build/test_safetensors build/test_safetensors_asan
+	TEST_BIN=build/test_safetensors ASAN_BIN=build/test_safetensors_asan bash dev/test_safetensors.sh
+
 # data-parallel training under mpirun (2 ranks) against one process, ZeRO-1, resume across counts
-test-dist: train_gpt test_gpt
+test-dist: train_gpt test_gpt train_gptcu_emu_fp32
 	bash dev/test_dist.sh
+	QUICK=1 BIN=./train_gptcu_emu_fp32 bash dev/test_dist.sh
 
 test-bad-input: train_gpt train_gptcu_emu
 	bash dev/test_bad_input.sh
@@ -237,14 +272,14 @@ test: deps-test
 	echo "make test: $$verdict: $(TESTS); total wall time $$((t / 60))m$$((t % 60))s"; \
 	exit $$rc
 
-TESTS = test-reference test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-dist test-cuda-emu
+TESTS = test-reference test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-safetensors test-dist test-cuda-emu
 test-all: $(TESTS)
 
 deps-test:
 	@CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" sh dev/deps.sh test
 
 clean:
-	rm -f train_gpt test_gpt test_gpt_asan tokenizer train_gptcu test_gptcu train_gptcu_emu test_gptcu_emu test_gptcu_emu_fp32
+	rm -f train_gpt test_gpt test_gpt_asan tokenizer train_gptcu test_gptcu train_gptcu_emu train_gptcu_emu_fp32 test_gptcu_emu test_gptcu_emu_fp32
 	rm -rf build
 
 clean-ref:

@@ -47,6 +47,9 @@ a Backend table (the CPU's here, the GPU's in train_gpt.cu).
 #endif
 #include "data/tokenizer.h" // provides: Tokenizer, tokenizer_init/decode/free (GPT-2 BPE file), tok_die
 #include "comm/comm.h"      // provides: g_comm (rank, size), comm_init, the collectives (MPI or one process)
+#ifdef USE_JANSSON
+#include "data/safetensors.h" // provides: hf_gpt2_read_config/load/save (Hugging Face GPT-2 checkpoints)
+#endif
 
 /*
 Shape legend, used in every comment below:
@@ -1356,6 +1359,70 @@ static void activation_size_check(const GPTConfig* cfg, int B_, int T_) {
 }
 #undef X_ACT_DOUBLE
 
+// Hugging Face GPT-2 checkpoints (data/safetensors.h): PATH is a .safetensors file (its
+// config.json beside it) or a directory holding model.safetensors + config.json
+static int is_safetensors_path(const char* path) {
+    size_t n = strlen(path);
+    struct stat sb;
+    return (n >= 12 && strcmp(path + n - 12, ".safetensors") == 0) || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+#ifdef USE_JANSSON
+static void gpt_build_from_safetensors(GPT* model, const char* path) {
+    HfGpt2Config hc;
+    hf_gpt2_read_config(path, &hc);
+    GPTConfig cfg;
+    cfg.max_seq_len = hc.maxT; cfg.vocab_size = hc.V; cfg.num_layers = hc.L; cfg.num_heads = hc.NH;
+    cfg.channels = hc.C; cfg.padded_vocab_size = ((hc.V + 127) / 128) * 128;
+    config_validate(&cfg, path);
+    // the weights' size the config implies, against the file (at least 2 bytes a weight, in BF16)
+    // before they are allocated
+    gpt_setup_table(model, &cfg);
+    char st_path[4200], cfg_path[4200];
+    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
+    SafeTensors st; // the file's own checks first (header, dtypes, shapes, offsets: bounded memory)
+    st_open(&st, st_path);
+    st_close(&st);
+    struct stat sb;
+    size_t stored = model->num_parameters - (size_t)(cfg.padded_vocab_size - cfg.vocab_size) * cfg.channels;
+    if (stat(st_path, &sb) != 0) { die("%s: cannot open (%s)", st_path, strerror(errno)); }
+    if ((uint64_t)sb.st_size < 2 * (uint64_t)stored) {
+        die("%s: %lld bytes cannot hold the %zu weights of %s (L=%d NH=%d C=%d maxT=%d V=%d)", st_path,
+            (long long)sb.st_size, stored, cfg_path, cfg.num_layers, cfg.num_heads, cfg.channels, cfg.max_seq_len,
+            cfg.vocab_size);
+    }
+    gpt_setup(model, &cfg);
+    hf_gpt2_load(path, &hc, model->params_memory, cfg.padded_vocab_size);
+}
+
+// writes the model as DIR/model.safetensors (F32, or BF16 rounded to nearest even) + DIR/config.json
+static void gpt_export_safetensors(const GPT* model, const char* dir, int bf16) {
+    const GPTConfig* c = &model->config;
+    HfGpt2Config hc;
+    hc.maxT = c->max_seq_len; hc.V = c->vocab_size; hc.L = c->num_layers; hc.NH = c->num_heads; hc.C = c->channels;
+    hf_gpt2_save(dir, &hc, model->params_memory, c->padded_vocab_size, bf16);
+}
+#else
+static void gpt_build_from_safetensors(GPT* model, const char* path) {
+    (void)model;
+    die("-e %s: this build reads no safetensors (it was built without Jansson: apt-get install libjansson-dev, then make)", path);
+}
+static void gpt_export_safetensors(const GPT* model, const char* dir, int bf16) {
+    (void)model; (void)bf16;
+    die("--export %s: this build writes no safetensors (it was built without Jansson: apt-get install libjansson-dev, then make)", dir);
+}
+#endif
+
+// -e: a model file (ours, llm.c's), a Hugging Face GPT-2 checkpoint, or a descriptor (fresh weights
+// from the seed)
+static void gpt_build(GPT* model, const char* init, uint64_t seed) {
+    struct stat sb;
+    if (is_safetensors_path(init)) { gpt_build_from_safetensors(model, init); }
+    else if (stat(init, &sb) == 0) { gpt_build_from_checkpoint(model, init); }
+    else if (strchr(init, '/') != NULL || strstr(init, ".bin") != NULL) { die("-e %s: model file not found", init); }
+    else { gpt_build_from_descriptor(model, init, seed); }
+}
+
 static void gpt_allocate_activations(GPT* model, int B, int T) {
     const GPTConfig* cfg = &model->config;
     if (model->acts_memory == NULL) {
@@ -2375,6 +2442,8 @@ typedef struct {
     float top_p;                // --top-p (1: off)
     const char* prompt;         // --prompt: generate from this text, no training (NULL: train)
     int kv_cache;               // --kv-cache: 0 = generate with a full forward per token (for comparison)
+    const char* export_dir;     // --export: write the model of -e as a Hugging Face checkpoint, no training
+    int export_bf16;            // --export-dtype bf16 (1) or f32 (0)
     int verbose;                // 0 for tests: no per-step output
     const Backend* backend;     // &cpu_backend, or train_gpt.cu's GPU backend
     char given[128];            // given[code] = 1: the flag was on the command line (flag_code)
@@ -2394,6 +2463,7 @@ static TrainOptions default_options(void) {
     o.val_every = 50; o.val_batches = 10; o.sample_every = 100; o.gen_len = 64;
     o.ckpt_every = 100; o.keep_last = 0; o.resume = 0; o.zero = 0; o.seed = 1337; o.top_k = 40; o.temperature = 1.0f;
     o.top_p = 1.0f; o.prompt = NULL; o.kv_cache = 1;
+    o.export_dir = NULL; o.export_bf16 = 0;
     o.verbose = 1;
     o.backend = &cpu_backend;
     return o;
@@ -2432,6 +2502,8 @@ static int flag_code(const char* f) {
     if (strcmp(f, "--top-p") == 0) { return '4'; }
     if (strcmp(f, "--prompt") == 0) { return '5'; }
     if (strcmp(f, "--kv-cache") == 0) { return '6'; }
+    if (strcmp(f, "--export") == 0) { return '7'; }
+    if (strcmp(f, "--export-dtype") == 0) { return '8'; }
     if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGvmsgKHnkyzS", f[1]) != NULL) {
         return f[1];
     }
@@ -2468,6 +2540,9 @@ static void apply_flag(TrainOptions* o, const char* f, const char* v) {
         case '4': o->top_p = parse_float_flag(f, v, 1e-6, 1.0); break;
         case '5': o->prompt = v; break;
         case '6': o->kv_cache = (int)parse_int_flag(f, v, 0, 1); break;
+        case '7': o->export_dir = v; break;
+        case '8': if (strcmp(v, "f32") != 0 && strcmp(v, "bf16") != 0) { die_flag("%s %s: f32 or bf16", f, v); }
+                  o->export_bf16 = strcmp(v, "bf16") == 0; break;
         case 'n': o->ckpt_every = (int)parse_int_flag(f, v, 0, MAX_STEPS); break;
         case 'k': o->keep_last = (int)parse_int_flag(f, v, 0, 1L << 30); break;
         case 'y': o->resume = (int)parse_int_flag(f, v, 0, 1); break;
@@ -2739,11 +2814,7 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         if (o->verbose) { printf("resuming from %s/model_%08ld.bin (step %ld)\n", o->out_dir, resume_step, resume_step); }
     } else {
         if (o->resume && o->verbose) { printf("no checkpoint in %s: starting from scratch\n", o->out_dir); }
-        struct stat sb;
-        if (stat(o->init, &sb) == 0) { gpt_build_from_checkpoint(&model, o->init); }
-        else if (strchr(o->init, '/') != NULL || strstr(o->init, ".bin") != NULL) {
-            die("-e %s: model file not found", o->init);
-        } else { gpt_build_from_descriptor(&model, o->init, (uint64_t)o->seed); }
+        gpt_build(&model, o->init, (uint64_t)o->seed);
         st.rng.key = stream_key((uint64_t)o->seed, 99ULL); // the sampler's stream
     }
     gpt_set_zero(&model, o->zero && ranks > 1);
@@ -2956,6 +3027,9 @@ static void usage(const char* prog, const TrainOptions* d) {
         "  --top-p <float>  nucleus sampling: the smallest set of tokens with this much probability, 1 = off (default %g)\n"
         "  --prompt <text>  no training: generate -g tokens after the text with the model of -e, then exit\n"
         "  --kv-cache <0|1> generation with a KV cache (1) or a full forward per token (0) (default 1)\n"
+        "  --export <dir>   no training: write the model of -e as a Hugging Face GPT-2 checkpoint\n"
+        "                   (dir/model.safetensors + dir/config.json), then exit\n"
+        "  --export-dtype <f32|bf16>  the weights' type in the export (default f32)\n"
         "  -n <int>    checkpoint every N steps, 0 = only at the end (default %d)\n"
         "  -k <int>    keep only the newest N checkpoints, 0 = all (default %d)\n"
         "  -y <0|1>    resume from the latest checkpoint in -o, with its options (default %d)\n"
@@ -2996,10 +3070,7 @@ static void run_generation(const TrainOptions* o) {
     if (!o->kv_cache) { chosen.decode = NULL; }
     const Backend* be = &chosen;
     GPT model;
-    struct stat sb;
-    if (stat(o->init, &sb) == 0) { gpt_build_from_checkpoint(&model, o->init); }
-    else if (strchr(o->init, '/') != NULL || strstr(o->init, ".bin") != NULL) { die("-e %s: model file not found", o->init); }
-    else { gpt_build_from_descriptor(&model, o->init, (uint64_t)o->seed); }
+    gpt_build(&model, o->init, (uint64_t)o->seed);
     const GPTConfig* cfg = &model.config;
     Tokenizer tok;
     if (tokenizer_init(&tok, o->tokenizer_path) != 0) { die("-Z %s: tokenizer file not found (make tokenizer writes it)", o->tokenizer_path); }
@@ -3048,9 +3119,19 @@ static inline int train_main(int argc, char** argv, const Backend* backend) {
     comm_init(&argc, &argv); // under mpirun: this process's rank in the job
     TrainOptions o = parse_options(argc, argv);
     o.backend = backend;
-    if (o.prompt != NULL) {
-        if (g_comm.size > 1) { die("--prompt: generation runs one process (not under mpirun -np %d)", g_comm.size); }
-        run_generation(&o);
+    if (o.prompt != NULL || o.export_dir != NULL) {
+        if (g_comm.size > 1) { die("%s: runs one process (not under mpirun -np %d)", o.prompt != NULL ? "--prompt" : "--export", g_comm.size); }
+        if (o.prompt != NULL && o.export_dir != NULL) { die("--prompt and --export: one at a time"); }
+        if (o.prompt != NULL) { run_generation(&o); }
+        else {
+            GPT model;
+            gpt_build(&model, o.init, (uint64_t)o.seed);
+            gpt_export_safetensors(&model, o.export_dir, o.export_bf16);
+            printf("wrote %s/model.safetensors (%s) and %s/config.json: %zu parameters\n", o.export_dir,
+                   o.export_bf16 ? "BF16" : "F32", o.export_dir,
+                   model.num_parameters - (size_t)(model.config.padded_vocab_size - model.config.vocab_size) * model.config.channels);
+            gpt_free(&model);
+        }
     } else {
         TrainResult r;
         run_training(&o, &r);

@@ -13,6 +13,7 @@
 #                         torch and numpy, and a BLAS for PyTorch that is not Debian's reference BLAS
 #   dev/deps.sh bench     dev/bench_cpu.sh: build + torch and numpy, PyTorch on OpenBLAS
 #   dev/deps.sh asan      the AddressSanitizer + UBSan build of .ci/run: build + libasan8, libubsan1
+#   (test also wants Jansson, libjansson-dev: safetensors, data/safetensors.h)
 #   dev/deps.sh mpi       data-parallel training (mpirun -np N ./train_gpt): build + Open MPI
 #                         (openmpi-bin, libopenmpi-dev); `test` includes it
 #   dev/deps.sh cuda      nvcc: Debian's nvidia-cuda-toolkit (from the contrib and non-free components)
@@ -182,6 +183,12 @@ check_asan() {
         miss "the AddressSanitizer and UBSan runtimes" libasan8 libubsan1
 }
 
+# Jansson: the JSON of safetensors headers (data/safetensors.h; the trainers build without it)
+check_jansson() {
+    printf '#include <jansson.h>\nint main(void) { json_decref(json_object()); return 0; }\n' |
+        "$CC" -x c - -o /dev/null -ljansson 2>/dev/null || miss "Jansson (libjansson-dev, for safetensors)" libjansson-dev
+}
+
 # MPI (Open MPI from Debian): mpicc compiles the data-parallel trainer, mpirun runs the tests' ranks
 check_mpi() {
     if have mpicc && printf '#include <mpi.h>\nint main(int c, char** v) { MPI_Init(&c, &v); MPI_Finalize(); return 0; }\n' |
@@ -205,7 +212,7 @@ for m in $modes; do
         build) want build ;;
         data) want data ;;
         train) want build data ;;
-        test) want build data cxx tools torch blas mpi ;;
+        test) want build data cxx tools torch blas mpi jansson ;;
         mpi) want build mpi ;;
         bench) want build torch openblas ;;
         asan) want build asan ;;

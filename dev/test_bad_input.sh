@@ -27,7 +27,7 @@ expect() {
     local name=$1 words=$2; shift 3
     (ulimit -v "${LIMIT_KB:-unlimited}"; exec timeout 60 "$BIN" "$@") > "$W/out" 2> "$W/err" < /dev/null
     local rc=$? lines; lines=$(wc -l < "$W/err")
-    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -q "^error: .*$words" "$W/err"; then
+    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -q "^error: " "$W/err" && grep -qF -- "$words" "$W/err"; then
         printf 'PASS %-28s %s\n' "$name" "$(cat "$W/err")"; passed=$((passed + 1))
     else
         printf 'FAIL %-28s exit %d, %d stderr line(s): %s\n' "$name" $rc "$lines" "$(head -c 300 "$W/err")"
@@ -107,11 +107,21 @@ LIMIT_KB=4000000 expect "model 1KB, huge header" "bytes, expected" -- "${common[
 
 # --- non-regular input files: a directory, a FIFO (must not block), for -e, -i and -Z
 mkfifo "$W/fifo"
-expect "-e directory"         "a directory"        -- "${common[@]}" -e "$W"
+expect "-e directory"         "model.safetensors"  -- "${common[@]}" -e "$W"
 expect "-e FIFO"              "FIFO"               -- "${common[@]}" -e "$W/fifo"
 expect "-i FIFO"              "FIFO"               -- "${common[@]}" -i "$W/fifo"
 expect "-Z FIFO"              "FIFO"               -- "${common[@]}" -Z "$W/fifo"
 expect "-o path too long"     "path too long"      -- "${common[@]}" -o "$W/$(printf 'd%.0s' {1..4100})"
+
+# --- Hugging Face checkpoints (-e *.safetensors or a directory): dev/hf_gpt2.py's malformed files,
+# each through the trainer (dev/test_safetensors.sh runs them through the loader alone, and ASan)
+if "${PYTHON:-/usr/bin/python3}" dev/hf_gpt2.py --malformed "$W/st_bad" > /dev/null 2>&1; then
+    while IFS=$'\t' read -r case words; do
+        expect "safetensors: $case" "$words" -- "${common[@]}" -e "$W/st_bad/$case"
+    done < "$W/st_bad/cases.txt"
+else
+    echo "FAIL could not write the malformed safetensors (dev/hf_gpt2.py --malformed)"; failed=$((failed + 1))
+fi
 
 # --- every shard is checked at start-up, not when first reached (-S 1: multi_0 comes first,
 # so one step never reaches multi_1)

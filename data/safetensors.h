@@ -1,0 +1,993 @@
+// safetensors.h: Hugging Face's safetensors format, and GPT-2 checkpoints in it, as a header-only
+// library.
+//
+// What it is: a strict reader and a writer of safetensors files (the format of
+// huggingface/safetensors), and on top of them the mapping between a Hugging Face GPT-2
+// checkpoint (openai-community/gpt2, -medium, -large, -xl: model.safetensors + config.json) and
+// the flat parameter block of train_gpt.c, in both directions.
+// What it is not: a general tensor library. It reads F32, BF16 and F16 tensors (converted exactly
+// to float) and writes F32 and BF16; it does not map files into memory, and it knows no model but
+// GPT-2. It does not depend on train_gpt.c: the GPT-2 functions take plain arrays and a small
+// config struct, and the parameter order is its own table (HF_GPT2_PARAMS), which
+// dev/test_safetensors.c holds against train_gpt.c's GPT_PARAMETERS.
+//
+// The file format (huggingface/safetensors, README "Format"):
+//   8 bytes   N, little-endian uint64: the length of the header
+//   N bytes   UTF-8 JSON, one object: {"NAME": {"dtype": "F32", "shape": [d0, d1, ...],
+//             "data_offsets": [begin, end]}, ..., optionally "__metadata__": {string: string}};
+//             offsets count bytes from the first byte after the header, end is one past the last
+//   the rest  the data section: every tensor row-major, little-endian
+// Non-obvious rules:
+// - Every input file is untrusted. N is checked against a bound and against the file size before
+//   anything is allocated or read; every tensor's dtype and shape must give exactly end - begin
+//   bytes (products checked for overflow); every range must lie inside the data section; and, as
+//   the reference implementation requires, the ranges must tile the data section exactly: no
+//   overlap, no hole, nothing after the last tensor. Any violation is one line "error: FILE: ..."
+//   naming the tensor (tok_die), never a crash and never a partly loaded model.
+// - The header is parsed with Jansson (Debian's libjansson-dev; link with -ljansson), not a
+//   hand-written parser: JSON has enough corner cases (escapes, surrogates, number syntax,
+//   nesting depth) that a small, well-kept and fuzzed library is the safer place for them. It is
+//   used strictly: JSON_REJECT_DUPLICATES (the format forbids duplicate keys, and two entries for
+//   one name would make "which tensor is this" ambiguous); the end-of-input check stays on, so
+//   anything but whitespace after the object is an error (the format pads with spaces); no
+//   JSON_DECODE_ANY (the header must be an object); no JSON_ALLOW_NUL (a NUL inside a name would
+//   cut it short in C). Numbers must be integers (a real such as 8.0 is refused).
+// - Writing goes to PATH.tmp.PID, then rename(): an interrupted save never destroys a good file.
+//   The header is padded with spaces to a multiple of 8 bytes (as the reference writer does), so
+//   the data section starts 8-byte aligned. BF16 is rounded to nearest, ties to even.
+// - GPT-2's Hugging Face layout differs from ours in three ways: its four matrices are Conv1D
+//   weights stored (in, out), ours are (out, in); its wte has V rows, ours Vp (rows V..Vp-1 are 0);
+//   its per-layer tensors are separate ("h.3.ln_1.weight"), ours are stacked over L.
+// - The library compiles as C11 and as C++ (g++, nvcc): casts on malloc, no VLAs, no designated
+//   initializers. Every function is static inline. It assumes a little-endian host, as the format
+//   does (checked at compile time).
+
+#ifndef SAFETENSORS_H
+#define SAFETENSORS_H
+
+#include <errno.h>     // provides: errno, EEXIST, EINTR
+#include <math.h>      // provides: isfinite, fabs
+#include <stdint.h>    // provides: uint16_t, uint32_t, uint64_t, UINT64_MAX
+#include <stdio.h>     // provides: FILE, fopen, fwrite, snprintf, rename, remove
+#include <stdlib.h>    // provides: malloc, calloc, free, qsort
+#include <string.h>    // provides: memcpy, memcmp, strcmp, strlen, strerror
+#include <sys/stat.h>  // provides: stat, mkdir, S_ISDIR
+#include <unistd.h>    // provides: pread, fsync, getpid
+#include <jansson.h>   // provides: json_loadb, json_dumps, json_t and its accessors (-ljansson)
+#include "tokenizer.h" // provides: tok_die (one line "error: ...", exit 1), tok_open_input
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.h reads and writes little-endian data in place: a big-endian host needs byte swaps"
+#endif
+
+// The reference implementation refuses headers over 100 MB, and so do we: GPT-2 XL's header is
+// ~60 KB (628 entries, mask buffers included), and a header is parsed into many small JSON objects (several times its size
+// in memory), so a bound is what keeps a hostile file from costing gigabytes before any check.
+#define ST_MAX_HEADER 100000000ULL
+#define ST_MAX_DIMS 8          // GPT-2 needs 4 (the attention-mask buffers); numpy allows 32
+#define ST_MAX_TENSORS 1000000 // a 100 MB header holds at most ~1.5 M tiny entries anyway
+#define ST_CHUNK ((size_t)1 << 16) // elements converted per block when reading or writing
+
+// dtypes: the three readable as float, and everything else the format defines
+enum { ST_F32 = 0, ST_BF16 = 1, ST_F16 = 2, ST_OTHER = 3 };
+
+typedef struct {
+    char* name;
+    char dtype_name[12];        // as written in the file: "F32", "BF16", "I64", ...
+    int dtype;                  // ST_F32, ST_BF16, ST_F16, or ST_OTHER (valid, not readable)
+    int ndim;
+    uint64_t shape[ST_MAX_DIMS];
+    uint64_t numel;             // product of shape (1 for a scalar, shape [])
+    uint64_t begin, end;        // byte range in the data section
+} StTensor;
+
+typedef struct {
+    char* path;
+    int fd;
+    uint64_t file_size;
+    uint64_t data_start;        // 8 + N
+    uint64_t data_size;         // file_size - data_start
+    StTensor* tensors; int n;   // in the header's order
+} SafeTensors;
+
+// One tensor to write: `data` is float32, row-major in `shape`; with transpose (ndim 2 only) it
+// is row-major (shape[1], shape[0]) and is written transposed.
+typedef struct {
+    const char* name;
+    int dtype;                  // ST_F32 or ST_BF16
+    int ndim;
+    uint64_t shape[ST_MAX_DIMS];
+    const float* data;
+    int transpose;
+} StWriteTensor;
+
+// ----------------------------------------------------------------------------
+// Small helpers
+
+// A name from an untrusted header, made safe to print on one line: control bytes as \xNN, and
+// long names cut (the JSON decoder has already refused invalid UTF-8).
+static inline const char* st_show(const char* s, char* buf, size_t size) {
+    size_t o = 0;
+    for (size_t i = 0; s[i] != '\0' && o + 8 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (i >= 120) { memcpy(buf + o, "...", 3); o += 3; break; }
+        if (c < 0x20 || c == 0x7f) { o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c); }
+        else { buf[o++] = (char)c; }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static inline uint64_t st_mul(uint64_t a, uint64_t b, const char* path, const char* what) {
+    if (a != 0 && b > UINT64_MAX / a) tok_die("%s: %s: size overflows (%llu x %llu)", path, what,
+                                              (unsigned long long)a, (unsigned long long)b);
+    return a * b;
+}
+
+static inline void* st_malloc(size_t bytes) {
+    void* p = malloc(bytes > 0 ? bytes : 1);
+    if (p == NULL) tok_die("out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+static inline char* st_strdup(const char* s) {
+    size_t n = strlen(s) + 1;
+    char* d = (char*)st_malloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+// exactly n bytes at offset off (the file was measured at open: a short read means it shrank)
+static inline void st_pread(int fd, void* buf, size_t n, uint64_t off, const char* path) {
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got < ((size_t)1 << 30) ? n - got : ((size_t)1 << 30);
+        ssize_t r = pread(fd, (char*)buf + got, want, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) tok_die("%s: read error: %s", path, strerror(errno));
+        if (r == 0) tok_die("%s: truncated while reading (the file shrank after it was opened?)", path);
+        got += (size_t)r;
+    }
+}
+
+// Conversions. bf16 is the top half of a float32, so widening is a shift. f16 (IEEE binary16) has
+// 5 exponent bits: normal numbers re-bias the exponent, subnormals are mant * 2^-24 (exact in
+// float), inf and NaN keep their meaning.
+static inline float st_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline float st_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu, u;
+    if (exp == 0) {
+        float f = (float)mant * (1.0f / 16777216.0f); // 2^-24: mant has 10 bits, exact
+        return sign ? -f : f;
+    }
+    if (exp == 31) u = sign | 0x7f800000u | (mant << 13); // inf, or NaN with its payload
+    else u = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Round to nearest, ties to even: add just under half a bf16 ulp, plus one when the kept half is
+// odd, and cut. A carry out of the mantissa bumps the exponent, as rounding up must, and the
+// largest floats round to inf. NaN is kept a (quiet) NaN instead, with its sign.
+static inline uint16_t st_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+// dst[r][c] = src[c][r] for r < nr, c < nc (leading dimensions ld_dst, ld_src), in 32 x 32 tiles:
+// a tile's source rows stay in cache while its destination rows are written in order
+static inline void st_transpose(float* dst, size_t ld_dst, const float* src, size_t ld_src, size_t nr, size_t nc) {
+    for (size_t r0 = 0; r0 < nr; r0 += 32) {
+        size_t r1 = r0 + 32 < nr ? r0 + 32 : nr;
+        for (size_t c0 = 0; c0 < nc; c0 += 32) {
+            size_t c1 = c0 + 32 < nc ? c0 + 32 : nc;
+            for (size_t r = r0; r < r1; r++) {
+                for (size_t c = c0; c < c1; c++) dst[r * ld_dst + c] = src[c * ld_src + r];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Reading
+
+typedef struct { const char* name; int size; int dtype; } StDtype;
+// the format's dtypes with their element sizes (huggingface/safetensors' Dtype); one missing here
+// (a newer, sub-byte type) is refused as unknown, since its size cannot be checked
+static const StDtype ST_DTYPES[] = {
+    {"F32", 4, ST_F32}, {"BF16", 2, ST_BF16}, {"F16", 2, ST_F16}, {"F64", 8, ST_OTHER},
+    {"BOOL", 1, ST_OTHER}, {"U8", 1, ST_OTHER}, {"I8", 1, ST_OTHER}, {"F8_E5M2", 1, ST_OTHER},
+    {"F8_E4M3", 1, ST_OTHER}, {"I16", 2, ST_OTHER}, {"U16", 2, ST_OTHER}, {"I32", 4, ST_OTHER},
+    {"U32", 4, ST_OTHER}, {"I64", 8, ST_OTHER}, {"U64", 8, ST_OTHER},
+};
+
+static inline int st_dtype_size(int dtype) { return dtype == ST_F32 ? 4 : 2; } // readable ones
+
+// a JSON number that must be a non-negative integer
+static inline uint64_t st_json_uint(const json_t* v, const char* path, const char* name, const char* what) {
+    char nb[160];
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        tok_die("%s: tensor '%s': %s must be non-negative integers", path, st_show(name, nb, sizeof(nb)), what);
+    }
+    return (uint64_t)json_integer_value(v);
+}
+
+// one header entry: {"dtype": ..., "shape": [...], "data_offsets": [b, e]}, nothing else
+static inline void st_parse_entry(StTensor* t, const char* name, const json_t* v, const SafeTensors* st) {
+    const char* path = st->path;
+    char nb[160], what[180];
+    const char* shown = st_show(name, nb, sizeof(nb));
+    snprintf(what, sizeof(what), "tensor '%s'", shown);
+    if (!json_is_object(v)) tok_die("%s: tensor '%s': entry is not a JSON object", path, shown);
+    const json_t* dtype = json_object_get(v, "dtype");
+    const json_t* shape = json_object_get(v, "shape");
+    const json_t* offs = json_object_get(v, "data_offsets");
+    if (dtype == NULL || shape == NULL || offs == NULL || json_object_size(v) != 3) {
+        tok_die("%s: tensor '%s': entry must have exactly the keys dtype, shape and data_offsets", path, shown);
+    }
+    const char* dname = json_is_string(dtype) ? json_string_value(dtype) : NULL;
+    const StDtype* dt = NULL;
+    for (size_t i = 0; dname != NULL && i < sizeof(ST_DTYPES) / sizeof(ST_DTYPES[0]); i++) {
+        if (strcmp(dname, ST_DTYPES[i].name) == 0) dt = &ST_DTYPES[i];
+    }
+    if (dt == NULL) {
+        char db[64];
+        tok_die("%s: tensor '%s': unknown dtype %s%s%s", path, shown, dname ? "'" : "",
+                dname ? st_show(dname, db, sizeof(db)) : "(not a string)", dname ? "'" : "");
+    }
+    if (!json_is_array(shape) || json_array_size(shape) > ST_MAX_DIMS) {
+        tok_die("%s: tensor '%s': shape must be an array of at most %d dimensions", path, shown, ST_MAX_DIMS);
+    }
+    if (!json_is_array(offs) || json_array_size(offs) != 2) {
+        tok_die("%s: tensor '%s': data_offsets must be an array [begin, end]", path, shown);
+    }
+    t->name = st_strdup(name);
+    snprintf(t->dtype_name, sizeof(t->dtype_name), "%s", dt->name);
+    t->dtype = dt->dtype;
+    t->ndim = (int)json_array_size(shape);
+    t->numel = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        t->shape[d] = st_json_uint(json_array_get(shape, (size_t)d), path, name, "shape dimensions");
+        t->numel = st_mul(t->numel, t->shape[d], path, what);
+    }
+    uint64_t bytes = st_mul(t->numel, (uint64_t)dt->size, path, what);
+    t->begin = st_json_uint(json_array_get(offs, 0), path, name, "data_offsets");
+    t->end = st_json_uint(json_array_get(offs, 1), path, name, "data_offsets");
+    if (t->end < t->begin) {
+        tok_die("%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", path, shown,
+                (unsigned long long)t->begin, (unsigned long long)t->end);
+    }
+    if (t->end - t->begin != bytes) {
+        char sh[160];
+        size_t o = 0;
+        sh[0] = '\0';
+        for (int d = 0; d < t->ndim && o < sizeof(sh) - 24; d++) {
+            o += (size_t)snprintf(sh + o, sizeof(sh) - o, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+        }
+        tok_die("%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but %s of shape [%s] needs %llu",
+                path, shown, (unsigned long long)t->begin, (unsigned long long)t->end,
+                (unsigned long long)(t->end - t->begin), dt->name, sh, (unsigned long long)bytes);
+    }
+    if (t->end > st->data_size) {
+        tok_die("%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data section (%llu bytes; "
+                "truncated file?)", path, shown, (unsigned long long)t->begin, (unsigned long long)t->end,
+                (unsigned long long)st->data_size);
+    }
+}
+
+static inline int st_cmp_range(const void* a, const void* b) {
+    const StTensor* x = *(const StTensor* const*)a;
+    const StTensor* y = *(const StTensor* const*)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+// the ranges, sorted, must follow each other without overlap or gap and end at the data's end
+static inline void st_check_tiling(const SafeTensors* st) {
+    const StTensor** order = (const StTensor**)st_malloc((size_t)st->n * sizeof(StTensor*));
+    for (int i = 0; i < st->n; i++) order[i] = &st->tensors[i];
+    qsort(order, (size_t)st->n, sizeof(StTensor*), st_cmp_range);
+    uint64_t at = 0;
+    const StTensor* prev = NULL;
+    for (int i = 0; i < st->n; i++) {
+        const StTensor* t = order[i];
+        char a[160], b[160];
+        if (t->begin < at) {
+            tok_die("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", st->path,
+                    st_show(prev->name, a, sizeof(a)), (unsigned long long)prev->begin,
+                    (unsigned long long)prev->end, st_show(t->name, b, sizeof(b)),
+                    (unsigned long long)t->begin, (unsigned long long)t->end);
+        }
+        if (t->begin > at) {
+            tok_die("%s: bytes [%llu, %llu) of the data section, before tensor '%s', belong to no tensor",
+                    st->path, (unsigned long long)at, (unsigned long long)t->begin, st_show(t->name, a, sizeof(a)));
+        }
+        at = t->end;
+        prev = t;
+    }
+    if (at != st->data_size) {
+        tok_die("%s: the data section has %llu bytes after the last tensor (%llu of %llu used): not a "
+                "safetensors file as written, or data appended", st->path,
+                (unsigned long long)(st->data_size - at), (unsigned long long)at, (unsigned long long)st->data_size);
+    }
+    free(order);
+}
+
+// Opens and checks a file; every tensor's place in it is known afterwards, nothing else is read.
+static inline void st_open(SafeTensors* st, const char* path) {
+    memset(st, 0, sizeof(*st));
+    size_t size;
+    int fd = tok_open_input(path, &size);
+    if (fd < 0) tok_die("%s: cannot open: %s", path, strerror(ENOENT));
+    st->path = st_strdup(path);
+    st->fd = fd;
+    st->file_size = size;
+    if (size < 8) tok_die("%s: %zu bytes: too short for a safetensors file (8-byte header length first)", path, size);
+    unsigned char lenb[8];
+    st_pread(fd, lenb, 8, 0, path);
+    uint64_t N = 0;
+    for (int i = 7; i >= 0; i--) N = (N << 8) | lenb[i];
+    if (N > ST_MAX_HEADER) {
+        tok_die("%s: header length %llu is more than the limit %llu (not a safetensors file?)", path,
+                (unsigned long long)N, (unsigned long long)ST_MAX_HEADER);
+    }
+    if (N > size - 8) {
+        tok_die("%s: header length %llu runs past the end of the file (%zu bytes; truncated, or not a "
+                "safetensors file)", path, (unsigned long long)N, size);
+    }
+    if (N < 2) tok_die("%s: header length %llu is too short for a JSON object", path, (unsigned long long)N);
+    st->data_start = 8 + N;
+    st->data_size = size - st->data_start;
+    char* text = (char*)st_malloc((size_t)N);
+    st_pread(fd, text, (size_t)N, 8, path);
+    json_error_t err;
+    json_t* root = json_loadb(text, (size_t)N, JSON_REJECT_DUPLICATES, &err);
+    free(text);
+    if (root == NULL) {
+        char eb[200];
+        tok_die("%s: header is not valid JSON: %s (at byte %d of the header)", path,
+                st_show(err.text, eb, sizeof(eb)), err.position);
+    }
+    if (!json_is_object(root)) tok_die("%s: header is not a JSON object", path);
+    size_t count = json_object_size(root);
+    if (count > ST_MAX_TENSORS) tok_die("%s: %zu header entries is more than the limit %d", path, count, ST_MAX_TENSORS);
+    st->tensors = (StTensor*)calloc(count > 0 ? count : 1, sizeof(StTensor));
+    if (st->tensors == NULL) tok_die("out of memory for %zu tensor entries", count);
+    const char* key;
+    json_t* value;
+    json_object_foreach(root, key, value) {
+        if (strcmp(key, "__metadata__") == 0) {
+            if (!json_is_object(value)) tok_die("%s: __metadata__ is not a JSON object", path);
+            const char* mk;
+            json_t* mv;
+            json_object_foreach(value, mk, mv) {
+                char mb[160];
+                if (!json_is_string(mv)) {
+                    tok_die("%s: __metadata__ '%s' is not a string (metadata maps strings to strings)", path,
+                            st_show(mk, mb, sizeof(mb)));
+                }
+            }
+            continue;
+        }
+        st_parse_entry(&st->tensors[st->n], key, value, st);
+        st->n++;
+    }
+    json_decref(root);
+    st_check_tiling(st);
+}
+
+static inline void st_close(SafeTensors* st) {
+    if (st->fd >= 0) close(st->fd);
+    for (int i = 0; i < st->n; i++) free(st->tensors[i].name);
+    free(st->tensors);
+    free(st->path);
+    memset(st, 0, sizeof(*st));
+    st->fd = -1;
+}
+
+static inline const StTensor* st_find(const SafeTensors* st, const char* name) {
+    for (int i = 0; i < st->n; i++) {
+        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+    }
+    return NULL;
+}
+
+// Elements [first, first + count) of a tensor, as float (F32 copied, BF16 and F16 widened exactly).
+static inline void st_read_f32_range(const SafeTensors* st, const StTensor* t, uint64_t first, size_t count, float* out) {
+    char nb[160];
+    if (t->dtype == ST_OTHER) {
+        tok_die("%s: tensor '%s' is %s; only F32, BF16 and F16 are read", st->path,
+                st_show(t->name, nb, sizeof(nb)), t->dtype_name);
+    }
+    if (first > t->numel || count > t->numel - first) {
+        tok_die("%s: tensor '%s': elements [%llu, +%zu) are outside its %llu", st->path,
+                st_show(t->name, nb, sizeof(nb)), (unsigned long long)first, count, (unsigned long long)t->numel);
+    }
+    uint64_t esize = (uint64_t)st_dtype_size(t->dtype);
+    uint64_t off = st->data_start + t->begin + first * esize;
+    if (t->dtype == ST_F32) { st_pread(st->fd, out, count * 4, off, st->path); return; }
+    uint16_t* buf = (uint16_t*)st_malloc(ST_CHUNK * sizeof(uint16_t));
+    for (size_t done = 0; done < count; done += ST_CHUNK) {
+        size_t m = count - done < ST_CHUNK ? count - done : ST_CHUNK;
+        st_pread(st->fd, buf, m * 2, off + done * 2, st->path);
+        if (t->dtype == ST_BF16) { for (size_t i = 0; i < m; i++) out[done + i] = st_bf16_to_f32(buf[i]); }
+        else { for (size_t i = 0; i < m; i++) out[done + i] = st_f16_to_f32(buf[i]); }
+    }
+    free(buf);
+}
+
+static inline void st_read_f32(const SafeTensors* st, const StTensor* t, float* out) {
+    st_read_f32_range(st, t, 0, (size_t)t->numel, out);
+}
+
+// ----------------------------------------------------------------------------
+// Writing
+
+static inline void st_fwrite(FILE* f, const void* p, size_t n, const char* tmp) {
+    if (n > 0 && fwrite(p, 1, n, f) != n) {
+        int e = errno;
+        fclose(f);
+        remove(tmp);
+        tok_die("%s: write failed (%s)", tmp, strerror(e));
+    }
+}
+
+// PATH.tmp.PID, written in full, synced, then renamed over PATH
+static inline FILE* st_open_tmp(const char* path, char* tmp, size_t size) {
+    if (snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid()) >= (int)size) tok_die("%s: path too long", path);
+    FILE* f = fopen(tmp, "wb");
+    if (f == NULL) tok_die("%s: cannot create (%s)", tmp, strerror(errno));
+    return f;
+}
+static inline void st_finish_tmp(FILE* f, const char* tmp, const char* path) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        int e = errno;
+        fclose(f);
+        remove(tmp);
+        tok_die("%s: write failed (%s)", tmp, strerror(e));
+    }
+    if (fclose(f) != 0) { int e = errno; remove(tmp); tok_die("%s: write failed (%s)", tmp, strerror(e)); }
+    if (rename(tmp, path) != 0) tok_die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
+}
+
+static inline json_t* st_json_checked(json_t* v) {
+    if (v == NULL) tok_die("out of memory building a JSON header");
+    return v;
+}
+static inline void st_json_set(json_t* obj, const char* key, json_t* v) {
+    if (json_object_set_new(obj, key, st_json_checked(v)) != 0) {
+        tok_die("cannot add '%s' to a JSON header (not UTF-8, or out of memory)", key);
+    }
+}
+static inline void st_json_append(json_t* arr, json_t* v) {
+    if (json_array_append_new(arr, st_json_checked(v)) != 0) tok_die("out of memory building a JSON header");
+}
+
+// m floats as F32, or rounded to BF16 through `half` (ST_CHUNK elements)
+static inline void st_write_block(FILE* f, const float* src, size_t m, int dtype, uint16_t* half, const char* tmp) {
+    if (dtype == ST_F32) { st_fwrite(f, src, m * 4, tmp); return; }
+    for (size_t k = 0; k < m; k++) half[k] = st_f32_to_bf16(src[k]);
+    st_fwrite(f, half, m * 2, tmp);
+}
+
+// Writes tensors in the given order, converted from float32 to their dtype. metadata_json: NULL,
+// or a JSON object of strings (e.g. {"format":"pt"}, which transformers requires) stored as
+// __metadata__.
+static inline void st_write(const char* path, const StWriteTensor* tensors, int n, const char* metadata_json) {
+    json_t* root = st_json_checked(json_object());
+    if (metadata_json != NULL) {
+        json_error_t err;
+        json_t* meta = json_loads(metadata_json, JSON_REJECT_DUPLICATES, &err);
+        if (meta == NULL || !json_is_object(meta)) tok_die("%s: metadata is not a JSON object: %s", path, metadata_json);
+        const char* mk;
+        json_t* mv;
+        json_object_foreach(meta, mk, mv) {
+            if (!json_is_string(mv)) tok_die("%s: metadata value of '%s' is not a string", path, mk);
+        }
+        st_json_set(root, "__metadata__", meta);
+    }
+    uint64_t at = 0;
+    uint64_t* bytes = (uint64_t*)st_malloc((size_t)(n > 0 ? n : 1) * sizeof(uint64_t));
+    for (int i = 0; i < n; i++) {
+        const StWriteTensor* t = &tensors[i];
+        if (t->dtype != ST_F32 && t->dtype != ST_BF16) tok_die("%s: tensor '%s': only F32 and BF16 are written", path, t->name);
+        if (t->ndim < 0 || t->ndim > ST_MAX_DIMS || (t->transpose && t->ndim != 2)) {
+            tok_die("%s: tensor '%s': bad ndim %d%s", path, t->name, t->ndim, t->transpose ? " (transpose needs 2)" : "");
+        }
+        if (strcmp(t->name, "__metadata__") == 0 || json_object_get(root, t->name) != NULL) {
+            tok_die("%s: tensor name '%s' is used twice (or reserved)", path, t->name);
+        }
+        uint64_t numel = 1;
+        json_t* shape = st_json_checked(json_array());
+        for (int d = 0; d < t->ndim; d++) {
+            numel = st_mul(numel, t->shape[d], path, t->name);
+            st_json_append(shape, json_integer((json_int_t)t->shape[d]));
+        }
+        bytes[i] = st_mul(numel, t->dtype == ST_F32 ? 4 : 2, path, t->name);
+        if (bytes[i] > (uint64_t)INT64_MAX - at) tok_die("%s: the data section would pass 2^63 bytes", path);
+        json_t* offs = st_json_checked(json_array());
+        st_json_append(offs, json_integer((json_int_t)at));
+        st_json_append(offs, json_integer((json_int_t)(at + bytes[i])));
+        json_t* entry = st_json_checked(json_object());
+        st_json_set(entry, "dtype", json_string(t->dtype == ST_F32 ? "F32" : "BF16"));
+        st_json_set(entry, "shape", shape);
+        st_json_set(entry, "data_offsets", offs);
+        st_json_set(root, t->name, entry);
+        at += bytes[i];
+    }
+    char* text = json_dumps(root, JSON_COMPACT);
+    if (text == NULL) tok_die("%s: cannot encode the header (a tensor name that is not UTF-8?)", path);
+    json_decref(root);
+    size_t len = strlen(text), padded = (len + 7) / 8 * 8;
+    if (padded > ST_MAX_HEADER) tok_die("%s: a header of %zu bytes would be past the readers' limit", path, padded);
+    char tmp[4200];
+    FILE* f = st_open_tmp(path, tmp, sizeof(tmp));
+    unsigned char lenb[8];
+    for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    st_fwrite(f, lenb, 8, tmp);
+    st_fwrite(f, text, len, tmp);
+    st_fwrite(f, "       ", padded - len, tmp); // at most 7 spaces
+    free(text);
+    // data: converted (and transposed) in blocks through one buffer, of at least one output row
+    size_t buf_n = ST_CHUNK;
+    for (int i = 0; i < n; i++) {
+        if (tensors[i].transpose && tensors[i].shape[1] > buf_n) buf_n = (size_t)tensors[i].shape[1];
+    }
+    float* buf = (float*)st_malloc(buf_n * sizeof(float));
+    uint16_t* half = (uint16_t*)st_malloc(ST_CHUNK * sizeof(uint16_t));
+    for (int i = 0; i < n; i++) {
+        const StWriteTensor* t = &tensors[i];
+        uint64_t numel = bytes[i] / (t->dtype == ST_F32 ? 4 : 2);
+        if (!t->transpose) {
+            for (uint64_t c0 = 0; c0 < numel; c0 += ST_CHUNK) {
+                size_t m = (size_t)(numel - c0 < ST_CHUNK ? numel - c0 : ST_CHUNK);
+                st_write_block(f, t->data + c0, m, t->dtype, half, tmp);
+            }
+            continue;
+        }
+        // output row r is column r of the (cols, rows) source, gathered `step` rows at a time
+        uint64_t rows = t->shape[0], cols = t->shape[1];
+        uint64_t step = cols > 0 ? buf_n / cols : 1;
+        for (uint64_t r0 = 0; r0 < rows; r0 += step) {
+            uint64_t nr = rows - r0 < step ? rows - r0 : step;
+            st_transpose(buf, (size_t)cols, t->data + r0, (size_t)rows, (size_t)nr, (size_t)cols);
+            for (size_t k = 0; k < (size_t)(nr * cols); k += ST_CHUNK) { // `half` holds ST_CHUNK
+                size_t m = (size_t)(nr * cols) - k < ST_CHUNK ? (size_t)(nr * cols) - k : ST_CHUNK;
+                st_write_block(f, buf + k, m, t->dtype, half, tmp);
+            }
+        }
+    }
+    free(buf);
+    free(half);
+    free(bytes);
+    st_finish_tmp(f, tmp, path);
+}
+
+// ----------------------------------------------------------------------------
+// GPT-2 checkpoints of Hugging Face transformers (GPT2LMHeadModel)
+
+typedef struct { int maxT, V, L, NH, C; } HfGpt2Config;
+
+// dimensions of the table below
+enum { HD_1, HD_C, HD_3C, HD_4C, HD_V, HD_T };
+
+// Our parameters in train_gpt.c's GPT_PARAMETERS order, with their Hugging Face names. `rows` x
+// `cols` is one (layer's) tensor in OUR orientation; `conv1d` marks the four matrices that HF
+// stores transposed, (in, out) = (cols, rows). wte has Vp rows here and V in the file.
+typedef struct { const char* ours; const char* hf; int per_layer; int conv1d; int rows, cols; } HfGpt2Param;
+static const HfGpt2Param HF_GPT2_PARAMS[16] = {
+    {"wte",      "wte.weight",         0, 0, HD_V,  HD_C},
+    {"wpe",      "wpe.weight",         0, 0, HD_T,  HD_C},
+    {"ln1w",     "ln_1.weight",        1, 0, HD_C,  HD_1},
+    {"ln1b",     "ln_1.bias",          1, 0, HD_C,  HD_1},
+    {"qkvw",     "attn.c_attn.weight", 1, 1, HD_3C, HD_C},
+    {"qkvb",     "attn.c_attn.bias",   1, 0, HD_3C, HD_1},
+    {"attprojw", "attn.c_proj.weight", 1, 1, HD_C,  HD_C},
+    {"attprojb", "attn.c_proj.bias",   1, 0, HD_C,  HD_1},
+    {"ln2w",     "ln_2.weight",        1, 0, HD_C,  HD_1},
+    {"ln2b",     "ln_2.bias",          1, 0, HD_C,  HD_1},
+    {"fcw",      "mlp.c_fc.weight",    1, 1, HD_4C, HD_C},
+    {"fcb",      "mlp.c_fc.bias",      1, 0, HD_4C, HD_1},
+    {"fcprojw",  "mlp.c_proj.weight",  1, 1, HD_C,  HD_4C},
+    {"fcprojb",  "mlp.c_proj.bias",    1, 0, HD_C,  HD_1},
+    {"lnfw",     "ln_f.weight",        0, 0, HD_C,  HD_1},
+    {"lnfb",     "ln_f.bias",          0, 0, HD_C,  HD_1},
+};
+#define HF_GPT2_NPARAMS 16
+#define HF_GPT2_EOT 50256 // <|endoftext|>, GPT-2's bos and eos
+
+static inline uint64_t hf_gpt2_dim(const HfGpt2Config* c, int code) {
+    switch (code) {
+    case HD_C: return (uint64_t)c->C;
+    case HD_3C: return 3 * (uint64_t)c->C;
+    case HD_4C: return 4 * (uint64_t)c->C;
+    case HD_V: return (uint64_t)c->V;
+    case HD_T: return (uint64_t)c->maxT;
+    default: return 1;
+    }
+}
+
+// The element count of each of our 16 tensors (sizes[k]); returns the total. Checks the config
+// first: the numbers may come from an untrusted config.json.
+static inline size_t hf_gpt2_layout(const HfGpt2Config* c, int Vp, size_t* sizes, const char* where) {
+    if (c->maxT <= 0 || c->V <= 0 || c->L <= 0 || c->NH <= 0 || c->C <= 0 || Vp < c->V) {
+        tok_die("%s: bad GPT-2 config (maxT=%d V=%d L=%d NH=%d C=%d, padded V %d)", where, c->maxT, c->V,
+                c->L, c->NH, c->C, Vp);
+    }
+    if (c->C % c->NH != 0) tok_die("%s: n_embd C=%d is not divisible by n_head NH=%d", where, c->C, c->NH);
+    uint64_t total = 0;
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
+        const HfGpt2Param* p = &HF_GPT2_PARAMS[k];
+        uint64_t rows = k == 0 ? (uint64_t)Vp : hf_gpt2_dim(c, p->rows);
+        uint64_t n = st_mul(st_mul(p->per_layer ? (uint64_t)c->L : 1, rows, where, p->ours),
+                            hf_gpt2_dim(c, p->cols), where, p->ours);
+        if (n > SIZE_MAX / 8 || total + n > SIZE_MAX / 8) tok_die("%s: the model does not fit in memory", where);
+        if (sizes != NULL) sizes[k] = (size_t)n;
+        total += n;
+    }
+    return (size_t)total;
+}
+
+// PATH: a directory (PATH/model.safetensors, PATH/config.json) or a .safetensors file (its
+// config.json is the one beside it)
+static inline void hf_gpt2_paths(const char* path, char* st_path, char* cfg_path, size_t size) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) tok_die("%s: cannot open: %s", path, strerror(errno));
+    int w;
+    if (S_ISDIR(sb.st_mode)) {
+        w = snprintf(st_path, size, "%s/model.safetensors", path);
+        snprintf(cfg_path, size, "%s/config.json", path);
+        struct stat s2;
+        if (stat(st_path, &s2) != 0) {
+            char idx[4200];
+            snprintf(idx, sizeof(idx), "%s/model.safetensors.index.json", path);
+            if (stat(idx, &s2) == 0) tok_die("%s: a sharded checkpoint (model.safetensors.index.json): not supported", path);
+        }
+    } else {
+        w = snprintf(st_path, size, "%s", path);
+        const char* slash = strrchr(path, '/');
+        if (slash == NULL) snprintf(cfg_path, size, "config.json");
+        else snprintf(cfg_path, size, "%.*s/config.json", (int)(slash - path), path);
+    }
+    if (w < 0 || (size_t)w >= size) tok_die("%s: path too long", path);
+}
+
+// "transformer." when the file names its tensors as GPT2LMHeadModel's state dict does, else ""
+static inline const char* hf_gpt2_prefix(const SafeTensors* st) {
+    return st_find(st, "transformer.wte.weight") != NULL ? "transformer." : "";
+}
+
+// an integer field of config.json in [1, 2^30]
+static inline int hf_gpt2_cfg_int(const json_t* root, const char* key, const char* path) {
+    const json_t* v = json_object_get(root, key);
+    if (v == NULL) tok_die("%s: no \"%s\" (a GPT-2 config.json has n_layer, n_head, n_embd, n_positions, vocab_size)", path, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 30)) {
+        tok_die("%s: \"%s\" must be an integer in [1, 2^30]", path, key);
+    }
+    return (int)json_integer_value(v);
+}
+
+// Reads the config of a checkpoint (PATH as for hf_gpt2_paths). From config.json when there is
+// one, refusing settings that would make transformers compute something else than train_gpt.c;
+// without it, from the tensor shapes, with the head count of the four GPT-2 sizes.
+static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
+    char st_path[4200], cfg_path[4200];
+    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
+    size_t size;
+    int fd = tok_open_input(cfg_path, &size);
+    if (fd >= 0) {
+        if (size > (1u << 24)) tok_die("%s: %zu bytes is too large for a config.json", cfg_path, size);
+        char* text = (char*)st_malloc(size);
+        if (tok_read_fd(fd, text, size, cfg_path) != size) tok_die("%s: truncated while reading", cfg_path);
+        close(fd);
+        json_error_t err;
+        json_t* root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
+        free(text);
+        if (root == NULL) {
+            char eb[200];
+            tok_die("%s: not valid JSON: %s (line %d, column %d)", cfg_path, st_show(err.text, eb, sizeof(eb)),
+                    err.line, err.column);
+        }
+        if (!json_is_object(root)) tok_die("%s: not a JSON object", cfg_path);
+        cfg->L = hf_gpt2_cfg_int(root, "n_layer", cfg_path);
+        cfg->NH = hf_gpt2_cfg_int(root, "n_head", cfg_path);
+        cfg->C = hf_gpt2_cfg_int(root, "n_embd", cfg_path);
+        cfg->maxT = hf_gpt2_cfg_int(root, "n_positions", cfg_path);
+        cfg->V = hf_gpt2_cfg_int(root, "vocab_size", cfg_path);
+        // the settings of transformers' GPT2Config that change the function the model computes
+        const json_t* v = json_object_get(root, "model_type");
+        if (v != NULL && !(json_is_string(v) && strcmp(json_string_value(v), "gpt2") == 0)) {
+            tok_die("%s: model_type is not \"gpt2\"", cfg_path);
+        }
+        v = json_object_get(root, "activation_function");
+        if (v != NULL && !(json_is_string(v) && (strcmp(json_string_value(v), "gelu_new") == 0 ||
+                                                 strcmp(json_string_value(v), "gelu_pytorch_tanh") == 0))) {
+            tok_die("%s: activation_function is not \"gelu_new\" (the tanh GELU train_gpt.c computes)", cfg_path);
+        }
+        v = json_object_get(root, "layer_norm_epsilon");
+        if (v != NULL && !(json_is_number(v) && fabs(json_number_value(v) - 1e-5) <= 1e-12)) {
+            tok_die("%s: layer_norm_epsilon is not 1e-5 (train_gpt.c's LayerNorm uses 1e-5)", cfg_path);
+        }
+        v = json_object_get(root, "n_inner");
+        if (v != NULL && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 4 * (json_int_t)cfg->C)) {
+            tok_die("%s: n_inner is not 4 * n_embd (train_gpt.c's MLP is 4C wide)", cfg_path);
+        }
+        const char* must_true[2] = {"scale_attn_weights", "tie_word_embeddings"};
+        const char* must_false[3] = {"scale_attn_by_inverse_layer_idx", "add_cross_attention", "is_encoder_decoder"};
+        for (int i = 0; i < 2; i++) {
+            v = json_object_get(root, must_true[i]);
+            if (v != NULL && !json_is_true(v)) tok_die("%s: %s must be true for train_gpt.c's GPT-2", cfg_path, must_true[i]);
+        }
+        for (int i = 0; i < 3; i++) {
+            v = json_object_get(root, must_false[i]);
+            if (v != NULL && !json_is_false(v)) tok_die("%s: %s must be false for train_gpt.c's GPT-2", cfg_path, must_false[i]);
+        }
+        json_decref(root);
+    } else {
+        SafeTensors st;
+        st_open(&st, st_path);
+        const char* prefix = hf_gpt2_prefix(&st);
+        char name[128];
+        snprintf(name, sizeof(name), "%swte.weight", prefix);
+        const StTensor* wte = st_find(&st, name);
+        snprintf(name, sizeof(name), "%swpe.weight", prefix);
+        const StTensor* wpe = st_find(&st, name);
+        if (wte == NULL || wpe == NULL || wte->ndim != 2 || wpe->ndim != 2) {
+            tok_die("%s: no config.json beside it, and no 2-D wte.weight and wpe.weight to infer one from", st_path);
+        }
+        if (wte->shape[0] < 1 || wte->shape[0] > (1u << 30) || wte->shape[1] < 1 || wte->shape[1] > (1u << 30) ||
+            wpe->shape[0] < 1 || wpe->shape[0] > (1u << 30)) {
+            tok_die("%s: wte.weight / wpe.weight shapes out of range", st_path);
+        }
+        cfg->V = (int)wte->shape[0];
+        cfg->C = (int)wte->shape[1];
+        cfg->maxT = (int)wpe->shape[0];
+        cfg->L = 0;
+        for (;;) {
+            snprintf(name, sizeof(name), "%sh.%d.ln_1.weight", prefix, cfg->L);
+            if (st_find(&st, name) == NULL) break;
+            cfg->L++;
+        }
+        if (cfg->L == 0) tok_die("%s: no config.json beside it, and no layer h.0 to infer one from", st_path);
+        const int sizes[4][2] = {{768, 12}, {1024, 16}, {1280, 20}, {1600, 25}};
+        cfg->NH = 0;
+        for (int i = 0; i < 4; i++) if (cfg->C == sizes[i][0]) cfg->NH = sizes[i][1];
+        if (cfg->NH == 0) {
+            tok_die("%s: no config.json beside it, and n_embd=%d is none of GPT-2's sizes (768, 1024, 1280, "
+                    "1600): the head count is unknown (hint: add a config.json with n_head)", st_path, cfg->C);
+        }
+        st_close(&st);
+    }
+}
+
+// a tensor name the loader expects: our tensor k (-1: a mask buffer to skip), layer l, the file's
+typedef struct { char name[96]; int k, l; const StTensor* t; } HfGpt2Expected;
+
+static inline int hf_gpt2_cmp_begin(const void* a, const void* b) {
+    uint64_t x = (*(const HfGpt2Expected* const*)a)->t->begin, y = (*(const HfGpt2Expected* const*)b)->t->begin;
+    return x < y ? -1 : x > y;
+}
+
+// Fills `params` (our flat layout, hf_gpt2_layout's total for this config and Vp) from a
+// checkpoint. Every tensor the config implies must be there with its exact shape and finite
+// values; the attention-mask buffers are skipped; lm_head.weight, if present, must equal wte.
+static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float* params, int Vp) {
+    char st_path[4200], cfg_path[4200], nb[160];
+    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
+    size_t sizes[HF_GPT2_NPARAMS];
+    hf_gpt2_layout(cfg, Vp, sizes, st_path);
+    SafeTensors st;
+    st_open(&st, st_path);
+    const char* prefix = hf_gpt2_prefix(&st);
+    const int L = cfg->L;
+    // every name the file may hold: ours (with their place), the two mask buffers of each layer
+    int nexp = 4 + 14 * L;
+    HfGpt2Expected* ex = (HfGpt2Expected*)st_malloc((size_t)nexp * sizeof(HfGpt2Expected));
+    int e = 0;
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
+        const HfGpt2Param* p = &HF_GPT2_PARAMS[k];
+        for (int l = 0; l < (p->per_layer ? L : 1); l++) {
+            if (p->per_layer) snprintf(ex[e].name, sizeof(ex[e].name), "%sh.%d.%s", prefix, l, p->hf);
+            else snprintf(ex[e].name, sizeof(ex[e].name), "%s%s", prefix, p->hf);
+            ex[e].k = k; ex[e].l = l; ex[e].t = NULL; e++;
+        }
+    }
+    for (int l = 0; l < L; l++) {
+        snprintf(ex[e].name, sizeof(ex[e].name), "%sh.%d.attn.bias", prefix, l);
+        ex[e].k = -1; ex[e].l = l; ex[e].t = NULL; e++;
+        snprintf(ex[e].name, sizeof(ex[e].name), "%sh.%d.attn.masked_bias", prefix, l);
+        ex[e].k = -1; ex[e].l = l; ex[e].t = NULL; e++;
+    }
+    const StTensor* lm_head = NULL;
+    for (int i = 0; i < st.n; i++) {
+        const StTensor* t = &st.tensors[i];
+        if (strcmp(t->name, "lm_head.weight") == 0) { lm_head = t; continue; }
+        int j = 0;
+        while (j < nexp && strcmp(ex[j].name, t->name) != 0) j++;
+        if (j == nexp) {
+            tok_die("%s: unexpected tensor '%s' (GPT-2 with L=%d layers, names %s)", st_path,
+                    st_show(t->name, nb, sizeof(nb)), L,
+                    prefix[0] ? "all with the prefix 'transformer.'" : "without a prefix, like 'wte.weight'");
+        }
+        ex[j].t = t;
+    }
+    // the largest tensor that passes through a buffer: a Conv1D matrix (transposed), and the
+    // pieces of lm_head compared with wte
+    uint64_t C = (uint64_t)cfg->C;
+    size_t tmp_n = (size_t)(4 * C * C > (1u << 20) ? 4 * C * C : (1u << 20));
+    float* tmp = (float*)st_malloc(tmp_n * sizeof(float));
+    size_t offset[HF_GPT2_NPARAMS];
+    size_t at = 0;
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) { offset[k] = at; at += sizes[k]; }
+    // every check first, in table order (the first error does not depend on the file's order)
+    for (int j = 0; j < nexp; j++) {
+        if (ex[j].k < 0) continue;
+        const HfGpt2Param* p = &HF_GPT2_PARAMS[ex[j].k];
+        const StTensor* t = ex[j].t;
+        uint64_t rows = hf_gpt2_dim(cfg, p->rows), cols = hf_gpt2_dim(cfg, p->cols);
+        // the file's shape: (cols, rows) for Conv1D, (rows) for vectors, else (rows, cols)
+        int ndim = p->cols == HD_1 ? 1 : 2;
+        uint64_t want[2] = {p->conv1d ? cols : rows, p->conv1d ? rows : cols};
+        if (t == NULL) tok_die("%s: missing tensor '%s'", st_path, ex[j].name);
+        if (t->dtype == ST_OTHER) {
+            tok_die("%s: tensor '%s' is %s, expected F32, BF16 or F16", st_path, ex[j].name, t->dtype_name);
+        }
+        if (t->ndim != ndim || t->shape[0] != want[0] || (ndim == 2 && t->shape[1] != want[1])) {
+            char got[160];
+            size_t o = 0;
+            got[0] = '\0';
+            for (int d = 0; d < t->ndim && o < sizeof(got) - 24; d++) {
+                o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+            }
+            char exp[64];
+            if (ndim == 1) snprintf(exp, sizeof(exp), "%llu", (unsigned long long)want[0]);
+            else snprintf(exp, sizeof(exp), "%llu, %llu", (unsigned long long)want[0], (unsigned long long)want[1]);
+            tok_die("%s: tensor '%s' has shape [%s], expected [%s] for L=%d NH=%d C=%d maxT=%d V=%d", st_path,
+                    ex[j].name, got, exp, cfg->L, cfg->NH, cfg->C, cfg->maxT, cfg->V);
+        }
+    }
+    // then the reads, in the file's order: from a cold cache the disk's readahead streams them
+    HfGpt2Expected** order = (HfGpt2Expected**)st_malloc((size_t)nexp * sizeof(HfGpt2Expected*));
+    int nread = 0;
+    for (int j = 0; j < nexp; j++) { if (ex[j].k >= 0) order[nread++] = &ex[j]; }
+    qsort(order, (size_t)nread, sizeof(HfGpt2Expected*), hf_gpt2_cmp_begin);
+    for (int q = 0; q < nread; q++) {
+        const HfGpt2Expected* x = order[q];
+        const HfGpt2Param* p = &HF_GPT2_PARAMS[x->k];
+        uint64_t rows = hf_gpt2_dim(cfg, p->rows), cols = hf_gpt2_dim(cfg, p->cols);
+        float* dst = params + offset[x->k] + (size_t)x->l * (size_t)(rows * cols);
+        if (p->conv1d) {
+            // file (cols, rows) = (in, out) -> ours (rows, cols) = (out, in)
+            st_read_f32(&st, x->t, tmp);
+            st_transpose(dst, (size_t)cols, tmp, (size_t)rows, (size_t)rows, (size_t)cols);
+        } else {
+            st_read_f32(&st, x->t, dst);
+        }
+        size_t nonfinite = 0;
+        for (uint64_t i = 0; i < rows * cols; i++) nonfinite += !isfinite(dst[i]);
+        for (uint64_t i = 0; nonfinite > 0; i++) { // a NaN or inf would train silently into NaN
+            if (!isfinite(dst[i])) {
+                tok_die("%s: tensor '%s' element %llu is %g: non-finite weights", st_path, x->name,
+                        (unsigned long long)i, (double)dst[i]);
+            }
+        }
+        if (x->k == 0) { // wte: the padding rows V..Vp-1
+            memset(dst + rows * cols, 0, (size_t)((uint64_t)(Vp - cfg->V) * cols) * sizeof(float));
+        }
+    }
+    free(order);
+    if (lm_head != NULL) {
+        uint64_t n = (uint64_t)cfg->V * C;
+        if (lm_head->dtype == ST_OTHER || lm_head->ndim != 2 || lm_head->shape[0] != (uint64_t)cfg->V ||
+            lm_head->shape[1] != C) {
+            tok_die("%s: tensor 'lm_head.weight' is %s of %d dimensions, expected a float (%d, %d) tied to wte",
+                    st_path, lm_head->dtype_name, lm_head->ndim, cfg->V, cfg->C);
+        }
+        const float* wte = params + offset[0];
+        for (uint64_t i0 = 0; i0 < n; i0 += tmp_n) {
+            size_t m = (size_t)(n - i0 < tmp_n ? n - i0 : tmp_n);
+            st_read_f32_range(&st, lm_head, i0, m, tmp);
+            for (size_t i = 0; i < m; i++) {
+                if (memcmp(&tmp[i], &wte[i0 + i], sizeof(float)) != 0) {
+                    tok_die("%s: tensor 'lm_head.weight' differs from wte.weight (element %llu: %g vs %g): this "
+                            "model ties its output head to the token embedding", st_path,
+                            (unsigned long long)(i0 + i), (double)tmp[i], (double)wte[i0 + i]);
+                }
+            }
+        }
+    }
+    free(tmp);
+    free(ex);
+    st_close(&st);
+}
+
+static inline void hf_gpt2_write_text(const char* path, const char* text) {
+    char tmp[4200];
+    FILE* f = st_open_tmp(path, tmp, sizeof(tmp));
+    st_fwrite(f, text, strlen(text), tmp);
+    st_finish_tmp(f, tmp, path);
+}
+
+// Writes DIR/model.safetensors (HF names without prefix, Conv1D orientation, wte's V real rows,
+// F32 or BF16, no lm_head: transformers ties it to wte) and DIR/config.json, as
+// GPT2LMHeadModel.from_pretrained(DIR) loads them. Creates DIR if needed.
+static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const float* params, int Vp, int bf16) {
+    size_t sizes[HF_GPT2_NPARAMS];
+    hf_gpt2_layout(cfg, Vp, sizes, dir);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) tok_die("%s: cannot create directory (%s)", dir, strerror(errno));
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) tok_die("%s: exists and is not a directory", dir);
+    const int L = cfg->L;
+    int n = 4 + 12 * L;
+    StWriteTensor* ts = (StWriteTensor*)calloc((size_t)n, sizeof(StWriteTensor));
+    char* names = (char*)calloc((size_t)n, 64);
+    if (ts == NULL || names == NULL) tok_die("out of memory");
+    size_t offset[HF_GPT2_NPARAMS];
+    size_t at = 0;
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) { offset[k] = at; at += sizes[k]; }
+    // HF's module order: wte, wpe, then layer by layer, then ln_f
+    int i = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        for (int l = 0; l < (pass == 1 ? L : 1); l++) {
+            for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
+                const HfGpt2Param* p = &HF_GPT2_PARAMS[k];
+                int group = p->per_layer ? 1 : (k < 2 ? 0 : 2);
+                if (group != pass) continue;
+                uint64_t rows = hf_gpt2_dim(cfg, p->rows), cols = hf_gpt2_dim(cfg, p->cols);
+                StWriteTensor* t = &ts[i];
+                char* name = names + (size_t)i * 64;
+                if (p->per_layer) snprintf(name, 64, "h.%d.%s", l, p->hf);
+                else snprintf(name, 64, "%s", p->hf);
+                t->name = name;
+                t->dtype = bf16 ? ST_BF16 : ST_F32;
+                t->ndim = p->cols == HD_1 ? 1 : 2;
+                t->shape[0] = p->conv1d ? cols : rows;
+                t->shape[1] = p->conv1d ? rows : cols;
+                t->transpose = p->conv1d;
+                t->data = params + offset[k] + (size_t)l * (size_t)(rows * cols); // wte: its first V rows
+                i++;
+            }
+        }
+    }
+    char path[4200];
+    if (snprintf(path, sizeof(path), "%s/model.safetensors", dir) >= (int)sizeof(path)) tok_die("%s: path too long", dir);
+    st_write(path, ts, n, "{\"format\":\"pt\"}");
+    free(ts);
+    free(names);
+    // config.json: GPT2Config's fields (transformers' defaults for the rest)
+    int eot = cfg->V > HF_GPT2_EOT ? HF_GPT2_EOT : cfg->V - 1; // GPT-2's <|endoftext|>, or the last id
+    json_t* c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:n, s:s, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i, s:s, s:b}",
+                          "architectures", "GPT2LMHeadModel", "model_type", "gpt2",
+                          "vocab_size", cfg->V, "n_positions", cfg->maxT, "n_ctx", cfg->maxT,
+                          "n_embd", cfg->C, "n_layer", L, "n_head", cfg->NH, "n_inner",
+                          "activation_function", "gelu_new", "layer_norm_epsilon", 1e-5,
+                          "initializer_range", 0.02, "resid_pdrop", 0.1, "embd_pdrop", 0.1, "attn_pdrop", 0.1,
+                          "scale_attn_weights", 1, "tie_word_embeddings", 1,
+                          "bos_token_id", eot, "eos_token_id", eot,
+                          "torch_dtype", bf16 ? "bfloat16" : "float32", "use_cache", 1);
+    if (c == NULL) tok_die("%s: cannot build config.json (out of memory?)", dir);
+    char* text = json_dumps(c, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(c);
+    if (text == NULL) tok_die("out of memory encoding config.json");
+    size_t len = strlen(text);
+    char* withnl = (char*)st_malloc(len + 2);
+    memcpy(withnl, text, len);
+    withnl[len] = '\n'; withnl[len + 1] = '\0';
+    free(text);
+    if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) tok_die("%s: path too long", dir);
+    hf_gpt2_write_text(path, withnl);
+    free(withnl);
+}
+
+#endif // SAFETENSORS_H
