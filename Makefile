@@ -253,8 +253,13 @@ test-safetensors: build/test_safetensors build/test_safetensors_asan
 	TEST_BIN=build/test_safetensors ASAN_BIN=build/test_safetensors_asan bash dev/test_safetensors.sh
 
 # data-parallel training under mpirun (2 ranks) against one process, ZeRO-1, resume across counts
-test-dist: train_gpt test_gpt train_gptcu_emu_fp32
+MPIRUN = mpirun --oversubscribe $(shell [ "$$(id -u)" -eq 0 ] && echo --allow-run-as-root) -x OMP_NUM_THREADS=1
+build/emu_nccl_test: dev/cuda/emu_nccl_test.cpp dev/cuda/emu_nccl.h dev/cuda/emu.h $(MPI_STAMP)
+	@mkdir -p build
+	$(EMU_TRAIN_CXX) -std=c++17 -O1 -Wall -Wextra -DGPT_CUDA_EMU $(EMU_MPI_FLAGS) -I. -o $@ dev/cuda/emu_nccl_test.cpp
+test-dist: train_gpt test_gpt train_gptcu_emu_fp32 build/emu_nccl_test
 	bash dev/test_dist.sh
+	$(MPIRUN) -np 2 build/emu_nccl_test
 	QUICK=1 BIN=./train_gptcu_emu_fp32 bash dev/test_dist.sh
 
 test-bad-input: train_gpt train_gptcu_emu

@@ -27,6 +27,7 @@ the activations the GPU does not keep (attention probabilities, attproj, fcproj)
 
 usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]...
        ./test_gpt --compare-runs[-bitwise] DIR_A DIR_B   (two runs' logs and newest checkpoints)
+       ./test_gpt --generation-only                      (the KV cache against the full forward)
   with no files: dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/d12_model.bin dev/ref/d12_ref.bin
   --corrupt NAME  perturbs reference record NAME once before comparing: the run must then fail
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
@@ -741,6 +742,19 @@ static void test_kv_cache(void) {
     }
     check_bool("kv generation", out_kv[0] == 25 && out_full[0] == 25 && memcmp(out_kv, out_full, 26 * sizeof(int)) == 0,
                "25 tokens drawn with the KV cache equal those of the full forward (same seed)");
+    if (g_backend != &cpu_backend && g_backend->decode != NULL) {
+        // the GPU's decode against the GPU's full forward (each within this build's bounds: the
+        // two sum in different orders, flash tiles against one row)
+        printf("(%s backend: decode against its own full forward)\n", g_backend->name);
+        g_backend->attach(&model, 1, T);
+        g_backend->forward(&model, seq, NULL, 1, T);
+        for (int t = 0; t < T; t++) { memcpy(full + (size_t)t * Vp, g_backend->logits(&model, 0, t), (size_t)Vp * sizeof(float)); }
+        for (int t = 0; t < T; t++) { memcpy(kv + (size_t)t * Vp, g_backend->decode(&model, seq[t], t), (size_t)Vp * sizeof(float)); }
+        g_l2_tol = ACT_L2;
+        check("kv logits (gpu)", kv, full, (size_t)T * Vp, ACT_RTOL, rms_floor(full, 1, (size_t)T * Vp, 0, ACT_FLOOR));
+        g_l2_tol = 0.0f;
+        g_backend->detach(&model);
+    }
     free(seq); free(full); free(kv);
     gpt_free(&model);
 }
@@ -817,6 +831,11 @@ int main(int argc, char** argv) {
         if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) { g_corrupt = argv[++i]; }
         else if (strcmp(argv[i], "--no-resume") == 0) { resume = 0; }
         else if (strcmp(argv[i], "--resume-only") == 0) { resume_only = 1; }
+        else if (strcmp(argv[i], "--generation-only") == 0) {
+            test_kv_cache();
+            printf("\n%d passed, %d failed\n", g_passed, g_failed);
+            return g_failed == 0 ? 0 : 1;
+        }
         else if ((strcmp(argv[i], "--compare-runs") == 0 || strcmp(argv[i], "--compare-runs-bitwise") == 0) && i + 2 < argc) {
             compare_runs(argv[i + 1], argv[i + 2], strcmp(argv[i], "--compare-runs-bitwise") == 0);
             printf("\n%d passed, %d failed\n", g_passed, g_failed);

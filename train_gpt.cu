@@ -634,6 +634,59 @@ __global__ void adamw_kernel(floatX* __restrict__ params, float* __restrict__ ma
     }
 }
 
+// --- generation: one new position against the KV cache (gpu_decode; train_gpt.c's gpt_decode)
+
+// x (C) = wte[token] + wpe[pos]
+__global__ void decode_embed_kernel(floatX* __restrict__ x, const floatX* __restrict__ wte, const floatX* __restrict__ wpe,
+                                    int token, int pos, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c < C) { x[c] = to_floatX(to_float(wte[(long)token * C + c]) + to_float(wpe[(long)pos * C + c])); }
+}
+
+// Head h = blockIdx.x of the query of position pos (q in qkv) against the cached keys and values of
+// positions 0..pos: scores into att[h] (maxT floats), their max and sum by block reductions in a
+// fixed order (warps, then the warps' results in order), then out = softmax(scores) @ v, one
+// thread per channel of the head, summing over positions in order. (The training forward's flash
+// kernel sums in tiles: the two agree to rounding, as test_gpt checks.)
+__global__ void decode_attention_kernel(floatX* __restrict__ out, float* __restrict__ att, const floatX* __restrict__ qkv,
+                                        const floatX* __restrict__ kcache, const floatX* __restrict__ vcache,
+                                        int pos, int C, int NH, int maxT) {
+    __shared__ float red[32];
+    int h = blockIdx.x, hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    const floatX* q = qkv + h * hs;
+    float* a = att + (long)h * maxT;
+    float scale = 1.0f / sqrtf((float)hs);
+    float m = -INFINITY;
+    for (int t = threadIdx.x; t <= pos; t += blockDim.x) {
+        const floatX* k = kcache + (long)t * C + h * hs;
+        float s = 0.0f;
+        for (int i = 0; i < hs; i++) { s += to_float(q[i]) * to_float(k[i]); }
+        s *= scale;
+        a[t] = s;
+        m = fmaxf(m, s);
+    }
+    m = warp_max(m);
+    if (lane == 0) { red[warp] = m; }
+    __syncthreads();
+    if (threadIdx.x == 0) { float x = red[0]; for (int w = 1; w < nw; w++) { x = fmaxf(x, red[w]); } red[0] = x; }
+    __syncthreads();
+    m = red[0];
+    __syncthreads();
+    float sum = 0.0f;
+    for (int t = threadIdx.x; t <= pos; t += blockDim.x) { float e = expf(a[t] - m); a[t] = e; sum += e; }
+    sum = warp_sum(sum);
+    if (lane == 0) { red[warp] = sum; }
+    __syncthreads();
+    if (threadIdx.x == 0) { float x = red[0]; for (int w = 1; w < nw; w++) { x += red[w]; } red[0] = x; }
+    __syncthreads(); // (also makes every thread's a[t] visible to the whole block)
+    float inv = 1.0f / red[0];
+    for (int i = threadIdx.x; i < hs; i += blockDim.x) {
+        float o = 0.0f;
+        for (int t = 0; t <= pos; t++) { o += a[t] * inv * to_float(vcache[(long)t * C + h * hs + i]); }
+        out[h * hs + i] = to_floatX(o);
+    }
+}
+
 // ----------------------------------------------------------------------------------------------
 // Matmuls: cuBLASLt. Our tensors are row-major; cuBLASLt is column-major, where the buffer of a
 // row-major (rows, cols) array IS the (cols, rows) matrix, its transpose. So
@@ -882,6 +935,9 @@ typedef struct {
     int* buckets;  int* host_buckets;                   // 4 * BT ints: tok, start, len, positions
     double* norm_partial;   float* norm_coef;           // (NORM_BLOCKS), (2): norm, coef
     float* host_logits;  floatX* host_row;              // (Vp) one row for the sampler
+    // generation (gpu_decode): keys and values (L, maxT, C) each, one position's activations,
+    // the layernorm statistics (2) and the attention scores (NH, maxT); allocated at the first decode
+    floatX* kcache;  floatX* vcache;  floatX* dec;  float* dec_stats;  float* dec_att;
     float* host_losses;                                 // (BT)
 } GpuModel;
 
@@ -1180,6 +1236,58 @@ static float gpu_step(GPT* model, float grad_clip, float lr, float beta1, float 
     return norm_coef[0];
 }
 
+// Generation with the KV cache: gpt_decode (train_gpt.c) on the GPU, the training forward's
+// launchers with one row (BT = 1), and decode_attention_kernel against the cache. Returns the (Vp)
+// logits of position pos, on the host.
+static const float* gpu_decode(GPT* model, int token, int pos) {
+    GpuModel* g = gpu(model);
+    const GPTConfig* cfg = &model->config;
+    int C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size, maxT = cfg->max_seq_len;
+    if (pos < 0 || pos >= maxT) { die("gpu_decode: position %d outside the context [0, %d)", pos, maxT); }
+    if (token < 0 || token >= cfg->vocab_size) { die("gpu_decode: token %d outside [0, %d)", token, cfg->vocab_size); }
+    size_t cache = (size_t)L * maxT * C;
+    if (g->kcache == NULL) {
+        g->kcache = cuda_alloc<floatX>(cache, "KV cache (keys)");
+        g->vcache = cuda_alloc<floatX>(cache, "KV cache (values)");
+        g->dec = cuda_alloc<floatX>(16 * (size_t)C + (size_t)Vp, "decode activations");
+        g->dec_stats = cuda_alloc<float>(2, "decode layernorm statistics");
+        g->dec_att = cuda_alloc<float>((size_t)NH * maxT, "decode attention scores");
+    }
+    floatX* x = g->dec;            // (C) the residual stream
+    floatX* ln = x + C;            // (C)
+    floatX* qkv = ln + C;          // (3C)
+    floatX* atty = qkv + 3 * C;    // (C)
+    floatX* proj = atty + C;       // (C)
+    floatX* res2 = proj + C;       // (C)
+    floatX* fch = res2 + C;        // (4C)
+    floatX* fch_gelu = fch + 4 * C; // (4C)
+    floatX* logits = fch_gelu + 4 * C; // (Vp)
+    float* mean = g->dec_stats;  float* rstd = mean + 1;
+    ParameterTensorsX p = g->params;
+    decode_embed_kernel<<<ceil_div(C, 256), 256>>>(x, p.wte, p.wpe, token, pos, C);
+    LAUNCH_CHECK("decode_embed_kernel");
+    residual_layernorm_forward_gpu(NULL, ln, mean, rstd, x, NULL, p.ln1w, p.ln1b, 1, C);
+    for (int l = 0; l < L; l++) {
+        floatX* kl = g->kcache + (size_t)l * maxT * C;
+        floatX* vl = g->vcache + (size_t)l * maxT * C;
+        matmul_forward_gpu(qkv, NULL, ln, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, 1, C, 3 * C, 0);
+        CUDA_CHECK(cudaMemcpy(kl + (size_t)pos * C, qkv + C, (size_t)C * sizeof(floatX), cudaMemcpyDeviceToDevice));
+        CUDA_CHECK(cudaMemcpy(vl + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(floatX), cudaMemcpyDeviceToDevice));
+        decode_attention_kernel<<<NH, 256>>>(atty, g->dec_att, qkv, kl, vl, pos, C, NH, maxT);
+        LAUNCH_CHECK("decode_attention_kernel");
+        matmul_forward_gpu(proj, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, 1, C, C, 0);
+        residual_layernorm_forward_gpu(res2, ln, mean, rstd, x, proj, p.ln2w + l * C, p.ln2b + l * C, 1, C);
+        matmul_forward_gpu(fch, fch_gelu, ln, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, 1, C, 4 * C, g->fuse_gelu);
+        matmul_forward_gpu(proj, NULL, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, 1, 4 * C, C, 0);
+        if (l + 1 < L) { residual_layernorm_forward_gpu(x, ln, mean, rstd, res2, proj, p.ln1w + (l + 1) * C, p.ln1b + (l + 1) * C, 1, C); }
+        else { residual_layernorm_forward_gpu(x, ln, mean, rstd, res2, proj, p.lnfw, p.lnfb, 1, C); }
+    }
+    matmul_forward_gpu(logits, NULL, ln, p.wte, NULL, 1, C, Vp, 0); // lm head tied to wte
+    CUDA_CHECK(cudaMemcpy(g->host_row, logits, (size_t)Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
+    for (int v = 0; v < Vp; v++) { g->host_logits[v] = to_float(g->host_row[v]); }
+    return g->host_logits;
+}
+
 static const float* gpu_logits(GPT* model, int b, int t) {
     GpuModel* g = gpu(model);
     int Vp = model->config.padded_vocab_size;
@@ -1220,7 +1328,8 @@ static void gpu_detach(GPT* model) {
     if (g == NULL) { return; }
     CUDA_CHECK(cudaDeviceSynchronize());
     void* dev[] = {g->params_memory, g->master, g->grads_memory, g->m, g->v, g->acts_memory, g->inputs,
-                   g->targets, g->buckets, g->norm_partial, g->norm_coef};
+                   g->targets, g->buckets, g->norm_partial, g->norm_coef, g->kcache, g->vcache, g->dec,
+                   g->dec_stats, g->dec_att};
     for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) { CUDA_CHECK(cudaFree(dev[i])); }
 #if GPT_NCCL
     if (g->nccl != NULL) { NCCL_CHECK(ncclCommDestroy(g->nccl)); }
@@ -1232,7 +1341,7 @@ static void gpu_detach(GPT* model) {
 
 static const Backend gpu_backend = {"cuda " PRECISION_NAME, gpu_attach, gpu_forward, gpu_backward, gpu_step,
                                     gpu_logits, gpu_to_host, gpu_summary, gpu_detach,
-                                    NULL /* no KV cache on the GPU yet: generation reruns the window */};
+                                    gpu_decode};
 
 #ifndef GPT_NO_MAIN_CU
 int main(int argc, char** argv) { return train_main(argc, argv, &gpu_backend); }
