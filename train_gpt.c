@@ -1795,7 +1795,9 @@ typedef struct {
     const float* (*decode)(GPT* model, int token, int pos);
 } Backend;
 
-static void cpu_attach(GPT* model, int B, int T) { (void)B; (void)T; gpt_zero_grad(model); } // as a fresh GPU copy
+// as a fresh GPU copy: zero gradients, and the activations sized for (B,T) (a forward may then use
+// any smaller B, T: generation without the KV cache grows its T up to the window)
+static void cpu_attach(GPT* model, int B, int T) { gpt_zero_grad(model); gpt_allocate_activations(model, B, T); }
 // The data-parallel step (comm/comm.h). Every rank's gradients are sums over its own micro-batches
 // (each scaled by 1/(ranks * micro-batches)): summed over ranks they are the mean over the global
 // batch. Without ZeRO: all-reduce them, and every rank does the same whole update. With ZeRO-1:
@@ -2369,8 +2371,9 @@ static void gpt_set_zero(GPT* model, int zero) {
 }
 
 // log.txt of a resumed run: the lines of steps before the checkpoint's, as the uninterrupted run
-// wrote them (a killed run logged steps past its last checkpoint; they are run again)
-static void truncate_log(const char* path, long step) {
+// wrote them (a killed run logged steps past its last checkpoint; they are run again), and the
+// validation at the checkpoint's step itself when the resumed run will not redo it (keep_val_at_step)
+static void truncate_log(const char* path, long step, int keep_val_at_step) {
     FILE* f = fopen(path, "rb");
     if (f == NULL) { return; }
     char tmp[4300];
@@ -2378,7 +2381,9 @@ static void truncate_log(const char* path, long step) {
     char line[512];
     while (fgets(line, sizeof(line), f) != NULL) {
         long s;
-        if (sscanf(line, "s:%ld", &s) == 1 && s < step) { fwrite_or_die(line, 1, strlen(line), out, tmp); }
+        int keep = sscanf(line, "s:%ld", &s) == 1 &&
+                   (s < step || (s == step && keep_val_at_step && strstr(line, " vl:") != NULL));
+        if (keep) { fwrite_or_die(line, 1, strlen(line), out, tmp); }
     }
     fclose(f);
     finish_atomic_write(out, tmp, path);
@@ -2669,10 +2674,6 @@ static TrainOptions resume_options(const TrainOptions* o, const TrainState* st, 
                     o->max_steps, st->step);
             }
             run.max_steps = o->max_steps;
-            if (o->verbose) {
-                printf("note: -x %d overrides the checkpoint's -x %s: the schedule's decay now ends at step %d\n",
-                       o->max_steps, have, o->max_steps);
-            }
             continue;
         }
         die("%s %s: the checkpoint %s was trained with %s %s; a resumed run keeps its options (drop the "
@@ -2681,6 +2682,10 @@ static TrainOptions resume_options(const TrainOptions* o, const TrainState* st, 
     if (run.max_steps <= st->step) {
         die("%s: the run is complete (%ld of -x %d steps); give a larger -x to train further", state_path,
             st->step, run.max_steps);
+    }
+    if (run.max_steps != ck.max_steps && o->verbose) { // (after every check: a refused resume prints nothing)
+        printf("note: -x %d overrides the checkpoint's -x %d: the schedule's decay now ends at step %d\n",
+               run.max_steps, ck.max_steps, run.max_steps);
     }
     return run;
 }
@@ -2869,7 +2874,7 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
     // the record for this run's checkpoints (run's strings may point into the one read back)
     size_t record_len;
     char* record = run_options_record(o, &record_len);
-    free(st.options);
+    char* recorded = st.options; // `run`'s strings may point into it: freed at the end
     st.options = record; st.options_len = record_len;
     be->attach(&model, o->B, o->T);
     Tokenizer tok;
@@ -2902,7 +2907,11 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
     if (writer) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
-        if (resume_step >= 0) { truncate_log(path, resume_step); }
+        if (resume_step >= 0) {
+            // the loop below validates at its first step only on the schedule (or at the end)
+            int revalidates = have_val && (resume_step % o->val_every == 0 || resume_step == o->max_steps);
+            truncate_log(path, resume_step, !revalidates);
+        }
         logf = fopen_or_die(path, resume_step >= 0 ? "a" : "w");
     }
     int* inputs = (int*)malloc_or_die((size_t)tokens_per_micro * sizeof(int));
@@ -2989,7 +2998,7 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         if (be->summary != NULL) { be->summary(&model); }
     }
     if (logf) { fclose(logf); }
-    free(inputs); free(targets); free(step_ms); free(st.options);
+    free(inputs); free(targets); free(step_ms); free(st.options); free(recorded);
     if (have_tok) { tokenizer_free(&tok); }
     loader_free(&train);
     if (have_val) { loader_free(&val); }
@@ -2998,13 +3007,15 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
     if (lock_fd >= 0) { close(lock_fd); } // releases the lock
 }
 
-static void usage(const char* prog, const TrainOptions* d) {
-    fprintf(stderr,
+static void usage(FILE* to, const char* prog, const TrainOptions* d) {
+    fprintf(to,
         "usage: %s [-flag value ...]\n"
         "  -i <glob>   train token shards                  (default %s)\n"
         "  -j <glob>   validation token shards, \"\" = none  (default %s)\n"
-        "  -e <init>   model file, or descriptor d12/d24/.. or e.g. L4H4C256T1024V50257 (default %s)\n"
-        "              (a model file starts a new run from its weights: fresh AdamW state, step 0)\n"
+        "  -e <init>   model file, Hugging Face checkpoint (.safetensors, or a directory holding\n"
+        "              model.safetensors + config.json), or descriptor d12/d24/.. or e.g.\n"
+        "              L4H4C256T1024V50257 (default %s); a checkpoint starts a new run from its\n"
+        "              weights: fresh AdamW state, step 0\n"
         "  -o <dir>    output dir for log.txt and checkpoints, \"\" = none (default %s)\n"
         "  -b <int>    micro-batch size B                  (default %d)\n"
         "  -t <int>    sequence length T (<= model maxT)   (default %d)\n"
@@ -3035,7 +3046,7 @@ static void usage(const char* prog, const TrainOptions* d) {
         "  -y <0|1>    resume from the latest checkpoint in -o, with its options (default %d)\n"
         "  -z <0|1>    ZeRO-1 under mpirun: AdamW state sharded over the ranks (default %d)\n"
         "  -S <int>    random seed (init, shuffling, sampling) (default %ld)\n"
-        "  -Z <path>   tokenizer file for printing samples (default %s)\n"
+        "  -Z <path>   tokenizer file: samples as text, --prompt's encoding (default %s)\n"
         "  -h          this help\n"
         "On -y 1 the run's options (-e -i -b -t -d -x -l -u -q -c -G -S --beta1 --beta2 --eps) come from\n"
         "the checkpoint; giving one with another value is an error, except a larger -x (train longer).\n",
@@ -3049,7 +3060,7 @@ static TrainOptions parse_options(int argc, char** argv) {
     TrainOptions o = default_options();
     for (int i = 1; i < argc; i += 2) {
         const char* f = argv[i];
-        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { TrainOptions d = default_options(); usage(argv[0], &d); exit(0); }
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { TrainOptions d = default_options(); usage(stdout, argv[0], &d); exit(0); }
         int code = flag_code(f);
         if (code == 0) {
             if (f[0] == '-' && f[1] != '\0' && (f[1] == '-' || f[2] == '\0')) { die("%s: unknown flag (-h lists the flags)", f); }

@@ -200,6 +200,21 @@ else
 fi
 expect "resume, -x <= step"   "already done"       -- "${common[@]}" -o "$W/keep" -y 1 -x 3
 
+# --- rules to hold (not bad input)
+# rule NAME COND DETAIL: a check that passes when the shell condition COND holds
+rule() { if eval "$2"; then printf 'PASS %-28s %s\n' "$1" "$3"; passed=$((passed + 1));
+         else printf 'FAIL %-28s %s\n' "$1" "$3"; failed=$((failed + 1)); fi; }
+# a resumed longer run keeps the final validation of the run it extends (-v 50: not on schedule)
+"$BIN" "${common[@]}" -j "$W/good.bin" -x 3 -v 50 -m 2 -o "$W/ext" > /dev/null 2>&1
+"$BIN" "${common[@]}" -j "$W/good.bin" -x 5 -v 50 -m 2 -o "$W/ext" -y 1 > /dev/null 2>&1
+rule "resume keeps the last val" '[ "$(grep -c " vl:" "$W/ext/log.txt")" -eq 3 ]' "$(grep ' vl:' "$W/ext/log.txt" | cut -d' ' -f1 | tr '\n' ' ')"
+# generation: the KV cache and a full forward per token draw the same text
+if [ -f data/gpt2_tokenizer.bin ]; then
+    gen=(-e L2H2C32T64V50257 -S 3 -K 0 -g 12 --prompt "The history of the")
+    kv=$("$BIN" "${gen[@]}" 2> /dev/null); full=$("$BIN" "${gen[@]}" --kv-cache 0 2> /dev/null)
+    rule "--prompt: KV == full" '[ -n "$kv" ] && [ "$kv" = "$full" ]' "$(printf '%s' "$kv" | head -c 60 | tr '\n' ' ')"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
