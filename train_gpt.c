@@ -774,6 +774,33 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias,
 
 // --- attention: causal multi-head self-attention over qkv = [q | k | v]
 
+// One query row of one head: a (n) = softmax(scale * q . k_j) over the keys j = 0..n-1, then
+// o (hs) = sum_j a_j v_j. Key j is at keys + j*stride, value j at values + j*stride. Shared by
+// the training forward and generation (gpt_decode), so the two compute the same bits.
+static inline void attention_row(float* o, float* a, const float* q, const float* keys, const float* values,
+                                 size_t stride, int n, int hs, float scale) {
+    // scores against the keys, shifted by their max for a stable softmax
+    float maxval = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        const float* k = keys + (size_t)j * stride;
+        float s = 0.0f;
+        for (int i = 0; i < hs; i++) { s += q[i] * k[i]; }
+        s *= scale;
+        a[j] = s;
+        if (s > maxval) { maxval = s; }
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) { a[j] = expf(a[j] - maxval); sum += a[j]; }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) { a[j] *= inv; }
+    // out = att @ v
+    for (int i = 0; i < hs; i++) { o[i] = 0.0f; }
+    for (int j = 0; j < n; j++) {
+        const float* v = values + (size_t)j * stride;
+        for (int i = 0; i < hs; i++) { o[i] += a[j] * v[i]; }
+    }
+}
+
 static void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C,
                               int NH) {
     // out (B,T,C) the heads' outputs side by side, att (B,NH,T,T) probabilities (0 above the
@@ -785,30 +812,12 @@ static void attention_forward(float* out, float* att, const float* qkv, int B, i
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < NH; h++) {
-                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                const float* row0 = qkv + (size_t)b * T * 3 * C; // position 0 of sequence b
                 float* a = att + (((size_t)b * NH + h) * T + t) * T;
-                // scores against keys 0..t (causal), shifted by their max for a stable softmax
-                float maxval = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) { s += q[i] * k[i]; }
-                    s *= scale;
-                    a[t2] = s;
-                    if (s > maxval) { maxval = s; }
-                }
-                float sum = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) { a[t2] = expf(a[t2] - maxval); sum += a[t2]; }
-                float inv = 1.0f / sum;
-                for (int t2 = 0; t2 <= t; t2++) { a[t2] *= inv; }
+                // causal: keys and values of positions 0..t
+                attention_row(out + ((size_t)b * T + t) * C + h * hs, a, row0 + (size_t)t * 3 * C + h * hs,
+                              row0 + C + h * hs, row0 + 2 * C + h * hs, 3 * (size_t)C, t + 1, hs, scale);
                 for (int t2 = t + 1; t2 < T; t2++) { a[t2] = 0.0f; }
-                // out = att @ v
-                float* o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) { o[i] = 0.0f; }
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) { o[i] += a[t2] * v[i]; }
-                }
             }
         }
     }
@@ -1545,26 +1554,7 @@ static const float* gpt_decode(GPT* model, int token, int pos) {
         memcpy(vl + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
         // attention_forward's row pos, with the keys and values of the cache
         for (int h = 0; h < NH; h++) {
-            const float* q = qkv + h * hs;
-            float maxval = -INFINITY;
-            for (int t2 = 0; t2 <= pos; t2++) {
-                const float* k = kl + (size_t)t2 * C + h * hs;
-                float sc = 0.0f;
-                for (int i = 0; i < hs; i++) { sc += q[i] * k[i]; }
-                sc *= scale;
-                att[t2] = sc;
-                if (sc > maxval) { maxval = sc; }
-            }
-            float sum = 0.0f;
-            for (int t2 = 0; t2 <= pos; t2++) { att[t2] = expf(att[t2] - maxval); sum += att[t2]; }
-            float inv = 1.0f / sum;
-            for (int t2 = 0; t2 <= pos; t2++) { att[t2] *= inv; }
-            float* o = atty + h * hs;
-            for (int i = 0; i < hs; i++) { o[i] = 0.0f; }
-            for (int t2 = 0; t2 <= pos; t2++) {
-                const float* v = vl + (size_t)t2 * C + h * hs;
-                for (int i = 0; i < hs; i++) { o[i] += att[t2] * v[i]; }
-            }
+            attention_row(atty + h * hs, att, qkv + h * hs, kl + h * hs, vl + h * hs, (size_t)C, pos + 1, hs, scale);
         }
         matmul_forward(proj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, 1, C, C);
         residual_forward(res2, x, proj, (size_t)C);

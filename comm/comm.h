@@ -122,8 +122,6 @@ static inline void comm_reduce_scatter_sum_f32(float* x, size_t n) {
         // in place: each rank's block of the result goes to its own place in the piece
         MPI_Reduce_scatter(MPI_IN_PLACE, x + i, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         // MPI puts rank r's result at the start of its receive buffer: move it to its place
-        size_t b, e;
-        comm_shard(n, g_comm.size, g_comm.rank, &b, &e);
         int r = g_comm.rank;
         if (counts[r] > 0 && displs[r] > 0) {
             for (int j = counts[r] - 1; j >= 0; j--) { x[i + (size_t)displs[r] + (size_t)j] = x[i + (size_t)j]; }
