@@ -12,6 +12,10 @@ PROMPT="The history of the region begins with the first settlers, who came from 
 n=$(printf '%s' "$PROMPT" | ./tokenizer encode | wc -w)
 echo "d12 generation: $NEW new tokens after a $n-token prompt, $THREADS thread(s), model $MODEL"
 rate() { sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p'; }
-kv=$(OMP_NUM_THREADS=$THREADS ./train_gpt -e "$MODEL" --prompt "$PROMPT" -g "$NEW" -K 0 2>&1 >/dev/null | tee /dev/stderr | rate)
-full=$(OMP_NUM_THREADS=$THREADS ./train_gpt -e "$MODEL" --prompt "$PROMPT" -g "$NEW" -K 0 --kv-cache 0 2>&1 >/dev/null | tee /dev/stderr | rate)
+# each run's last stderr line: "generated N tokens after a 32-token prompt in S s: R tok/s (...)"
+kv_line=$(OMP_NUM_THREADS=$THREADS ./train_gpt -e "$MODEL" --prompt "$PROMPT" -g "$NEW" -K 0 2>&1 >/dev/null | tail -1)
+echo "$kv_line"
+full_line=$(OMP_NUM_THREADS=$THREADS ./train_gpt -e "$MODEL" --prompt "$PROMPT" -g "$NEW" -K 0 --kv-cache 0 2>&1 >/dev/null | tail -1)
+echo "$full_line"
+kv=$(echo "$kv_line" | rate); full=$(echo "$full_line" | rate)
 awk -v a="$kv" -v b="$full" 'BEGIN { printf "KV cache %.1f tok/s, full forward %.2f tok/s: %.1fx\n", a, b, a / b }'
