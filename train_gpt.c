@@ -5,7 +5,9 @@ What it is: a hand-written GPT-2 (token + position embeddings, pre-LayerNorm tra
 causal multi-head self-attention and a tanh-GELU MLP, a final LayerNorm and an lm head tied to the
 token embedding) with an explicit forward and backward pass for every layer, AdamW, gradient
 clipping and accumulation, a warmup + cosine learning-rate schedule, a sharded data loader,
-validation, sampling and resumable checkpoints. fp32 throughout, OpenMP for the cores.
+validation, generation with a KV cache (gpt_decode), resumable checkpoints that record the run's
+options, and data parallelism over processes (comm/comm.h: MPI, ZeRO-1). fp32 throughout, OpenMP
+for the cores. Hugging Face GPT-2 checkpoints come in and go out through data/safetensors.h.
 
 What it is not: a library, or a framework with autograd. Every derivative is written out by hand,
 next to the forward line it differentiates.
