@@ -1370,6 +1370,12 @@ static void activation_size_check(const GPTConfig* cfg, int B_, int T_) {
 }
 #undef X_ACT_DOUBLE
 
+// the parameters a Hugging Face checkpoint stores: ours less wte's padding rows V..Vp-1
+static size_t gpt_stored_parameters(const GPT* model) {
+    const GPTConfig* c = &model->config;
+    return model->num_parameters - (size_t)(c->padded_vocab_size - c->vocab_size) * c->channels;
+}
+
 // Hugging Face GPT-2 checkpoints (data/safetensors.h): PATH is a .safetensors file (its
 // config.json beside it) or a directory holding model.safetensors + config.json
 static int is_safetensors_path(const char* path) {
@@ -1395,7 +1401,7 @@ static void gpt_build_from_safetensors(GPT* model, const char* path) {
     st_open(&st, st_path);
     st_close(&st);
     struct stat sb;
-    size_t stored = model->num_parameters - (size_t)(cfg.padded_vocab_size - cfg.vocab_size) * cfg.channels;
+    size_t stored = gpt_stored_parameters(model);
     if (stat(st_path, &sb) != 0) { die("%s: cannot open (%s)", st_path, strerror(errno)); }
     if ((uint64_t)sb.st_size < 2 * (uint64_t)stored) {
         die("%s: %lld bytes cannot hold the %zu weights of %s (L=%d NH=%d C=%d maxT=%d V=%d)", st_path,
@@ -3130,9 +3136,8 @@ static inline int train_main(int argc, char** argv, const Backend* backend) {
             GPT model;
             gpt_build(&model, o.init, (uint64_t)o.seed);
             gpt_export_safetensors(&model, o.export_dir, o.export_bf16);
-            printf("wrote %s/model.safetensors (%s) and %s/config.json: %zu parameters\n", o.export_dir,
-                   o.export_bf16 ? "BF16" : "F32", o.export_dir,
-                   model.num_parameters - (size_t)(model.config.padded_vocab_size - model.config.vocab_size) * model.config.channels);
+            printf("wrote %s/model.safetensors (%s) and %s/config.json: %zu parameters (without the padding rows)\n",
+                   o.export_dir, o.export_bf16 ? "BF16" : "F32", o.export_dir, gpt_stored_parameters(&model));
             gpt_free(&model);
         }
     } else {

@@ -1,5 +1,5 @@
 /*
-train_gpt.cu -- GPT-2 training on one NVIDIA GPU: the model of train_gpt.c with CUDA kernels.
+train_gpt.cu -- GPT-2 training on NVIDIA GPUs (one per process): the model of train_gpt.c with CUDA kernels.
 
 What it is: the GPU half of the trainer. train_gpt.c is #included for everything that is not
 arithmetic on the model (config, parameter table, model/state file formats, data loader,

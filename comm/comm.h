@@ -109,12 +109,18 @@ static inline void comm_piece_layout(size_t n, size_t i, size_t k, int* counts, 
     }
 }
 
+// (counts, displs) for comm_piece_layout: 2 * size ints, freed by the caller
+static inline int* comm_layout_alloc(void) {
+    int* counts = (int*)malloc(2 * (size_t)g_comm.size * sizeof(int));
+    if (counts == NULL) { abort(); }
+    return counts;
+}
+
 // ZeRO-1's gradient step: x (n, every rank's) summed over ranks; this rank's shard of the sum
 // lands in x[begin, end) (the rest of x is left unspecified)
 static inline void comm_reduce_scatter_sum_f32(float* x, size_t n) {
     if (g_comm.size == 1) { return; }
-    int* counts = (int*)malloc(2 * (size_t)g_comm.size * sizeof(int));
-    if (counts == NULL) { abort(); }
+    int* counts = comm_layout_alloc();
     int* displs = counts + g_comm.size;
     for (size_t i = 0; i < n; i += COMM_PIECE) {
         size_t k = n - i < COMM_PIECE ? n - i : COMM_PIECE;
@@ -134,8 +140,7 @@ static inline void comm_reduce_scatter_sum_f32(float* x, size_t n) {
 // every rank
 static inline void comm_allgather_f32(float* x, size_t n) {
     if (g_comm.size == 1) { return; }
-    int* counts = (int*)malloc(2 * (size_t)g_comm.size * sizeof(int));
-    if (counts == NULL) { abort(); }
+    int* counts = comm_layout_alloc();
     int* displs = counts + g_comm.size;
     for (size_t i = 0; i < n; i += COMM_PIECE) {
         size_t k = n - i < COMM_PIECE ? n - i : COMM_PIECE;
@@ -148,8 +153,7 @@ static inline void comm_allgather_f32(float* x, size_t n) {
 // every rank's shard (shard: end-begin elements) into full (n) on rank 0 (full unused elsewhere)
 static inline void comm_gather_f32(const float* shard, float* full, size_t n) {
     if (g_comm.size == 1) { return; }
-    int* counts = (int*)malloc(2 * (size_t)g_comm.size * sizeof(int));
-    if (counts == NULL) { abort(); }
+    int* counts = comm_layout_alloc();
     int* displs = counts + g_comm.size;
     size_t b, e;
     comm_shard(n, g_comm.size, g_comm.rank, &b, &e);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # dev/test_bad_input.sh -- bad input must give one clear line on stderr and exit 1, never a crash.
 # Each case runs ./train_gpt on a broken file or flag and checks: exit status 1 (a crash would be
-# >= 128), exactly one line on stderr, starting with "error:" and containing the expected words.
+# >= 128), exactly one line on stderr, starting with "error:" and containing the expected words
+# (a fixed string). At the end, a few rules that must hold (-k, a resumed run's log, --prompt
+# with and without the KV cache), each a check that fails when the rule breaks.
 # Closing line: "N passed, N failed"; exit status non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
