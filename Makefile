@@ -216,13 +216,25 @@ dev/ref/odd_ref.bin: dev/train_gpt.py Makefile
 	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(ODD_REF_ARGS) $(REF_COMMON) \
 	    --out-model dev/ref/odd_model.bin --out-ref $@
 
+# the odd config again with dropout: the masks' activations and gradients
+dev/ref/drop_ref.bin: dev/train_gpt.py Makefile
+	@mkdir -p dev/ref
+	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(ODD_REF_ARGS) $(REF_COMMON) --dropout 0.2 \
+	    --out-model dev/ref/drop_model.bin --out-ref $@
+
 dev/ref/d12_ref.bin: dev/train_gpt.py Makefile
 	@mkdir -p dev/ref
 	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(D12_REF_ARGS) $(REF_COMMON) \
 	    --out-model dev/ref/d12_model.bin --out-ref $@
 
-test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
 	./test_gpt
+	@# the dropout reference must need the masks: without them the run must fail
+	@if ./test_gpt --no-resume --ignore-dropout dev/ref/drop_model.bin dev/ref/drop_ref.bin \
+	    > /tmp/test_gpt_nodrop.log 2>&1; then \
+	    echo "FAILED: test_gpt passed the dropout reference without dropout"; exit 1; \
+	else grep -q "^encoded .*FAILED" /tmp/test_gpt_nodrop.log && \
+	    echo "dropout reference without the masks: test_gpt fails as it must"; fi
 	@# the test must be able to fail: one corrupted reference value must fail the run
 	@if ./test_gpt --no-resume --corrupt ln1_rstd.1 dev/ref/odd_model.bin dev/ref/odd_ref.bin \
 	    > /tmp/test_gpt_corrupt.log 2>&1; then \

@@ -8,7 +8,8 @@ loads both, runs the same computation with train_gpt.c's functions and compares:
 
   init      the C initializer, from the config and seed alone, reproduces the Python weights
             bit for bit
-  forward   every activation of every layer, the logits and the loss
+  forward   every activation of every layer, the logits and the loss (with dropout when the
+            reference has it: the same masks, from the same counter-based RNG)
   backward  every parameter gradient
   steps     the loss, gradient norm and learning rate of each of the K steps, then every parameter
   resume    (built in, no reference needed) a run resumed from a checkpoint continues with
@@ -25,11 +26,12 @@ train_gpt.cu; PRECISION=FP32 or BF16), `make test_gptcu_emu` / `test_gptcu_emu_f
 kernels on the CPU emulator of dev/cuda/emu.h). The same checks run in each; the CUDA builds skip
 the activations the GPU does not keep (attention probabilities, attproj, fcproj) and say so.
 
-usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]...
+usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]...
        ./test_gpt --compare-runs[-bitwise] DIR_A DIR_B   (two runs' logs and newest checkpoints)
        ./test_gpt --generation-only                      (the KV cache against the full forward)
-  with no files: dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/d12_model.bin dev/ref/d12_ref.bin
-  --corrupt NAME  perturbs reference record NAME once before comparing: the run must then fail
+  with no files: the pairs dev/ref/{odd,drop,d12}_{model,ref}.bin (drop: the odd config with dropout)
+  --corrupt NAME    perturbs reference record NAME once before comparing: the run must then fail
+  --ignore-dropout  runs without a reference's dropout: the run must then fail (the masks matter)
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
 */
 
@@ -135,6 +137,7 @@ static void ref_free(Reference* r) {
 
 static int g_passed = 0, g_failed = 0;
 static const char* g_corrupt = NULL; // --corrupt NAME
+static int g_ignore_dropout = 0;     // --ignore-dropout: run without the reference's dropout (must fail)
 
 // worst element of |a - ref| against the bound; returns 1 when every element is within it.
 // `stride_a`/`stride_r` let (B,T,Vp) logits be compared with the (B,T,V) reference.
@@ -391,6 +394,13 @@ static void test_pair(const char* model_path, const char* ref_path) {
         gpt_free(&fresh);
     }
 
+    // dropout: the reference's p (record "dropout", absent = off), the masks of pass n = the n-th
+    // micro-batch as the training loop numbers them (step k's micro-batch a: k*A + a; the recorded
+    // forward is pass 0)
+    Record* drec = ref_find(&ref, "dropout");
+    float p_drop = drec != NULL ? ((float*)ref_get(&ref, "dropout", 0, 1)->data)[0] : 0.0f;
+    if (g_ignore_dropout && p_drop > 0.0f) { printf("--ignore-dropout: running without the reference's dropout %g\n", p_drop); p_drop = 0.0f; }
+    if (p_drop > 0.0f) { printf("dropout: p = %g\n", p_drop); }
     int* tokens = (int*)ref_get(&ref, "tokens", 1, (size_t)A * B * (T + 1))->data;
     int* inputs = (int*)malloc_or_die((size_t)A * B * T * sizeof(int));
     int* targets = (int*)malloc_or_die((size_t)A * B * T * sizeof(int));
@@ -414,6 +424,7 @@ static void test_pair(const char* model_path, const char* ref_path) {
     // the logits first, from a forward without targets (the GPU's forward with targets turns the
     // logits into their gradient in place)
     float* buf = (float*)malloc_or_die(BT * (size_t)Vp * sizeof(float) + model.num_parameters * sizeof(float));
+    model.dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, 0));
     be->forward(&model, inputs, NULL, B, T);
     {
         float* r = (float*)ref_get(&ref, "logits", 0, BT * V)->data; // ours (B,T,Vp), the reference (B,T,V)
@@ -489,6 +500,7 @@ static void test_pair(const char* model_path, const char* ref_path) {
         for (int k = 0; k < K; k++) {
             double sum = 0.0;
             for (int a = 0; a < A; a++) {
+                model.dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, (uint64_t)k * A + a));
                 sum += be->forward(&model, inputs + (size_t)a * BT, targets + (size_t)a * BT, B, T);
                 be->backward(&model, 1.0f / A);
             }
@@ -824,12 +836,15 @@ static void compare_runs(const char* a, const char* b, int bitwise) {
 }
 
 int main(int argc, char** argv) {
-    const char* defaults[] = {"dev/ref/odd_model.bin", "dev/ref/odd_ref.bin", "dev/ref/d12_model.bin", "dev/ref/d12_ref.bin"};
+    const char* defaults[] = {"dev/ref/odd_model.bin", "dev/ref/odd_ref.bin", "dev/ref/drop_model.bin", "dev/ref/drop_ref.bin",
+                              "dev/ref/d12_model.bin", "dev/ref/d12_ref.bin"};
+    int ndefaults = (int)(sizeof(defaults) / sizeof(defaults[0]));
     const char* files[64];
     int nfiles = 0, resume = 1, resume_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) { g_corrupt = argv[++i]; }
         else if (strcmp(argv[i], "--no-resume") == 0) { resume = 0; }
+        else if (strcmp(argv[i], "--ignore-dropout") == 0) { g_ignore_dropout = 1; }
         else if (strcmp(argv[i], "--resume-only") == 0) { resume_only = 1; }
         else if (strcmp(argv[i], "--generation-only") == 0) {
             test_kv_cache();
@@ -841,10 +856,10 @@ int main(int argc, char** argv) {
             printf("\n%d passed, %d failed\n", g_passed, g_failed);
             return g_failed == 0 ? 0 : 1;
         }
-        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--no-resume | --resume-only] [MODEL REF]... | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
+        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]... | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
         else if (nfiles < 64) { files[nfiles++] = argv[i]; }
     }
-    if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < 4; i++) { files[nfiles++] = defaults[i]; } }
+    if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < ndefaults; i++) { files[nfiles++] = defaults[i]; } }
     if (nfiles % 2 != 0) { die("give model and reference files in pairs (got %d files)", nfiles); }
     for (int i = 0; i < nfiles; i += 2) { test_pair(files[i], files[i + 1]); }
     if (resume) { test_resume(); test_data_partition(); test_kv_cache(); }

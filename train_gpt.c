@@ -137,7 +137,14 @@ static double wall_seconds(void) {
 
 #define GOLDEN 0x9E3779B97F4A7C15ULL
 
-static uint64_t mix64(uint64_t z) {
+// the few functions the GPU kernels share with the host (the dropout masks) carry GPT_HD
+#ifdef __CUDACC__
+#define GPT_HD __host__ __device__
+#else
+#define GPT_HD
+#endif
+
+static GPT_HD inline uint64_t mix64(uint64_t z) {
     z ^= z >> 30; z *= 0xBF58476D1CE4E5B9ULL;
     z ^= z >> 27; z *= 0x94D049BB133111EBULL;
     z ^= z >> 31;
@@ -145,8 +152,8 @@ static uint64_t mix64(uint64_t z) {
 }
 
 // the key of stream k for a seed (k = parameter index for the init, 16 for the test tokens, ...)
-static uint64_t stream_key(uint64_t seed, uint64_t k) { return mix64(mix64(seed) + k); }
-static uint64_t stream_draw(uint64_t key, uint64_t n) { return mix64(key + n * GOLDEN); }
+static GPT_HD inline uint64_t stream_key(uint64_t seed, uint64_t k) { return mix64(mix64(seed) + k); }
+static GPT_HD inline uint64_t stream_draw(uint64_t key, uint64_t n) { return mix64(key + n * GOLDEN); }
 
 // A sequential generator for the sampler and the shuffles: a stream whose counter is its state.
 typedef struct { uint64_t key, counter; } Rng;
@@ -244,6 +251,59 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
             }
         }
     }
+}
+
+// --- dropout (Srivastava et al., "Dropout", JMLR 2014), training only: each element is zeroed
+// with probability p and the kept ones are scaled by 1/(1-p) ("inverted" dropout: the expected
+// value is unchanged, so validation and generation simply skip it). Placed as in GPT-2 and
+// nanoGPT: on the embedding sum, on the attention probabilities and on each residual branch just
+// before its add. The masks are never stored: element i of site s in one forward pass is dropped iff
+//     stream_draw(stream_key(pass key, s), i) >> 40  <  threshold = floor(p * 2^24 + 0.5)
+// (24 random bits against an integer: exact, so the backward, the GPU kernels and
+// dev/train_gpt.py all draw the same mask). Sites and their element numbering:
+//     0      the embeddings x = wte[token] + wpe[t]   element (b*T + t)*C + c
+//     1+3l   layer l's attention probabilities        element ((b*NH + h)*T + t)*T + t2
+//     2+3l   layer l's attention branch (attproj)     element (b*T + t)*C + c
+//     3+3l   layer l's MLP branch (fcproj)            element (b*T + t)*C + c
+// The pass key names one forward pass: dropout_pass_key(seed, n) for the run's n-th micro-batch,
+// numbered n = step * ranks * A + a * ranks + rank (0-based step, micro-batch a of A on each
+// rank), which is also its place in the global batch: the masks do not depend on the rank count.
+
+#define DROPOUT_STREAM 17ULL // the pass keys' stream: stream_key(seed, 17) (16 gives the test tokens)
+#define MAX_DROPOUT 0.99f    // -D: p = 1 would scale by 1/0
+
+typedef struct {
+    uint32_t threshold; // drop when the draw's top 24 bits are below it; 0: no dropout
+    float scale;        // 1/(1-p): the factor of a kept element
+    uint64_t key;       // the pass key
+} Dropout;
+
+static uint64_t dropout_pass_key(uint64_t seed, uint64_t pass) {
+    return stream_draw(stream_key(seed, DROPOUT_STREAM), pass);
+}
+
+// the dropout of probability p (0 <= p <= MAX_DROPOUT; 0 = off) for the pass with key pass_key
+static Dropout dropout_make(float p, uint64_t pass_key) {
+    Dropout d;
+    d.threshold = (uint32_t)((double)p * 16777216.0 + 0.5);
+    d.scale = 1.0f / (1.0f - p);
+    d.key = pass_key;
+    return d;
+}
+
+// element i of the site with key stream_key(pass key, site) is kept
+static GPT_HD inline int dropout_keep(uint64_t site_key, uint64_t i, uint32_t threshold) {
+    return (uint32_t)(stream_draw(site_key, i) >> 40) >= threshold;
+}
+
+// out = in * mask * 1/(1-p), element i of the n at site `site` (out may be in). The forward of a
+// site, and also its backward: d(in) = d(out) * mask * 1/(1-p), the same mask on the gradient.
+static void dropout_mask(float* out, const float* in, size_t n, const Dropout* d, int site) {
+    uint64_t key = stream_key(d->key, (uint64_t)site);
+    uint32_t threshold = d->threshold;
+    float scale = d->scale;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) { out[i] = dropout_keep(key, i, threshold) ? in[i] * scale : 0.0f; }
 }
 
 // --- layernorm: y = (x - mean) * rstd * w + b, over the C channels of each position
@@ -778,9 +838,12 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias,
 
 // One query row of one head: a (n) = softmax(scale * q . k_j) over the keys j = 0..n-1, then
 // o (hs) = sum_j a_j v_j. Key j is at keys + j*stride, value j at values + j*stride. Shared by
-// the training forward and generation (gpt_decode), so the two compute the same bits.
+// the training forward and generation (gpt_decode), so the two compute the same bits. With
+// dropout (drop not NULL) a_j enters o as dropout's a_j * mask_j / (1-p), mask_j the keep of
+// element first + j at the site with key site_key; a keeps the probabilities before dropout.
 static inline void attention_row(float* o, float* a, const float* q, const float* keys, const float* values,
-                                 size_t stride, int n, int hs, float scale) {
+                                 size_t stride, int n, int hs, float scale,
+                                 const Dropout* drop, uint64_t site_key, uint64_t first) {
     // scores against the keys, shifted by their max for a stable softmax
     float maxval = -INFINITY;
     for (int j = 0; j < n; j++) {
@@ -799,17 +862,20 @@ static inline void attention_row(float* o, float* a, const float* q, const float
     for (int i = 0; i < hs; i++) { o[i] = 0.0f; }
     for (int j = 0; j < n; j++) {
         const float* v = values + (size_t)j * stride;
-        for (int i = 0; i < hs; i++) { o[i] += a[j] * v[i]; }
+        float w = a[j];
+        if (drop != NULL) { w = dropout_keep(site_key, first + (uint64_t)j, drop->threshold) ? w * drop->scale : 0.0f; }
+        for (int i = 0; i < hs; i++) { o[i] += w * v[i]; }
     }
 }
 
 static void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C,
-                              int NH) {
+                              int NH, const Dropout* drop, int site) {
     // out (B,T,C) the heads' outputs side by side, att (B,NH,T,T) probabilities (0 above the
-    // diagonal), qkv (B,T,3C): position t of head h reads q at channel h*hs, k at C + h*hs,
-    // v at 2C + h*hs.
+    // diagonal; before dropout), qkv (B,T,3C): position t of head h reads q at channel h*hs, k at
+    // C + h*hs, v at 2C + h*hs. drop: dropout on the probabilities at `site`, or NULL.
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
+    uint64_t site_key = drop != NULL ? stream_key(drop->key, (uint64_t)site) : 0;
     #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
@@ -818,7 +884,8 @@ static void attention_forward(float* out, float* att, const float* qkv, int B, i
                 float* a = att + (((size_t)b * NH + h) * T + t) * T;
                 // causal: keys and values of positions 0..t
                 attention_row(out + ((size_t)b * T + t) * C + h * hs, a, row0 + (size_t)t * 3 * C + h * hs,
-                              row0 + C + h * hs, row0 + 2 * C + h * hs, 3 * (size_t)C, t + 1, hs, scale);
+                              row0 + C + h * hs, row0 + 2 * C + h * hs, 3 * (size_t)C, t + 1, hs, scale,
+                              drop, site_key, (((size_t)b * NH + h) * T + t) * T);
                 for (int t2 = t + 1; t2 < T; t2++) { a[t2] = 0.0f; }
             }
         }
@@ -826,15 +893,18 @@ static void attention_forward(float* out, float* att, const float* qkv, int B, i
 }
 
 static void attention_backward(float* dqkv, float* drow, const float* dout, const float* qkv,
-                               const float* att, int B, int T, int C, int NH) {
+                               const float* att, int B, int T, int C, int NH, const Dropout* drop, int site) {
     // dqkv (B,T,3C) overwritten, drow (B*NH,T) scratch, dout (B,T,C), att (B,NH,T,T)
     // forward, per (b,h,t):  s[t2] = scale * q[t].k[t2];  a = softmax(s);  o[t] = sum a[t2] v[t2]
     //   dv[t2] += a[t2] * do[t]              da[t2] = do[t].v[t2]
     //   ds[t2] = a[t2] * (da[t2] - sum_j a[j] da[j])          (softmax backward)
     //   dq[t] += scale * sum_t2 ds[t2] k[t2]    dk[t2] += scale * ds[t2] q[t]
+    // With dropout o[t] = sum a'[t2] v[t2], a' = a * mask / (1-p): dv takes a', and
+    // da[t2] = (do[t].v[t2]) * mask / (1-p) is the gradient of a (the mask's backward).
     // A (b,h) pair owns its head's channels of q, k and v, so threads split over (b,h): no races.
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
+    uint64_t site_key = drop != NULL ? stream_key(drop->key, (uint64_t)site) : 0;
     #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
@@ -852,8 +922,15 @@ static void attention_backward(float* dqkv, float* drow, const float* dout, cons
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
                     float* dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    float w = a[t2], mask = 1.0f; // mask: 0, or dropout's 1/(1-p) for a kept one
+                    if (drop != NULL) {
+                        size_t e = (((size_t)b * NH + h) * T + t) * T + t2;
+                        mask = dropout_keep(site_key, e, drop->threshold) ? drop->scale : 0.0f;
+                        w = mask != 0.0f ? w * mask : 0.0f;
+                    }
                     float s = 0.0f;
-                    for (int i = 0; i < hs; i++) { s += d[i] * v[i]; dv[i] += a[t2] * d[i]; }
+                    for (int i = 0; i < hs; i++) { s += d[i] * v[i]; dv[i] += w * d[i]; }
+                    if (drop != NULL) { s = mask != 0.0f ? s * mask : 0.0f; }
                     da[t2] = s;
                     dot += a[t2] * s;
                 }
@@ -1075,7 +1152,8 @@ static void param_pointers(ParameterTensors* t, float* memory, const ParamSpec* 
     X(dx,        B * T * C)  /* d of a layernorm output / attention output */ \
     X(dqkv,      B * T * 3 * C)       \
     X(dfch,      B * T * 4 * C)       \
-    X(drow,      B * NH * T) /* attention backward: one row of d(probabilities) per (b,h) */
+    X(drow,      B * NH * T) /* attention backward: one row of d(probabilities) per (b,h) */ \
+    X(dbranch,   B * T * C)  /* a residual branch's gradient through its dropout mask */
 
 #define X_ACT_FIELD(name, n) float* name;
 typedef struct { GPT_ACTIVATIONS(X_ACT_FIELD) } ActivationTensors;
@@ -1117,6 +1195,10 @@ typedef struct {
     // [shard_begin, shard_end): all of them, or with ZeRO-1 (zero = 1) its shard of g_comm.size
     int zero;
     size_t shard_begin, shard_end;
+    // Dropout: `dropout` is what the next forwards apply (the training loop sets it for each
+    // micro-batch and clears it, threshold 0, for validation and sampling); a forward copies it
+    // to `fwd_dropout`, whose masks its backward then uses
+    Dropout dropout, fwd_dropout;
     float* kv_memory;          // generation (gpt_decode): keys and values (2, L, maxT, C), then scratch
     void* device;              // the backend's own state (train_gpt.cu: the model on the GPU)
 } GPT;
@@ -1485,7 +1567,10 @@ static float gpt_forward(GPT* model, const int* inputs, const int* targets, int 
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
     size_t BT = (size_t)B * T;
+    model->fwd_dropout = model->dropout;
+    const Dropout* drop = model->dropout.threshold > 0 ? &model->fwd_dropout : NULL;
     encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+    if (drop != NULL) { dropout_mask(a.encoded, a.encoded, BT * C, drop, 0); }
     for (int l = 0; l < L; l++) {
         const float* x = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
         float* ln1 = a.ln1 + l * BT * C;
@@ -1500,14 +1585,16 @@ static float gpt_forward(GPT* model, const int* inputs, const int* targets, int 
         layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
                           p.ln1w + l * C, p.ln1b + l * C, (int)BT, C);
         matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, (int)BT, C, 3 * C);
-        attention_forward(atty, a.att + l * BT * NH * T, qkv, B, T, C, NH);
+        attention_forward(atty, a.att + l * BT * NH * T, qkv, B, T, C, NH, drop, 1 + 3 * l);
         matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, (int)BT, C, C);
+        if (drop != NULL) { dropout_mask(attproj, attproj, BT * C, drop, 2 + 3 * l); }
         residual_forward(res2, x, attproj, BT * C);
         layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, res2,
                           p.ln2w + l * C, p.ln2b + l * C, (int)BT, C);
         matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, (int)BT, C, 4 * C);
         gelu_forward(fch_gelu, fch, BT * 4 * C);
         matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, (int)BT, 4 * C, C);
+        if (drop != NULL) { dropout_mask(fcproj, fcproj, BT * C, drop, 3 + 3 * l); }
         residual_forward(a.residual3 + l * BT * C, res2, fcproj, BT * C);
     }
     const float* last = a.residual3 + (size_t)(L - 1) * BT * C;
@@ -1562,7 +1649,8 @@ static const float* gpt_decode(GPT* model, int token, int pos) {
         memcpy(vl + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
         // attention_forward's row pos, with the keys and values of the cache
         for (int h = 0; h < NH; h++) {
-            attention_row(atty + h * hs, att, qkv + h * hs, kl + h * hs, vl + h * hs, (size_t)C, pos + 1, hs, scale);
+            attention_row(atty + h * hs, att, qkv + h * hs, kl + h * hs, vl + h * hs, (size_t)C, pos + 1, hs, scale,
+                          NULL, 0, 0);
         }
         matmul_forward(proj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, 1, C, C);
         residual_forward(res2, x, proj, (size_t)C);
@@ -1601,6 +1689,7 @@ static void gpt_backward(GPT* model, float loss_scale) {
     ActivationTensors a = model->acts;
     BackwardScratch s = model->scratch;
     size_t BT = (size_t)B * T;
+    const Dropout* drop = model->fwd_dropout.threshold > 0 ? &model->fwd_dropout : NULL;
 
     // loss = mean_i losses[i]  ->  d loss / d losses[i] = 1/(B*T); logits become dlogits in place
     crossentropy_backward(a.logits, a.logits, a.lse, model->targets, loss_scale / (float)BT,
@@ -1615,8 +1704,11 @@ static void gpt_backward(GPT* model, float loss_scale) {
     for (int l = L - 1; l >= 0; l--) {
         const float* x = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
         // residual3 = residual2 + fcproj: dresidual is now d(residual2) and d(fcproj) alike
+        // (through fcproj's dropout: its mask on the gradient)
+        const float* dbranch = s.dresidual;
+        if (drop != NULL) { dropout_mask(s.dbranch, s.dresidual, BT * C, drop, 3 + 3 * l); dbranch = s.dbranch; }
         // fcproj = fch_gelu @ fcprojw^T + fcprojb
-        matmul_backward(s.dfch, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, s.dresidual,
+        matmul_backward(s.dfch, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, dbranch,
                         a.fch_gelu + l * BT * 4 * C, p.fcprojw + (size_t)l * C * 4 * C, (int)BT, 4 * C, C);
         // fch_gelu = gelu(fch)
         gelu_backward(s.dfch, a.fch + l * BT * 4 * C, s.dfch, BT * 4 * C);
@@ -1626,13 +1718,15 @@ static void gpt_backward(GPT* model, float loss_scale) {
         // ln2 = layernorm(residual2): adds into d(residual2)
         layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.dx, a.residual2 + l * BT * C,
                            p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, (int)BT, C);
-        // residual2 = x + attproj: dresidual is d(x) and d(attproj) alike
+        // residual2 = x + attproj: dresidual is d(x) and d(attproj) alike (attproj's dropout: as above)
+        dbranch = s.dresidual;
+        if (drop != NULL) { dropout_mask(s.dbranch, s.dresidual, BT * C, drop, 2 + 3 * l); dbranch = s.dbranch; }
         // attproj = atty @ attprojw^T + attprojb
-        matmul_backward(s.dx, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual,
+        matmul_backward(s.dx, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, dbranch,
                         a.atty + l * BT * C, p.attprojw + (size_t)l * C * C, (int)BT, C, C);
         // atty = attention(qkv)
         attention_backward(s.dqkv, s.drow, s.dx, a.qkv + l * BT * 3 * C, a.att + l * BT * NH * T,
-                           B, T, C, NH);
+                           B, T, C, NH, drop, 1 + 3 * l);
         // qkv = ln1 @ qkvw^T + qkvb
         matmul_backward(s.dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv,
                         a.ln1 + l * BT * C, p.qkvw + (size_t)l * 3 * C * C, (int)BT, C, 3 * C);
@@ -1640,7 +1734,8 @@ static void gpt_backward(GPT* model, float loss_scale) {
         layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.dx, x, p.ln1w + l * C,
                            a.ln1_mean + l * BT, a.ln1_rstd + l * BT, (int)BT, C);
     }
-    // encoded = wte[inputs] + wpe[0..T-1]
+    // encoded = dropout(wte[inputs] + wpe[0..T-1])
+    if (drop != NULL) { dropout_mask(s.dresidual, s.dresidual, BT * C, drop, 0); }
     encoder_backward(g.wte, g.wpe, s.dresidual, model->inputs, B, T, C);
 }
 
@@ -2431,6 +2526,7 @@ typedef struct {
     float weight_decay;         // -c
     float grad_clip;            // -G
     float beta1, beta2, eps;    // --beta1 --beta2 --eps (AdamW)
+    float dropout;              // -D: dropout probability in training (0: off)
     int val_every;              // -v (0: never)
     int val_batches;            // -m
     int sample_every;           // -s (0: never)
@@ -2507,7 +2603,7 @@ static int flag_code(const char* f) {
     if (strcmp(f, "--kv-cache") == 0) { return '6'; }
     if (strcmp(f, "--export") == 0) { return '7'; }
     if (strcmp(f, "--export-dtype") == 0) { return '8'; }
-    if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGvmsgKHnkyzS", f[1]) != NULL) {
+    if (f[0] == '-' && f[1] != '\0' && f[1] != '-' && f[2] == '\0' && strchr("ijeoZbtdxluqcGDvmsgKHnkyzS", f[1]) != NULL) {
         return f[1];
     }
     return 0;
@@ -2531,6 +2627,7 @@ static void apply_flag(TrainOptions* o, const char* f, const char* v) {
         case 'q': o->final_frac = parse_float_flag(f, v, 0.0, 1.0); break;
         case 'c': o->weight_decay = parse_float_flag(f, v, 0.0, 1e3); break;
         case 'G': o->grad_clip = parse_float_flag(f, v, 0.0, 1e9); break;
+        case 'D': o->dropout = parse_float_flag(f, v, 0.0, MAX_DROPOUT); break;
         case '1': o->beta1 = parse_float_flag(f, v, 0.0, 0.999999); break;
         case '2': o->beta2 = parse_float_flag(f, v, 0.0, 0.999999); break;
         case '3': o->eps = parse_float_flag(f, v, 1e-30, 1.0); break;
@@ -2560,8 +2657,9 @@ static void apply_flag(TrainOptions* o, const char* f, const char* v) {
 // checkpoint's value; one given with the checkpoint's value is fine; one given with another value
 // is an error naming it, except -x, which may grow (train longer: printed as an override). -i is
 // compared by content: the data's identity (a hash of every train shard), not the pattern's text.
+// (-D came after the first checkpoints of state version 2: a record without it means -D 0.)
 static const char* const RUN_FLAGS[] = {"-e", "-i", "-b", "-t", "-d", "-x", "-l", "-u", "-q", "-c",
-                                        "-G", "-S", "--beta1", "--beta2", "--eps"};
+                                        "-G", "-D", "-S", "--beta1", "--beta2", "--eps"};
 enum { NUM_RUN_FLAGS = sizeof(RUN_FLAGS) / sizeof(RUN_FLAGS[0]) };
 
 // the shortest decimal text that reads back as the same float (at most 9 significant digits)
@@ -2587,6 +2685,7 @@ static void run_flag_value(const TrainOptions* o, const char* f, char* buf, size
         case 'q': format_float(buf, n, o->final_frac); break;
         case 'c': format_float(buf, n, o->weight_decay); break;
         case 'G': format_float(buf, n, o->grad_clip); break;
+        case 'D': format_float(buf, n, o->dropout); break;
         case 'S': snprintf(buf, n, "%ld", o->seed); break;
         case '1': format_float(buf, n, o->beta1); break;
         case '2': format_float(buf, n, o->beta2); break;
@@ -2634,6 +2733,7 @@ static TrainOptions resume_options(const TrainOptions* o, const TrainState* st, 
         i += lf + 1 + lv + 1;
     }
     for (int k = 0; k < NUM_RUN_FLAGS; k++) {
+        if (!seen[k] && strcmp(RUN_FLAGS[k], "-D") == 0) { ck.dropout = 0.0f; continue; }
         if (!seen[k]) { die("%s: recorded options lack %s", state_path, RUN_FLAGS[k]); }
     }
     g_options_source = NULL;
@@ -2659,6 +2759,7 @@ static TrainOptions resume_options(const TrainOptions* o, const TrainState* st, 
             case 'q': given.final_frac = o->final_frac; break;
             case 'c': given.weight_decay = o->weight_decay; break;
             case 'G': given.grad_clip = o->grad_clip; break;
+            case 'D': given.dropout = o->dropout; break;
             case 'S': given.seed = o->seed; break;
             case '1': given.beta1 = o->beta1; break;
             case '2': given.beta2 = o->beta2; break;
@@ -2940,9 +3041,13 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         double loss_sum = 0.0;
         for (int a = 0; a < accum; a++) {
             loader_next_rank_batch(&train, rank, ranks, inputs, targets);
+            // dropout's masks for this micro-batch: its place in the step's global batch
+            uint64_t pass = ((uint64_t)step * (uint64_t)accum + (uint64_t)a) * (uint64_t)ranks + (uint64_t)rank;
+            model.dropout = dropout_make(o->dropout, dropout_pass_key((uint64_t)o->seed, pass));
             loss_sum += be->forward(&model, inputs, targets, o->B, o->T);
             be->backward(&model, 1.0f / (float)(accum * ranks));
         }
+        model.dropout = dropout_make(0.0f, 0); // validation and samples run without it
         comm_allreduce_sum_f64(&loss_sum, 1);
         float loss = (float)(loss_sum / (double)(accum * ranks));
         double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);
@@ -3024,6 +3129,8 @@ static void usage(FILE* to, const char* prog, const TrainOptions* d) {
         "  -q <float>  lr at the last step as a fraction of the peak (cosine decay) (default %g)\n"
         "  -c <float>  weight decay (lr * decay < 1)       (default %g)\n"
         "  -G <float>  gradient clip (global norm), 0 = off (default %g)\n"
+        "  -D <float>  dropout probability in training (embeddings, attention, residual branches),\n"
+        "              0 = off; GPT-2 used 0.1 (default %g)\n"
         "  --beta1 <float>  AdamW beta1                    (default %g)\n"
         "  --beta2 <float>  AdamW beta2                    (default %g)\n"
         "  --eps <float>    AdamW epsilon                  (default %g)\n"
@@ -3046,10 +3153,10 @@ static void usage(FILE* to, const char* prog, const TrainOptions* d) {
         "  -S <int>    random seed (init, shuffling, sampling) (default %ld)\n"
         "  -Z <path>   tokenizer file: samples as text, --prompt's encoding (default %s)\n"
         "  -h          this help\n"
-        "On -y 1 the run's options (-e -i -b -t -d -x -l -u -q -c -G -S --beta1 --beta2 --eps) come from\n"
+        "On -y 1 the run's options (-e -i -b -t -d -x -l -u -q -c -G -D -S --beta1 --beta2 --eps) come from\n"
         "the checkpoint; giving one with another value is an error, except a larger -x (train longer).\n",
         prog, d->train_pattern, d->val_pattern, d->init, d->out_dir, d->B, d->T, d->total_batch,
-        d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->beta1, d->beta2,
+        d->max_steps, d->lr, d->warmup, d->final_frac, d->weight_decay, d->grad_clip, d->dropout, d->beta1, d->beta2,
         d->eps, d->val_every, d->val_batches, d->sample_every, d->gen_len, d->top_k, d->temperature, d->top_p,
         d->ckpt_every, d->keep_last, d->resume, d->zero, d->seed, d->tokenizer_path);
 }

@@ -7,8 +7,9 @@ computes is a real tensor here, plus the tools to produce what the C tests compa
   --write-reference  initial model file + reference file (activations, grads, K AdamW steps)
   --train            a plain training loop that prints per-step timings (the PyTorch baseline)
 
-What it deliberately is not: a fast or general trainer. No dropout, no sampling, no checkpoint
-resume. The reference path always runs on the CPU in float32 with the hand-written ops.
+What it deliberately is not: a fast or general trainer. No sampling, no checkpoint resume.
+Dropout (--dropout, for --write-reference) applies the C trainer's masks, drawn from the same
+counter-based RNG, so the two compute the same activations and gradients. The reference path always runs on the CPU in float32 with the hand-written ops.
 
 Non-obvious rules (README.md states them for both sides):
 - Init uses no torch RNG: a counter-based RNG (SplitMix64's mixer) + Marsaglia polar, computed
@@ -139,6 +140,30 @@ def normal_np(key, idx):
             return z, tries
     raise RuntimeError("init RNG: no accepted attempt in %d tries" % MAX_ATTEMPTS)
 
+DROPOUT_STREAM = 17  # stream_key(seed, 17) gives the dropout pass keys
+
+def dropout_pass_key(seed, n):
+    """The key of forward pass n (the run's n-th micro-batch; train_gpt.c's dropout_pass_key)."""
+    return mix((stream_key(seed, DROPOUT_STREAM) + n * GOLDEN) & M64)
+
+class Dropout:
+    """train_gpt.c's dropout: element i of site s is dropped iff draw(stream_key(pass key, s), i) >> 40
+    is below floor(p * 2^24 + 0.5); kept elements are scaled by 1/(1-p) (in float32). Sites: 0 the
+    embeddings, 1+3l layer l's attention probabilities, 2+3l its attention branch, 3+3l its MLP branch;
+    elements are numbered row-major over the tensor ((B,T,C), or (B,NH,T,T) for the probabilities)."""
+    def __init__(self, p, pass_key):
+        self.threshold = int(float(np.float32(p)) * 16777216.0 + 0.5)
+        self.scale = float(np.float32(1.0) / (np.float32(1.0) - np.float32(p)))   # float32, as in C
+        self.key = pass_key
+
+    def __call__(self, x, site):
+        """x * mask * 1/(1-p): autograd gives the backward (the same mask on the gradient)."""
+        key = stream_key(self.key, site)
+        n = np.arange(x.numel(), dtype=np.uint64)
+        keep = (mix_np(_u64(key) + n * _u64(GOLDEN)) >> np.uint64(40)) >= np.uint64(self.threshold)
+        mask = torch.from_numpy(keep.reshape(tuple(x.shape))).to(x.dtype)
+        return x * mask * self.scale
+
 def random_tokens(seed, count, V, offset=0):
     """token n = draw(16, n) % V for n = offset .. offset+count-1 (row-major over the batch)."""
     n = np.arange(offset, offset + count, dtype=np.uint64)
@@ -246,8 +271,10 @@ class GPT(nn.Module):
             setattr(self, name, nn.Parameter(torch.from_numpy(np.require(params[name], np.float32, "CW"))))
         self.fused, self.flash = False, False         # set by --train only
 
-    def forward(self, idx, targets, rec=None):
-        """idx, targets (B,T) int64 -> mean loss. rec(name, tensor) receives every intermediate."""
+    def forward(self, idx, targets, rec=None, drop=None):
+        """idx, targets (B,T) int64 -> mean loss. rec(name, tensor) receives every intermediate.
+        drop: a Dropout (this pass's masks), or None. Recorded: encoded, attproj and fcproj after
+        their dropout, att (the probabilities) before it, as train_gpt.c keeps them."""
         c = self.c
         B, T = idx.shape
         C, NH, hs, V = c.C, c.NH, c.C // c.NH, c.V
@@ -258,7 +285,8 @@ class GPT(nn.Module):
         # per-layer views of the stacked (L, ...) params, taken once: the backward of unbind is one
         # stack, whereas indexing self.qkvw[l] L times would accumulate L full-size (L, ...) grads
         p = {n: getattr(self, n).unbind(0) for n in self.names if n not in ("wte", "wpe", "lnfw", "lnfb")}
-        x = self.wte[idx] + self.wpe[:T]                                # (B,T,C)
+        drop = drop or (lambda x, site: x)
+        x = drop(self.wte[idx] + self.wpe[:T], 0)                       # (B,T,C)
         save("encoded", x)
         for l in range(c.L):
             h, mean, rstd = ln(x, p["ln1w"][l], p["ln1b"][l])            # (B,T,C), (B,T), (B,T)
@@ -266,17 +294,17 @@ class GPT(nn.Module):
             qkv = h @ p["qkvw"][l].t() + p["qkvb"][l]                   # (B,T,3C) = [q | k | v]
             save("qkv.%d" % l, qkv)
             q, k, v = (t.view(B, T, NH, hs).transpose(1, 2) for t in qkv.split(C, dim=2))  # (B,NH,T,hs)
-            if self.flash and rec is None:
+            if self.flash and rec is None and drop is None:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             else:
                 att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B,NH,T,T)
                 future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
                 att = F.softmax(att.masked_fill(future, float("-inf")), dim=-1)  # exp(-inf) = 0 exactly
                 save("att.%d" % l, att)
-                y = att @ v                                             # (B,NH,T,hs)
+                y = drop(att, 1 + 3 * l) @ v                            # (B,NH,T,hs)
             y = y.transpose(1, 2).contiguous().view(B, T, C)            # heads side by side
             save("atty.%d" % l, y)
-            y = y @ p["attprojw"][l].t() + p["attprojb"][l]             # (B,T,C)
+            y = drop(y @ p["attprojw"][l].t() + p["attprojb"][l], 2 + 3 * l)  # (B,T,C)
             save("attproj.%d" % l, y)
             x = x + y
             save("residual2.%d" % l, x)
@@ -286,7 +314,7 @@ class GPT(nn.Module):
             save("fch.%d" % l, h)
             h = act(h)
             save("fch_gelu.%d" % l, h)
-            h = h @ p["fcprojw"][l].t() + p["fcprojb"][l]               # (B,T,C)
+            h = drop(h @ p["fcprojw"][l].t() + p["fcprojb"][l], 3 + 3 * l)  # (B,T,C)
             save("fcproj.%d" % l, h)
             x = x + h
             save("residual3.%d" % l, x)
@@ -494,8 +522,13 @@ def write_reference(a):
     ref.add("config", np.array([B, T, A, K, a.seed], np.int32))
     ref.add("hparams", np.array([a.lr, a.beta1, a.beta2, a.eps, a.wd, a.clip, a.warmup, a.final_frac], np.float32))
     ref.add("tokens", tokens)
+    # dropout: pass n = the n-th micro-batch of the run (step k's micro-batch m is pass k*A + m),
+    # as the C training loop numbers them on one rank; the recorded forward is pass 0
+    drop = (lambda n: Dropout(a.dropout, dropout_pass_key(a.seed, n))) if a.dropout > 0 else (lambda n: None)
+    if a.dropout > 0:
+        ref.add("dropout", np.array([a.dropout], np.float32))
     # forward + backward of micro-batch 0 alone (its mean loss, not divided by A)
-    loss0 = model(*batches[0], rec=ref.add)
+    loss0 = model(*batches[0], rec=ref.add, drop=drop(0))
     loss0.backward()
     for name, p in model.named_parameters():
         ref.add("grad." + name, p.grad)
@@ -508,8 +541,8 @@ def write_reference(a):
     for s in range(K):
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for x, y in batches:
-            loss = model(x, y)
+        for m, (x, y) in enumerate(batches):
+            loss = model(x, y, drop=drop(s * A + m))
             (loss / A).backward()
             total += loss.item()
         norm = clip_grad_norm(model.parameters(), a.clip)
@@ -726,6 +759,8 @@ def main():
     p.add_argument("--clip", type=float, default=1.0, help="global grad-norm clip")
     p.add_argument("--warmup", type=int, default=1, help="linear warmup steps")
     p.add_argument("--final-frac", type=float, default=0.1, help="final lr as a fraction of --lr")
+    p.add_argument("--dropout", type=float, default=0.0, help="--write-reference: dropout probability "
+                   "(train_gpt.c's -D and masks)")
     p.add_argument("--out-model", help="model file to write (initial params; --train: final)")
     p.add_argument("--out-ref", help="reference file to write")
     p.add_argument("--input", help="--train: token shard glob (default: random tokens)")
@@ -738,6 +773,8 @@ def main():
     a = p.parse_args()
     if a.warmup < 0:
         p.error("--warmup must be >= 0")
+    if not 0.0 <= a.dropout <= 0.99:
+        p.error("--dropout must be in [0, 0.99]")
     try:
         if a.self_test:
             return self_test()
