@@ -168,7 +168,7 @@ test_gptcu: test_gpt.c $(CUDA_DEPS) $(PREC_STAMP)
 	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) $(JSON_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
 # on a GPU machine: both precisions against the references
-test-cuda: dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+test-cuda: dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
 	$(MAKE) --no-print-directory PRECISION=FP32 test_gptcu && ./test_gptcu
 	$(MAKE) --no-print-directory PRECISION=BF16 test_gptcu && ./test_gptcu
 
@@ -191,8 +191,8 @@ train_gptcu_emu_fp32: $(EMU_DEPS) $(MPI_STAMP)
 
 # the GPU code's logic, both precisions, the odd config and resume/determinism (d12 under the
 # emulator takes minutes: EMU_D12=1 adds it)
-EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
-test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/drop_model.bin dev/ref/drop_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
+test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
 	bash dev/cuda/emu_build.sh dev/cuda/emu_selftest.cu build/emu_selftest.cpp
 	$(CXX) $(EMU_FLAGS) -o build/emu_selftest build/emu_selftest.cpp && ./build/emu_selftest
 	$(MAKE) --no-print-directory -C dev/cuda emu-test

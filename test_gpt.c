@@ -600,11 +600,12 @@ static void test_resume(void) {
     // through the CLI parser, so the flags are exercised as a user types them
     const char* args[] = {"train_gpt", "-i", pattern, "-j", valf, "-e", "L2H2C24T16V97", "-b", "2",
                           "-t", "8", "-d", "32", "-x", "10", "-u", "2", "-l", "3e-3", "-v", "5",
-                          "-m", "2", "-s", "0", "-n", "4", "-o", out_a};
+                          "-m", "2", "-s", "0", "-n", "4", "-D", "0.1", "-o", out_a};
     TrainOptions o = parse_options((int)(sizeof(args) / sizeof(args[0])), (char**)args);
     o.verbose = 0;
     o.backend = g_backend;
     TrainResult full, again, resumed, resumed2;
+    char detail[200];
     run_training(&o, &full);
     o.out_dir = out_c;
     run_training(&o, &again);
@@ -613,6 +614,35 @@ static void test_resume(void) {
     snprintf(c_model, sizeof(c_model), "%s/model_00000010.bin", out_c);
     check_bool("determinism", memcmp(full.losses, again.losses, 10 * sizeof(float)) == 0 &&
                files_equal(a_model, c_model), "two identical runs: losses and weights bit-identical");
+
+    // the run trains with dropout (-D 0.1) and validates without it: evaluate on the final model,
+    // called with dropout switched on, gives the run's last validation loss bit for bit; and the
+    // check can fail: the same batches with dropout give another loss
+    {
+        GPT m;
+        gpt_build_from_checkpoint(&m, a_model);
+        DataLoader val;
+        loader_init(&val, valf, 2, 8, V, 0, 0, "-j");
+        int in[16], tg[16];
+        g_backend->attach(&m, 2, 8);
+        Dropout on = dropout_make(0.1f, dropout_pass_key(1337, 0));
+        m.dropout = on;
+        float vl = evaluate(g_backend, &m, &val, 2, in, tg);
+        double sum = 0.0;
+        loader_seek(&val, 0, 0, 0, "-j");
+        for (int i = 0; i < 2; i++) {
+            loader_next_batch(&val, in, tg);
+            m.dropout = on;
+            sum += g_backend->forward(&m, in, tg, 2, 8);
+        }
+        float with = (float)(sum / 2);
+        snprintf(detail, sizeof(detail), "the final model's val loss %.9g, the run's %.9g; with dropout %.9g",
+                 vl, full.last_val_loss, with);
+        check_bool("validation without dropout", vl == full.last_val_loss && with != vl, detail);
+        g_backend->detach(&m);
+        gpt_free(&m);
+        loader_free(&val);
+    }
 
     // "crash" after step 4: a run that saved checkpoint 4 (and 8), of which we keep only 4
     o.out_dir = out_b;
@@ -633,7 +663,6 @@ static void test_resume(void) {
     snprintf(b_model, sizeof(b_model), "%s/model_00000010.bin", out_b);
     int same_losses = resumed.first_step == 4 &&
                       memcmp(full.losses + 4, resumed.losses + 4, 6 * sizeof(float)) == 0;
-    char detail[200];
     snprintf(detail, sizeof(detail), "resumed at step %ld; steps 4-9 losses %s (%.9g vs %.9g at step 9)",
              resumed.first_step, same_losses ? "bit-identical" : "DIFFER", resumed.losses[9], full.losses[9]);
     check_bool("resume losses", same_losses, detail);

@@ -1196,8 +1196,8 @@ typedef struct {
     int zero;
     size_t shard_begin, shard_end;
     // Dropout: `dropout` is what the next forwards apply (the training loop sets it for each
-    // micro-batch and clears it, threshold 0, for validation and sampling); a forward copies it
-    // to `fwd_dropout`, whose masks its backward then uses
+    // micro-batch; evaluate and generate clear it: threshold 0); a forward copies it to
+    // `fwd_dropout`, whose masks its backward then uses
     Dropout dropout, fwd_dropout;
     float* kv_memory;          // generation (gpt_decode): keys and values (2, L, maxT, C), then scratch
     void* device;              // the backend's own state (train_gpt.cu: the model on the GPU)
@@ -2222,10 +2222,11 @@ static int sample_token(const float* logits, int V, const SampleOptions* so, Rng
 // or when the window is full. Each new token goes to emit(token, ctx) as it is drawn, and into
 // seq. With the backend's KV cache (be->decode), every position is decoded once; without it, each
 // token reruns the forward over the whole sequence so far (window <= the T the backend's
-// activations were sized for). Returns the number of tokens generated.
+// activations were sized for). Sampling runs without dropout. Returns the number of tokens generated.
 static int generate(const Backend* be, GPT* model, int* seq, int n_prompt, int window, int max_new,
                     const SampleOptions* so, Rng* rng, int eot, void (*emit)(int token, void* ctx), void* ctx) {
     int V = model->config.vocab_size;
+    model->dropout = dropout_make(0.0f, 0);
     float* work = (float*)malloc_or_die((size_t)V * sizeof(float));
     int* order = (int*)malloc_or_die((size_t)V * sizeof(int));
     int len = n_prompt, made = 0;
@@ -2797,8 +2798,9 @@ typedef struct {
 } TrainResult;
 
 // The mean loss of the first nbatches validation batches: the same batches every time, split
-// over the ranks (batch i on rank i % ranks) and their losses summed over the ranks.
+// over the ranks (batch i on rank i % ranks) and their losses summed over the ranks. No dropout.
 static float evaluate(const Backend* be, GPT* model, DataLoader* val, int nbatches, int* inputs, int* targets) {
+    model->dropout = dropout_make(0.0f, 0);
     loader_seek(val, 0, 0, 0, "-j");
     double sum = 0.0;
     for (int i = 0; i < nbatches; i++) {
@@ -3047,7 +3049,6 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
             loss_sum += be->forward(&model, inputs, targets, o->B, o->T);
             be->backward(&model, 1.0f / (float)(accum * ranks));
         }
-        model.dropout = dropout_make(0.0f, 0); // validation and samples run without it
         comm_allreduce_sum_f64(&loss_sum, 1);
         float loss = (float)(loss_sum / (double)(accum * ranks));
         double lr = lr_schedule((int)step, o->max_steps, o->lr, o->warmup, o->final_frac);

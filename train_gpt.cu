@@ -150,6 +150,27 @@ __device__ static inline float warp_max(float v) {
     return v;
 }
 
+// --- dropout at one site (train_gpt.c's "dropout": the same masks, from the same hash of the
+// element's index). The kernels take the site's key; threshold 0 means no dropout at that site.
+
+struct DropSite {
+    uint64_t key;       // stream_key(pass key, site)
+    uint32_t threshold; // drop when the draw's top 24 bits are below it; 0: off
+    float scale;        // 1/(1-p)
+};
+
+// the factor of element i: 1/(1-p) if kept, 0 if dropped
+__device__ static inline float drop_factor(DropSite d, long i) {
+    return dropout_keep(d.key, (uint64_t)i, d.threshold) ? d.scale : 0.0f;
+}
+
+// out = in * mask / (1-p) (out may be in): a site's forward, and its backward on the gradient
+__global__ void dropout_kernel(floatX* out, const floatX* in, long n, DropSite d) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= n) { return; }
+    out[idx] = to_floatX(to_float(in[idx]) * drop_factor(d, idx));
+}
+
 // --- encoder: out = wte[inp] + wpe[t]
 
 __global__ void encoder_forward_kernel(floatX* __restrict__ out, const int* __restrict__ inp,
@@ -332,7 +353,7 @@ template <int D> struct AttTile {
 
 template <int D>
 __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __restrict__ lse,
-                                         const floatX* __restrict__ qkv, int T, int C, int NH) {
+                                         const floatX* __restrict__ qkv, int T, int C, int NH, DropSite drop) {
     const int R = AttTile<D>::FWD;
     __shared__ float ks[R][D], vs[R][D];
     int hs = C / NH, b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * R;
@@ -369,7 +390,8 @@ __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __rest
                 m = s;
             }
             float p = expf(s - m);
-            l += p;
+            l += p; // the softmax's sum is of the probabilities before dropout
+            if (drop.threshold > 0) { p *= drop_factor(drop, (((long)b * NH + h) * T + i) * T + j); }
             const float* vr = vs[j - k0];
             for (int d = 0; d < D; d++) { o[d] += p * vr[d]; }
         }
@@ -383,7 +405,8 @@ __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __rest
 
 // Backward. With P = softmax(S), S = scale * Q K^T (causal), O = P V and dO given:
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,  dK = scale dS^T Q
-// P is recomputed from S and the saved lse. Two kernels, so nothing is ever added from two
+// P is recomputed from S and the saved lse. With dropout O = P' V, P' = P * M (M: mask / (1-p)):
+// dV = P'^T dO and dP = (dO V^T) * M, while rowsum(dO * O) = rowsum(dP * P) still holds. Two kernels, so nothing is ever added from two
 // threads: one thread per key row j accumulates dK_j, dV_j over queries i >= j; one thread per
 // query row i accumulates dQ_i over keys j <= i. delta_i = rowsum(dO_i * O_i) comes first.
 
@@ -413,7 +436,7 @@ __device__ static void load_rows(float (*dst)[D + 1], const floatX* base, int r0
 template <int D>
 __global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
                                                const floatX* __restrict__ qkv, const float* __restrict__ lse,
-                                               const float* __restrict__ delta, int T, int C, int NH) {
+                                               const float* __restrict__ delta, int T, int C, int NH, DropSite drop) {
     const int R = AttTile<D>::BWD;
     __shared__ float kown[R][D + 1], vown[R][D + 1], qs[R][D + 1], dos[R][D + 1]; // +1: no bank conflicts
     __shared__ float lse_s[R], delta_s[R];
@@ -444,8 +467,13 @@ __global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const 
             float s = 0.0f, dp = 0.0f;
             for (int d = 0; d < D; d++) { s += qr[d] * kown[threadIdx.x][d]; dp += dr[d] * vown[threadIdx.x][d]; }
             float p = expf(s * scale - lse_s[ii - i0]);
+            float pd = p; // P' (after dropout)
+            if (drop.threshold > 0) {
+                float f = drop_factor(drop, (((long)b * NH + h) * T + ii) * T + j);
+                pd = p * f; dp = dp * f;
+            }
             float ds = p * (dp - delta_s[ii - i0]);
-            for (int d = 0; d < D; d++) { dv[d] += p * dr[d]; dk[d] += ds * qr[d]; }
+            for (int d = 0; d < D; d++) { dv[d] += pd * dr[d]; dk[d] += ds * qr[d]; }
         }
     }
     if (j >= T) { return; }
@@ -461,7 +489,7 @@ __global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const 
 template <int D>
 __global__ void attention_backward_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
                                              const floatX* __restrict__ qkv, const float* __restrict__ lse,
-                                             const float* __restrict__ delta, int T, int C, int NH) {
+                                             const float* __restrict__ delta, int T, int C, int NH, DropSite drop) {
     const int R = AttTile<D>::BWD;
     __shared__ float qown[R][D + 1], doown[R][D + 1], ks[R][D + 1], vs[R][D + 1];
     int hs = C / NH, b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * R;
@@ -488,6 +516,7 @@ __global__ void attention_backward_dq_kernel(floatX* __restrict__ dqkv, const fl
             float s = 0.0f, dp = 0.0f;
             for (int d = 0; d < D; d++) { s += qown[threadIdx.x][d] * kr[d]; dp += doown[threadIdx.x][d] * vr[d]; }
             float p = expf(s * scale - l_i);
+            if (drop.threshold > 0) { dp *= drop_factor(drop, (((long)b * NH + h) * T + i) * T + j); }
             float ds = p * (dp - delta_i);
             for (int d = 0; d < D; d++) { dq[d] += ds * kr[d]; }
         }
@@ -841,27 +870,48 @@ static void gelu_backward_gpu(floatX* dinp, const floatX* inp, const floatX* dou
     do { if ((hs) <= 16) { CALL(16); } else if ((hs) <= 32) { CALL(32); } else if ((hs) <= 64) { CALL(64); } \
          else if ((hs) <= 128) { CALL(128); } else { die("head size %d > 128 is not supported by the attention kernels", hs); } } while (0)
 
-static void attention_forward_gpu(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
+// the kernels' view of site `site` of a forward's dropout (drop NULL: none)
+static DropSite drop_site(const Dropout* drop, int site) {
+    DropSite d = {0, 0, 1.0f};
+    if (drop != NULL) { d.key = stream_key(drop->key, (uint64_t)site); d.threshold = drop->threshold; d.scale = drop->scale; }
+    return d;
+}
+
+// out = in * mask / (1-p) at `site` (out may be in); nothing when drop is NULL and out is in
+static void dropout_gpu(floatX* out, const floatX* in, long n, const Dropout* drop, int site) {
+    if (drop == NULL) {
+        if (out != in) { CUDA_CHECK(cudaMemcpy(out, in, (size_t)n * sizeof(floatX), cudaMemcpyDeviceToDevice)); }
+        return;
+    }
+    dropout_kernel<<<ceil_div(n, 256), 256>>>(out, in, n, drop_site(drop, site));
+    LAUNCH_CHECK("dropout_kernel");
+}
+
+static void attention_forward_gpu(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
+                                  const Dropout* drop, int site) {
     int hs = C / NH;
+    DropSite ds = drop_site(drop, site);
 #define ATT_FWD(D)                                                                               \
     { dim3 grid(ceil_div(T, AttTile<D>::FWD), NH, B);                                         \
-      attention_forward_kernel<D><<<grid, AttTile<D>::FWD>>>(out, lse, qkv, T, C, NH);          \
+      attention_forward_kernel<D><<<grid, AttTile<D>::FWD>>>(out, lse, qkv, T, C, NH, ds);      \
       LAUNCH_CHECK("attention_forward_kernel<" #D ">"); }
     ATT_DISPATCH(hs, ATT_FWD);
 #undef ATT_FWD
 }
 
 static void attention_backward_gpu(floatX* dqkv, float* delta, const floatX* dout, const floatX* qkv,
-                                   const floatX* out, const float* lse, int B, int T, int C, int NH) {
+                                   const floatX* out, const float* lse, int B, int T, int C, int NH,
+                                   const Dropout* drop, int site) {
     int hs = C / NH;
+    DropSite ds = drop_site(drop, site);
     long rows = (long)B * NH * T;
     attention_delta_kernel<<<ceil_div(rows, 256), 256>>>(delta, dout, out, B, T, C, NH);
     LAUNCH_CHECK("attention_delta_kernel");
 #define ATT_BWD(D)                                                                                     \
     { dim3 grid(ceil_div(T, AttTile<D>::BWD), NH, B);                                               \
-      attention_backward_dkdv_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH); \
+      attention_backward_dkdv_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH, ds); \
       LAUNCH_CHECK("attention_backward_dkdv_kernel<" #D ">");                                        \
-      attention_backward_dq_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH);   \
+      attention_backward_dq_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH, ds); \
       LAUNCH_CHECK("attention_backward_dq_kernel<" #D ">"); }
     ATT_DISPATCH(hs, ATT_BWD);
 #undef ATT_BWD
@@ -904,7 +954,7 @@ typedef struct { GPT_PARAMETERS(X_FIELD_X) } ParameterTensorsX;
     X(float,  lnf_rstd,  B * T)             \
     X(floatX, logits,    B * T * Vp)        \
     X(float,  losses,    B * T)             \
-    X(floatX, proj,      B * T * C)   /* scratch: attproj, then fcproj */      \
+    X(floatX, proj,      B * T * C)   /* scratch: attproj, then fcproj; backward: a branch gradient through its dropout */ \
     X(floatX, dresidual, B * T * C)   /* backward scratch, as in train_gpt.c */ \
     X(floatX, dx,        B * T * C)         \
     X(floatX, dqkv,      B * T * 3 * C)     \
@@ -1078,7 +1128,10 @@ static float gpu_forward(GPT* model, const int* inputs, const int* targets, int 
     ParameterTensorsX p = g->params;
     GpuActivations a = g->acts;
     size_t sBT = (size_t)BT;
+    model->fwd_dropout = model->dropout; // its backward uses these masks
+    const Dropout* drop = model->dropout.threshold > 0 ? &model->fwd_dropout : NULL;
     encoder_forward_gpu(a.encoded, g->inputs, p.wte, p.wpe, B, T, C);
+    if (drop != NULL) { dropout_gpu(a.encoded, a.encoded, (long)sBT * C, drop, 0); }
     residual_layernorm_forward_gpu(NULL, a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, NULL, p.ln1w, p.ln1b, BT, C);
     for (int l = 0; l < L; l++) {
         const floatX* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C;
@@ -1089,13 +1142,15 @@ static float gpu_forward(GPT* model, const int* inputs, const int* targets, int 
         floatX* fch = a.fch + l * sBT * 4 * C;
         floatX* fch_gelu = a.fch_gelu + l * sBT * 4 * C;
         matmul_forward_gpu(qkv, NULL, a.ln1 + l * sBT * C, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, 0);
-        attention_forward_gpu(atty, a.att_lse + l * (size_t)B * NH * T, qkv, B, T, C, NH);
+        attention_forward_gpu(atty, a.att_lse + l * (size_t)B * NH * T, qkv, B, T, C, NH, drop, 1 + 3 * l);
         matmul_forward_gpu(a.proj, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C, 0);
+        if (drop != NULL) { dropout_gpu(a.proj, a.proj, (long)sBT * C, drop, 2 + 3 * l); }
         // residual2 = x + attproj; ln2 = layernorm(residual2)
         residual_layernorm_forward_gpu(res2, a.ln2 + l * sBT * C, a.ln2_mean + l * sBT, a.ln2_rstd + l * sBT,
                                        x, a.proj, p.ln2w + l * C, p.ln2b + l * C, BT, C);
         matmul_forward_gpu(fch, fch_gelu, a.ln2 + l * sBT * C, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, g->fuse_gelu);
         matmul_forward_gpu(a.proj, NULL, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, BT, 4 * C, C, 0);
+        if (drop != NULL) { dropout_gpu(a.proj, a.proj, (long)sBT * C, drop, 3 + 3 * l); }
         // residual3 = residual2 + fcproj; then the next layer's ln1, or the final lnf
         if (l + 1 < L) {
             residual_layernorm_forward_gpu(res3, a.ln1 + (l + 1) * sBT * C, a.ln1_mean + (l + 1) * sBT, a.ln1_rstd + (l + 1) * sBT,
@@ -1145,6 +1200,9 @@ static void gpu_backward(GPT* model, float loss_scale) {
     GpuActivations a = g->acts;
     size_t sBT = (size_t)BT;
     float* part = a.colpart;
+    // dropout: the masks of the forward; a branch's gradient through its mask goes to the proj
+    // buffer (free in the backward)
+    const Dropout* drop = model->fwd_dropout.threshold > 0 ? &model->fwd_dropout : NULL;
 
     // logits = lnf @ wte^T; the logits buffer holds dlogits for a loss scale of 1
     matmul_backward_gpu(a.dx, gr.wte, NULL, a.logits, a.lnf, p.wte, BT, C, Vp, loss_scale, part);
@@ -1153,23 +1211,28 @@ static void gpu_backward(GPT* model, float loss_scale) {
     layernorm_backward_gpu(a.dresidual, gr.lnfw, gr.lnfb, a.dx, last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C, part);
     for (int l = L - 1; l >= 0; l--) {
         const floatX* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C;
-        // fcproj = fch_gelu @ fcprojw^T + fcprojb; dresidual is d(fcproj)
-        matmul_backward_gpu(a.dfch, gr.fcprojw + (size_t)l * C * 4 * C, gr.fcprojb + l * C, a.dresidual,
+        // fcproj = fch_gelu @ fcprojw^T + fcprojb; dresidual is d(fcproj) (through its dropout)
+        const floatX* dbranch = a.dresidual;
+        if (drop != NULL) { dropout_gpu(a.proj, a.dresidual, (long)sBT * C, drop, 3 + 3 * l); dbranch = a.proj; }
+        matmul_backward_gpu(a.dfch, gr.fcprojw + (size_t)l * C * 4 * C, gr.fcprojb + l * C, dbranch,
                             a.fch_gelu + l * sBT * 4 * C, p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C, 1.0f, part);
         gelu_backward_gpu(a.dfch, a.fch + l * sBT * 4 * C, a.dfch, sBT * 4 * C);
         matmul_backward_gpu(a.dx, gr.fcw + (size_t)l * 4 * C * C, gr.fcb + l * 4 * C, a.dfch, a.ln2 + l * sBT * C,
                             p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, 1.0f, part);
         layernorm_backward_gpu(a.dresidual, gr.ln2w + l * C, gr.ln2b + l * C, a.dx, a.residual2 + l * sBT * C,
                                p.ln2w + l * C, a.ln2_mean + l * sBT, a.ln2_rstd + l * sBT, BT, C, part);
-        matmul_backward_gpu(a.dx, gr.attprojw + (size_t)l * C * C, gr.attprojb + l * C, a.dresidual,
+        dbranch = a.dresidual;
+        if (drop != NULL) { dropout_gpu(a.proj, a.dresidual, (long)sBT * C, drop, 2 + 3 * l); dbranch = a.proj; }
+        matmul_backward_gpu(a.dx, gr.attprojw + (size_t)l * C * C, gr.attprojb + l * C, dbranch,
                             a.atty + l * sBT * C, p.attprojw + (size_t)l * C * C, BT, C, C, 1.0f, part);
         attention_backward_gpu(a.dqkv, a.att_delta, a.dx, a.qkv + l * sBT * 3 * C, a.atty + l * sBT * C,
-                               a.att_lse + l * (size_t)B * NH * T, B, T, C, NH);
+                               a.att_lse + l * (size_t)B * NH * T, B, T, C, NH, drop, 1 + 3 * l);
         matmul_backward_gpu(a.dx, gr.qkvw + (size_t)l * 3 * C * C, gr.qkvb + l * 3 * C, a.dqkv, a.ln1 + l * sBT * C,
                             p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, 1.0f, part);
         layernorm_backward_gpu(a.dresidual, gr.ln1w + l * C, gr.ln1b + l * C, a.dx, x, p.ln1w + l * C,
                                a.ln1_mean + l * sBT, a.ln1_rstd + l * sBT, BT, C, part);
     }
+    if (drop != NULL) { dropout_gpu(a.dresidual, a.dresidual, (long)sBT * C, drop, 0); } // encoded's dropout
     int nb = gpu_token_buckets(g, cfg->vocab_size);
     int* bk = g->buckets;
     encoder_backward_gpu(gr.wte, gr.wpe, a.dresidual, bk, bk + BT, bk + 2 * BT, bk + 3 * BT, nb, B, T, C);

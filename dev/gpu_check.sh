@@ -25,7 +25,7 @@ step() { # NAME CMD...: runs CMD with its output in $LOG/NAME.log, reports
 }
 nvidia-smi --query-gpu=name,memory.total,compute_cap --format=csv | tee "$LOG/gpu.txt"
 
-step references make --no-print-directory PYTHON="$PYTHON" dev/ref/odd_ref.bin dev/ref/d12_ref.bin
+step references make --no-print-directory PYTHON="$PYTHON" dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
 step test-cuda make --no-print-directory PYTHON="$PYTHON" test-cuda
 grep -E "^[0-9]+ passed|FAILED" "$LOG/test-cuda.log" | head -20
 # what the CPU emulator cannot see: shared-memory races and out-of-bounds accesses on the GPU

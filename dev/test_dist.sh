@@ -1,6 +1,6 @@
 #!/bin/bash
 # dev/test_dist.sh -- data-parallel training (comm/comm.h) under mpirun, against one process.
-# On the odd config and a small one, 8 steps with warmup, cosine decay and active clipping:
+# On the odd config and a small one (with dropout), 8 steps with warmup, cosine decay and active clipping:
 #   - 2 ranks x A micro-batches against 1 rank x 2A: every step's loss, gradient norm and lr, the
 #     validation losses and the final weights within test_gpt's fp32 bounds (test_gpt
 #     --compare-runs), with -z 0 and -z 1 (ZeRO-1);
@@ -56,8 +56,9 @@ for name, n, V in [("s_tr_0", 3000, 97), ("s_tr_1", 2600, 97), ("s_va_0", 900, 9
         f.write(struct.pack("<%dH" % n, *[random.randrange(V) for _ in range(n)]))
 PY
 
-# small: B*T = 16, 4 micro-batches per step in all; odd: B*T = 39, 2 in all
-small=(-e L2H2C24T16V97 -i "$W/s_tr_*.bin" -j "$W/s_va_0.bin" -b 2 -t 8 -d 64)
+# small: B*T = 16, 4 micro-batches per step in all, with dropout (its masks follow a micro-batch's
+# place in the global batch, so they too must not depend on the rank count); odd: B*T = 39, 2 in all
+small=(-e L2H2C24T16V97 -i "$W/s_tr_*.bin" -j "$W/s_va_0.bin" -b 2 -t 8 -d 64 -D 0.1)
 odd=(-e L3H5C60T17V311 -i "$W/o_tr_*.bin" -j "$W/o_va_0.bin" -b 3 -t 13 -d 78)
 steps=(-x 8 -u 2 -l 3e-3 -G 0.5 --eps 1e-6 -v 4 -m 3 -s 0 -n 4)
 configs="small odd"
