@@ -10,6 +10,9 @@ with json, struct, numpy and torch alone, for the tests of data/safetensors.h
                    DIR/NAME/logits.bin: PyTorch's logits for a fixed batch, computed by
                    dev/train_gpt.py's GPT from exactly the weights in the file (for BF16 and F16:
                    the rounded ones). DIR/variants.txt lists "NAME MODEL DTYPE DESCRIPTOR" per line.
+                   Where the transformers package is installed, also DIR/odd_transformers/: the
+                   odd model saved by transformers' GPT2LMHeadModel.save_pretrained, with the
+                   logits of its own forward.
   --read CKPT --tokens FILE --out FILE
                    loads a checkpoint written by the C side (hf_gpt2_save), checks its format
                    from this side (header padding, tiling, names, config.json), runs the same
@@ -296,7 +299,40 @@ def write_all(out):
         lines.append("%s %s %s %s" % (vname, mname, dtype, desc))
         print("wrote %-18s %s %-4s prefix '%s': hf_forward vs GPT max_abs %.2e (bound %.2e + 1e-5|ref|)"
               % (vname, c.describe(), dtype, prefix, err, atol))
+    line = write_transformers_variant(out, models["odd"])
+    if line is not None:
+        lines.append(line)
     write_file(os.path.join(out, "variants.txt"), ("\n".join(lines) + "\n").encode())
+
+def write_transformers_variant(out, model):
+    """Where the transformers package is installed (it is not in Debian; the GPU machine has it):
+    the odd model as transformers' own GPT2LMHeadModel, its weights set from ours, saved by its
+    save_pretrained (safetensors), with the logits of ITS forward as the reference, so the C loader
+    is checked against the real thing. Returns the variants.txt line, or None (and a note)."""
+    try:
+        import transformers
+    except ImportError:
+        print("transformers is not installed: the GPT2LMHeadModel variant (odd_transformers) is skipped")
+        return None
+    c, p, idx, desc = model
+    cfg = transformers.GPT2Config(vocab_size=c.V, n_positions=c.maxT, n_embd=c.C, n_layer=c.L, n_head=c.NH,
+                                  activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    m = transformers.GPT2LMHeadModel(cfg).eval()
+    state = {n: torch.from_numpy(a.copy()) for n, a in to_hf(c, p)}
+    missing, unexpected = m.transformer.load_state_dict(state, strict=False)
+    missing = [n for n in missing if not n.endswith((".attn.bias", ".attn.masked_bias"))] # mask buffers
+    if missing or unexpected:
+        raise tg.UserError("GPT2LMHeadModel: missing %s, unexpected %s" % (missing, unexpected))
+    d = os.path.join(out, "odd_transformers")
+    m.save_pretrained(d, safe_serialization=True)
+    with torch.no_grad():
+        logits = m(torch.from_numpy(idx.astype(np.int64))).logits.float().numpy()
+    err, atol = check_close("odd_transformers: GPT2LMHeadModel vs train_gpt.py GPT", logits, our_logits(c, p, idx))
+    write_logits(os.path.join(d, "logits.bin"), idx, logits)
+    print("wrote odd_transformers    transformers %s save_pretrained: its logits vs GPT max_abs %.2e (bound %.2e)"
+          % (transformers.__version__, err, atol))
+    return "odd_transformers odd F32 %s" % desc
 
 def read_checkpoint(ckpt, tokens, out):
     """format checks of a C export (hf_gpt2_save), then its logits on the batch of `tokens`"""

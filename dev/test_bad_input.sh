@@ -79,6 +79,8 @@ expect "B negative"           "-b -3"              -- "${common[@]}" -b -3
 expect "lr not a number"      "not a number"       -- "${common[@]}" -l abc
 expect "steps not an integer" "not an integer"     -- "${common[@]}" -x 1.5
 expect "lr infinite"          "not a number"       -- "${common[@]}" -l inf
+expect "dropout 1"            "-D 1: must be in"   -- "${common[@]}" -D 1
+expect "dropout negative"     "-D -0.1: must be in" -- "${common[@]}" -D -0.1
 expect "total batch indivisible" "not a multiple"  -- "${common[@]}" -d 100
 expect "unknown flag"         "unknown flag"       -- "${common[@]}" -Q 1
 expect "missing value"        "missing value"      -- "${common[@]}" -b
@@ -189,6 +191,7 @@ kill $holder 2>/dev/null; wait $holder 2>/dev/null
 # --- resume cannot silently change the run
 expect "resume, other -l"     "trained with -l 0.001" -- "${common[@]}" -o "$W/run" -y 1 -x 3 -l 2e-3
 expect "resume, other -S"     "trained with -S 1337" -- "${common[@]}" -o "$W/run" -y 1 -x 3 -S 7
+expect "resume, other -D"     "trained with -D 0"  -- "${common[@]}" -o "$W/run" -y 1 -x 3 -D 0.1
 expect "resume, other -e"     "trained with -e"    -- "${common[@]}" -o "$W/run" -y 1 -x 3 -e L1H1C16T16V97
 expect "resume, nothing to do" "run is complete"   -- -o "$W/run" -y 1 -s 0
 
