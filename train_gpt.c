@@ -4,7 +4,7 @@ train_gpt.c -- GPT-2 training on the CPU, in one C file.
 What it is: a hand-written GPT-2 (token + position embeddings, pre-LayerNorm transformer blocks with
 causal multi-head self-attention and a tanh-GELU MLP, a final LayerNorm and an lm head tied to the
 token embedding) with an explicit forward and backward pass for every layer, AdamW, gradient
-clipping and accumulation, a warmup + cosine learning-rate schedule, a sharded data loader,
+clipping and accumulation, dropout, a warmup + cosine learning-rate schedule, a sharded data loader,
 validation, generation with a KV cache (gpt_decode), resumable checkpoints that record the run's
 options, and data parallelism over processes (comm/comm.h: MPI, ZeRO-1). fp32 throughout, OpenMP
 for the cores. Hugging Face GPT-2 checkpoints come in and go out through data/safetensors.h.

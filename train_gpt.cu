@@ -16,8 +16,8 @@ checking against the PyTorch reference at tight tolerances. The MLP's GELU runs 
 epilogue in bf16 and in our own kernel in fp32; GPT_FUSE_GELU=0 or 1 in the environment overrides.
 
 What it is not: a copy of the host code, or a wrapper of cuDNN. Attention is our own causal flash
-kernel (online softmax, no T x T matrix in memory, forward and backward); matmuls go through
-cuBLASLt.
+kernel (online softmax, no T x T matrix in memory, forward and backward; dropout's masks on the
+probabilities recomputed in both from train_gpt.c's hash); matmuls go through cuBLASLt.
 
 Rules that are easy to miss:
   - As in train_gpt.c, parameter gradients ACCUMULATE (the weight-gradient matmuls run with
