@@ -922,15 +922,14 @@ static void attention_backward(float* dqkv, float* drow, const float* dout, cons
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
                     float* dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    float w = a[t2], mask = 1.0f; // mask: 0, or dropout's 1/(1-p) for a kept one
+                    float f = 1.0f; // dropout's factor of a[t2]: 1/(1-p) kept, 0 dropped (1: no dropout)
                     if (drop != NULL) {
                         size_t e = (((size_t)b * NH + h) * T + t) * T + t2;
-                        mask = dropout_keep(site_key, e, drop->threshold) ? drop->scale : 0.0f;
-                        w = mask != 0.0f ? w * mask : 0.0f;
+                        f = dropout_keep(site_key, e, drop->threshold) ? drop->scale : 0.0f;
                     }
-                    float s = 0.0f;
+                    float w = a[t2] * f, s = 0.0f;
                     for (int i = 0; i < hs; i++) { s += d[i] * v[i]; dv[i] += w * d[i]; }
-                    if (drop != NULL) { s = mask != 0.0f ? s * mask : 0.0f; }
+                    s *= f;
                     da[t2] = s;
                     dot += a[t2] * s;
                 }
