@@ -749,12 +749,43 @@ static void test_data_partition(void) {
     remove(f0); remove(f1); rmdir(dir);
 }
 
+// matmul_forward at small BT (BT <= MM_MV_MAXN: gpt_decode's matrix-vector path) against the GEMM
+// (mm_gemm_t), bit for bit: OC not a multiple of 16 (edge blocks), C not a multiple of 16 (the
+// column tail), BT up to one past the threshold, with and without bias.
+static void test_small_bt_matmul(void) {
+    static const int shapes[][2] = {{5, 7}, {17, 33}, {60, 311}, {257, 49}}; // C, OC
+    Rng rng; rng.key = stream_key(7, 1); rng.counter = 0;
+    size_t differ = 0, total = 0;
+    for (int s = 0; s < 4; s++) {
+        int C = shapes[s][0], OC = shapes[s][1], BTmax = MM_MV_MAXN + 1;
+        float* w = (float*)malloc_or_die(((size_t)OC * C + (size_t)BTmax * C + OC + 2 * (size_t)BTmax * OC) * sizeof(float));
+        float* inp = w + (size_t)OC * C;
+        float* bias = inp + (size_t)BTmax * C;
+        float* a = bias + OC;
+        float* b = a + (size_t)BTmax * OC;
+        for (size_t i = 0; i < (size_t)OC * C + (size_t)BTmax * C + OC; i++) { w[i] = 2.0f * rng_uniform(&rng) - 1.0f; }
+        for (int BT = 1; BT <= BTmax; BT++) {
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                matmul_forward(a, inp, w, with_bias ? bias : NULL, BT, C, OC);
+                mm_gemm_t(OC, BT, C, w, C, inp, C, b, OC, with_bias ? bias : NULL);
+                for (size_t i = 0; i < (size_t)BT * OC; i++) { differ += memcmp(&a[i], &b[i], sizeof(float)) != 0; }
+                total += (size_t)BT * OC;
+            }
+        }
+        free(w);
+    }
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%zu of %zu outputs at BT = 1..%d differ from mm_gemm_t's bits", differ, total, MM_MV_MAXN + 1);
+    check_bool("small-BT matmul", differ == 0, detail);
+}
+
 // Generation with the KV cache (gpt_decode) against the full forward: the logits of every
 // position, and the tokens drawn from them with the same seed (the generator's KV path against its
 // full-recompute path). Runs on the CPU functions in every build (they are train_gpt.c's).
 static void collect_token(int token, void* ctx) { int* out = (int*)ctx; out[++out[0]] = token; }
 static void test_kv_cache(void) {
     printf("\n== generation: KV cache against the full forward (cpu)\n");
+    test_small_bt_matmul();
     GPT model;
     gpt_build_from_descriptor(&model, "L2H3C48T32V97", 77);
     int T = model.config.max_seq_len, Vp = model.config.padded_vocab_size, V = model.config.vocab_size;
@@ -769,6 +800,9 @@ static void test_kv_cache(void) {
     for (size_t i = 0; i < (size_t)T * Vp; i++) { same += kv[i] == full[i]; }
     printf("(%zu of %zu logits bit-identical)\n", same, (size_t)T * Vp);
     check("kv logits", kv, full, (size_t)T * Vp, ACT_RTOL, rms_floor(full, 1, (size_t)T * Vp, 0, ACT_FLOOR));
+    // bit for bit: decode's matmuls (BT = 1, matmul_forward's matrix-vector path) must sum every
+    // output in the GEMM's order with the GEMM's roundings
+    check_bool("kv logits bitwise", same == (size_t)T * Vp, "every logit of gpt_decode equals the full forward's bit for bit");
     // the generator, both paths, the same seed and sampling options (nucleus and top-k on)
     Backend recompute = cpu_backend;
     recompute.decode = NULL;

@@ -385,7 +385,9 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  * ----------------------------------------------------------------------------
  * All three products of a Linear layer are run through one GEMM engine
  *     C (M x N)  =  init  +  A (M x K) * B (K x N)
- * whose operands are strided views of the caller's row-major arrays:
+ * whose operands are strided views of the caller's row-major arrays (only the
+ * forward at BT <= MM_MV_MAXN = 8, i.e. generation, takes a matrix-vector
+ * path instead: 9.):
  *
  *   product   M   N   K    A(m,k)            B(k,n)            C(m,n)
  *   forward   OC  BT  C    weight[m*C+k]     inp[n*C+k]        out[n*OC+m]    = bias[m] + ..
@@ -458,12 +460,17 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *      against every panel of inp^T and store the 8 x 32 tile transposed
  *      into out (+ bias).  K is not blocked, so each output is written
  *      exactly once; that scalar transposed store is ~2% of the time.
+ *    forward at BT <= MM_MV_MAXN (mm_matvec, 9.), per thread:
+ *      for each 16-row block of weight, for k0 over K, 16 at a time:
+ *        load 16 rows x 16 k, transpose in registers, then for each k
+ *        acc(16 rows, n) += column k * inp(n, k) for the BT vectors n.
  *
  * 5. THREADS.  mm_gemm gives each thread a contiguous range of 32-column
  *    panels of C (each packs only its own B columns and writes only its own
  *    C columns); mm_gemm_t gives each thread a range of 8-row tiles of
- *    weight.  No atomics, no reductions across threads, one barrier (after
- *    the forward's shared packing).
+ *    weight; mm_matvec a range of 16-row blocks of weight.  No atomics, no
+ *    reductions across threads, one barrier (after the forward's shared
+ *    packing).
  *
  * 6. DETERMINISM.  Every output element is computed by exactly one thread as
  *        init, then acc = fma(A(m,k), B(k,n), acc) for k = 0, 1, ..., K-1
@@ -474,11 +481,19 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *    number of threads (checked in the lab).  dbias adds the rows of dout in
  *    order bt = 0, 1, ...  The only thing that changes bits is the compiler
  *    contracting a*b+c to an fma or not (-march=native vs not).
+ *    The small-BT forward (mm_matvec, 9.) computes every output by the same
+ *    sequence, written the same way (acc += a * b, contracted or not
+ *    together with the GEMM's), so a forward at BT = 1 gives the bits of the
+ *    same row of a forward at any BT: gpt_decode's logits equal the full
+ *    forward's bit for bit (test_gpt --generation-only and the lab check
+ *    both).
  *
  * 7. EDGES.  Any BT, C, OC >= 1 work.  A tile that sticks out of C (M or N
  *    not a multiple of 8 / 32) runs the same kernel on zero-padded copies of
  *    its A and B pieces (on the stack, K in chunks of MM_KC) into a local
- *    tile; only the valid part is written back.
+ *    tile; only the valid part is written back.  In mm_matvec the rows of a
+ *    block past M re-read row M-1 (sums not stored) and the last K mod 16
+ *    columns are gathered one at a time.
  *
  * 8. MEMORY.  Pointers need only the natural 4-byte alignment of float.
  *    Two scratch buffers, allocated on first use and grown when needed,
@@ -487,7 +502,16 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
  *    forward: 3 MB at BT=256, 12 MB at BT=1024 for the C=3072 layer.
  *    matmul_free_scratch() releases them.  Because of these static buffers,
  *    call the matmuls from serial code (not from several threads at once).
- *    Plus 8 KB (gemm) / 41 KB (edge tiles) of stack per thread.
+ *    Plus 8 KB (gemm) / 41 KB (edge tiles) of stack per thread.  mm_matvec
+ *    needs no scratch.
+ *
+ * 9. SMALL BT (generation).  gpt_decode runs one position at a time: BT = 1.
+ *    That product is memory-bound (each weight is read once, used once),
+ *    and the 8 x 32 tile would spend 31 of every 32 FMAs on zero columns.
+ *    So for BT <= MM_MV_MAXN matmul_forward calls mm_matvec, which streams
+ *    each weight row once and vectorises across 16 output rows (16 x 16
+ *    blocks transposed in registers).  It is built with GCC's vector
+ *    extensions; other compilers (clang, nvcc's front end) keep the GEMM.
  *
  * MEASURED (2-core Zen 4, gcc 12 -O3 -march=native -fopenmp, 2 threads,
  * idle machine): forward ~200-210, dinp ~180-195, dweight ~180-195 GFLOP/s
@@ -797,9 +821,141 @@ static void mm_gemm_t(int M, int N, int K, const float* a, long lda,
     }
 }
 
+/*
+ * Small BT (generation with the KV cache): a matrix-vector product.
+ *   out[n*ldo + m] = bias[m] + sum_k a[m*lda + k] * x[n*ldx + k]   for n < N <= MM_MV_MAXN
+ * gpt_decode runs one position at a time, so its matmuls have BT = 1.  That
+ * is memory-bound -- every weight is read once and used once -- and the 8 x 32
+ * tile of mm_gemm_t would spend 31 of every 32 FMAs on zero padding, plus the
+ * copying of an edge tile.  Here each block of MM_MV_ROWS = 16 rows of
+ * weight is streamed once: 16 rows x 16 k are loaded as 16 vectors and
+ * transposed in registers, so that one vector then holds A(m..m+15, k) and
+ * the 16 outputs of a column advance together, vectorised across m:
+ *     acc(m..m+15, n) = acc + A(m..m+15, k) * x(n, k)    for k = 0, 1, ...
+ * Each output is therefore computed as in the GEMM (6. DETERMINISM): init
+ * (bias or 0), then one multiply-add per k in the order k = 0..K-1, written
+ * as the same `acc += a * b` (on vectors), so the compiler contracts it to an
+ * FMA exactly when it contracts the GEMM's kernel.  The vectors are explicit
+ * on purpose: given the scalar loop `for k: acc += w[k] * x[k]`, gcc -O3 may
+ * multiply 16 k at once (vmulps) and add the products in order -- the same
+ * order, but two roundings instead of the FMA's one (measured: other bits).
+ * Threads split the blocks of rows, never k.  The vector types and shuffles
+ * are GCC's extensions; other compilers (clang, nvcc's front end) keep the
+ * GEMM.
+ */
+#define MM_MV_ROWS 16   /* rows of weight per block: one vector of outputs          */
+#define MM_MV_MAXN 8    /* matmul_forward takes this path for BT <= MM_MV_MAXN      */
+                        /* (mm_matvec has a case for each N = 1..MM_MV_MAXN)       */
+
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define MM_HAVE_MATVEC 1
+typedef float mm_v16 __attribute__((vector_size(64)));
+typedef int mm_vi16 __attribute__((vector_size(64)));
+#define MM_SHUFFLE(p, q, ...) __builtin_shuffle(p, q, (mm_vi16){__VA_ARGS__})
+
+/* Transposes the 16 x 16 block r[i][j] in place.  Step d (8, 4, 2, 1) swaps
+   the off-diagonal d x d sub-blocks of every 2d x 2d block: afterwards the
+   rows are the former columns.  Pure data movement: 64 two-vector shuffles. */
+MM_INLINE void mm_transpose16(mm_v16 r[16]) {
+    for (int i = 0; i < 8; i++) {                         /* i = 0..7 */
+        mm_v16 p = r[i], q = r[i + 8];
+        r[i] = MM_SHUFFLE(p, q, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        r[i + 8] = MM_SHUFFLE(p, q, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 4) { continue; }                          /* i = 0..3, 8..11 */
+        mm_v16 p = r[i], q = r[i + 4];
+        r[i] = MM_SHUFFLE(p, q, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        r[i + 4] = MM_SHUFFLE(p, q, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 2) { continue; }                          /* i = 0, 1, 4, 5, 8, 9, 12, 13 */
+        mm_v16 p = r[i], q = r[i + 2];
+        r[i] = MM_SHUFFLE(p, q, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+        r[i + 2] = MM_SHUFFLE(p, q, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+    for (int i = 0; i < 16; i += 2) {                     /* i = 0, 2, 4, ..., 14 */
+        mm_v16 p = r[i], q = r[i + 1];
+        r[i] = MM_SHUFFLE(p, q, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        r[i + 1] = MM_SHUFFLE(p, q, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+}
+
+/* One block: rows m < mr (<= 16) of a, all N (<= MM_MV_MAXN) vectors of x.
+   Inlined with constant N, so acc[] lives in registers.  Rows past mr
+   re-read row mr-1 (valid memory); their sums are not stored. */
+MM_INLINE void mm_matvec_body(int N, int K, const float* a, long lda, int mr,
+                              const float* x, long ldx, float* out, long ldo, const float* bias) {
+    const float* row[MM_MV_ROWS];
+    float init[MM_MV_ROWS];
+    for (int i = 0; i < MM_MV_ROWS; i++) {
+        int ri = i < mr ? i : mr - 1;
+        row[i] = a + ri * lda;
+        init[i] = bias != NULL ? bias[ri] : 0.0f;
+    }
+    mm_v16 acc[MM_MV_MAXN];
+    for (int n = 0; n < N; n++) { memcpy(&acc[n], init, sizeof(acc[n])); }
+    int k0 = 0;
+    for (; k0 + MM_MV_ROWS <= K; k0 += MM_MV_ROWS) {
+        mm_v16 col[MM_MV_ROWS];           /* rows, then (transposed) columns */
+        for (int i = 0; i < MM_MV_ROWS; i++) { memcpy(&col[i], row[i] + k0, sizeof(col[i])); }
+        mm_transpose16(col);
+        #pragma GCC unroll 16
+        for (int kk = 0; kk < MM_MV_ROWS; kk++) {
+            #pragma GCC unroll 8
+            for (int n = 0; n < N; n++) { acc[n] += col[kk] * x[n * ldx + k0 + kk]; }
+        }
+    }
+    for (; k0 < K; k0++) {                /* the last K mod 16 columns */
+        float c[MM_MV_ROWS];
+        mm_v16 colk;
+        for (int i = 0; i < MM_MV_ROWS; i++) { c[i] = row[i][k0]; }
+        memcpy(&colk, c, sizeof(colk));
+        for (int n = 0; n < N; n++) { acc[n] += colk * x[n * ldx + k0]; }
+    }
+    for (int n = 0; n < N; n++) {
+        if (mr == MM_MV_ROWS) { memcpy(out + n * ldo, &acc[n], sizeof(acc[n])); continue; }
+        float o[MM_MV_ROWS];
+        memcpy(o, &acc[n], sizeof(o));
+        for (int i = 0; i < mr; i++) { out[n * ldo + i] = o[i]; }
+    }
+}
+
+/* C(m,n) = out[n*ldo + m] = bias[m] + sum_k a[m*lda + k] x[n*ldx + k], 1 <= N <= MM_MV_MAXN.
+   Threads split the 16-row blocks. */
+static void mm_matvec(int M, int N, int K, const float* a, long lda,
+                      const float* x, long ldx, float* out, long ldo, const float* bias) {
+    int mblocks = (M + MM_MV_ROWS - 1) / MM_MV_ROWS;
+    #pragma omp parallel
+    {
+        int b_begin, b_end;
+        mm_thread_share(mblocks, &b_begin, &b_end);
+        for (int b = b_begin; b < b_end; b++) {
+            int m0 = b * MM_MV_ROWS;
+            int mr = M - m0 < MM_MV_ROWS ? M - m0 : MM_MV_ROWS;
+            const float* ab = a + m0 * lda;
+            const float* bb = bias != NULL ? bias + m0 : NULL;
+            switch (N) {   /* constant N: each case is its own unrolled copy */
+            case 1: mm_matvec_body(1, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 2: mm_matvec_body(2, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 3: mm_matvec_body(3, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 4: mm_matvec_body(4, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 5: mm_matvec_body(5, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 6: mm_matvec_body(6, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 7: mm_matvec_body(7, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            case 8: mm_matvec_body(8, K, ab, lda, mr, x, ldx, out + m0, ldo, bb); break;
+            }
+        }
+    }
+}
+#endif
+
 static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                     int BT, int C, int OC) {
     /* out^T (OC x BT) = weight (OC x C) @ inp^T (C x BT) + bias */
+#ifdef MM_HAVE_MATVEC
+    if (BT <= MM_MV_MAXN) { mm_matvec(OC, BT, C, weight, C, inp, C, out, OC, bias); return; }
+#endif
     mm_gemm_t(OC, BT, C, weight, C, inp, C, out, OC, bias);
 }
 

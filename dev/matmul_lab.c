@@ -9,7 +9,8 @@
  *                    dbias (OC)    += sum over BT of dout                 (accumulate)
  *
  * Build and run: dev/bench_matmul.sh  (gcc -O3 -march=native -fopenmp, 2 threads)
- *   usage: matmul_lab [reps=7] [first_version_to_time=0] [number_of_BT_values=3]
+ *   usage: matmul_lab [reps=7] [first_version_to_time=0] [number_of_BT_values=3] [small_bt=1]
+ *   (small_bt=0 skips the timing of BT = 1..12, see "Small BT" below)
  *   MATMUL_LAB_SKIP_CHECKS=1 skips validation (quick timing runs).
  *
  * Versions:
@@ -24,6 +25,11 @@
  *
  * The final version (v3) was promoted into train_gpt.c; the lab #includes
  * train_gpt.c to validate and time that very code.
+ *
+ * Small BT (generation with the KV cache, BT = 1): matmul_forward takes a
+ * matrix-vector path (mm_matvec) for BT <= MM_MV_MAXN.  The lab checks it
+ * bit for bit against mm_gemm_t on odd shapes and, last, times one d12
+ * token's matmuls at BT = 1..12 through both (weights streamed from memory).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +326,89 @@ static Times time_version(const Version* v, int BT, int C, int OC, int reps) {
     return res;
 }
 
+/* ------------------------------------------------------------------------- */
+/* small BT (generation): matmul_forward's matrix-vector path (mm_matvec)    */
+/* ------------------------------------------------------------------------- */
+static void gemm_forward(float* out, const float* inp, const float* weight, const float* bias,
+                         int BT, int C, int OC) {
+    mm_gemm_t(OC, BT, C, weight, C, inp, C, out, OC, bias);
+}
+
+/* matmul_forward at BT <= MM_MV_MAXN (mm_matvec) against mm_gemm_t, bit for bit:
+   the KV-cache logits of gpt_decode are bit-identical to the full forward's only
+   if every output is the same fma chain in both.  Odd shapes: OC not a multiple
+   of 16 (edge blocks), C not a multiple of 16 (the column tail), with and
+   without bias, every BT of the path and one past it. */
+static int check_small_bt(void) {
+    static const int shapes[][2] = {   /* C, OC */
+        {1, 1}, {5, 7}, {17, 15}, {31, 33}, {48, 144}, {60, 311}, {257, 49}, {768, 2304}, {3072, 100},
+    };
+    int ns = (int)(sizeof(shapes) / sizeof(shapes[0]));
+    int ok = 1;
+    for (int s = 0; s < ns; s++) {
+        int C = shapes[s][0], OC = shapes[s][1];
+        for (int BT = 1; BT <= MM_MV_MAXN + 1; BT++) {
+            long nin = (long)BT * C, nw = (long)OC * C, nout = (long)BT * OC;
+            float* inp = alloc_rand(nin), *w = alloc_rand(nw), *bias = alloc_rand(OC);
+            float* a = alloc_rand(nout), *b = alloc_rand(nout);
+            long diff = 0;
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const float* bb = with_bias ? bias : NULL;
+                matmul_forward(a, inp, w, bb, BT, C, OC);
+                gemm_forward(b, inp, w, bb, BT, C, OC);
+                for (long i = 0; i < nout; i++) diff += memcmp(&a[i], &b[i], sizeof(float)) != 0;
+            }
+            if (diff != 0 || BT == 1 || OC == 311) {
+                printf("  BT=%d C=%4d OC=%4d (bias and none): %ld of %ld outputs differ  %s\n",
+                       BT, C, OC, diff, 2 * nout, diff == 0 ? "ok" : "FAIL");
+            }
+            ok = ok && diff == 0;
+            free(inp); free(w); free(bias); free(a); free(b);
+        }
+    }
+    return ok;
+}
+
+/* One d12 token's matmuls at BT = 1..12: 12 layers x (qkv, attproj, fc, fcproj)
+   + the lm head, every layer its own weights (494 MB), so that, as in
+   generation, they stream from memory.  mm_gemm_t against matmul_forward. */
+static void time_small_bt(int reps) {
+    static const int shapes[][3] = {{768, 2304, 12}, {768, 768, 12}, {768, 3072, 12}, {3072, 768, 12}, {768, 50304, 1}};
+    float* w[5];
+    long bytes = 0;
+    if (reps > 64) reps = 64;
+    for (int s = 0; s < 5; s++) {
+        w[s] = alloc_rand((long)shapes[s][0] * shapes[s][1] * shapes[s][2]);
+        bytes += 4L * shapes[s][0] * shapes[s][1] * shapes[s][2];
+    }
+    float* inp = alloc_rand(16L * 3072), *bias = alloc_rand(50304), *out = alloc_rand(16L * 50304);
+    printf("\nsmall BT (generation): one d12 token's matmuls, %.0f MB of weights, median of %d\n", bytes * 1e-6, reps);
+    printf("  %3s %14s %16s %8s  %s\n", "BT", "mm_gemm_t ms", "matmul_fwd ms", "speedup", "(matmul_forward: GB/s of weights)");
+    for (int BT = 1; BT <= 12; BT++) {
+        double med[2];
+        for (int f = 0; f < 2; f++) {
+            fwd_fn fn = f == 0 ? gemm_forward : matmul_forward;
+            double t[64];
+            for (int r = 0; r < reps + 1; r++) {
+                double t0 = now_sec();
+                for (int s = 0; s < 5; s++) {
+                    int C = shapes[s][0], OC = shapes[s][1];
+                    for (int l = 0; l < shapes[s][2]; l++) {
+                        fn(out, inp, w[s] + (long)l * OC * C, s < 4 ? bias : NULL, BT, C, OC);
+                    }
+                }
+                if (r > 0) t[r - 1] = now_sec() - t0;   /* the first is a warm-up */
+            }
+            qsort(t, reps, sizeof(double), cmp_double);
+            med[f] = t[reps / 2];
+        }
+        printf("  %3d %14.2f %16.2f %7.2fx  (%.1f GB/s)%s\n", BT, med[0] * 1e3, med[1] * 1e3, med[0] / med[1],
+               bytes / med[1] * 1e-9, BT <= MM_MV_MAXN ? "" : "  (GEMM: BT > MM_MV_MAXN)");
+    }
+    for (int s = 0; s < 5; s++) free(w[s]);
+    free(inp); free(bias); free(out);
+}
+
 int main(int argc, char** argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 7;
     int first_version = argc > 2 ? atoi(argv[2]) : 0;   /* skip slow versions when tuning */
@@ -341,6 +430,8 @@ int main(int argc, char** argv) {
         for (int s = 0; s < nv; s++) all_ok &= validate(&versions[vi], vshapes[s][0], vshapes[s][1], vshapes[s][2]);
     }
     if (!all_ok) { printf("VALIDATION FAILED\n"); return 1; }
+    printf("small BT: matmul_forward (mm_matvec for BT <= %d) against mm_gemm_t, bitwise:\n", MM_MV_MAXN);
+    if (nv > 0 && !check_small_bt()) { printf("SMALL-BT CHECK FAILED\n"); return 1; }
     printf("determinism:\n");
     for (int vi = 1; vi < NVERSIONS && nv > 0; vi++) {
         check_determinism(&versions[vi], 39, 60, 311);
@@ -378,6 +469,7 @@ int main(int argc, char** argv) {
                    step_min * 1e3);
         }
     }
+    if (argc <= 4 || atoi(argv[4]) != 0) time_small_bt(reps);
     matmul_free_scratch();
     return 0;
 }
