@@ -12,7 +12,8 @@ Reference: train_gpt.c attention_forward / attention_backward in float, which ma
 (B,NH,T,T) probabilities; lse in double from the same scores.
 
 The backward is fed the REFERENCE forward (out rounded to floatX, lse), so it is checked on its
-own, whatever the forward version did.
+own, whatever the forward version did. Version 2 is also checked with dropout on the
+probabilities (p = 0.2: train_gpt.c's masks) against the reference with the same dropout.
 
 Build: make -C dev/cuda (GPU) or make -C dev/cuda emu-test (CPU emulator).
 */
@@ -394,7 +395,7 @@ static void forward(int version, floatX* out, float* lse, const floatX* qkv, int
         attention_forward_v1_kernel<<<ceil_div(rows, 64), 64>>>(out, lse, qkv, B, T, C, NH);
         LAUNCH_CHECK("attention_forward_v1_kernel");
     } else if (version == 2) {
-        attention_forward_gpu(out, lse, qkv, B, T, C, NH);
+        attention_forward_gpu(out, lse, qkv, B, T, C, NH, NULL, 0);
     } else {
         attention_forward_v3(out, lse, qkv, B, T, C, NH);
     }
@@ -411,7 +412,7 @@ static void backward(int version, floatX* dqkv, float* delta, const floatX* dout
         attention_dq_v1_kernel<<<ceil_div(rows, 64), 64>>>(dqkv, dout, qkv, lse, delta, B, T, C, NH);
         LAUNCH_CHECK("attention_dq_v1_kernel");
     } else if (version == 2) {
-        attention_backward_gpu(dqkv, delta, dout, qkv, out, lse, B, T, C, NH);
+        attention_backward_gpu(dqkv, delta, dout, qkv, out, lse, B, T, C, NH, NULL, 0);
     } else {
         attention_backward_v3(dqkv, delta, dout, qkv, out, lse, B, T, C, NH);
     }
@@ -497,10 +498,10 @@ static void run_shape(const Shape& s, int only, int last) {
     round_to_floatX(qkv); round_to_floatX(dout);
 
     std::vector<float> out_ref(BT * C), att((size_t)B * NH * T * T), lse_ref(rows);
-    attention_forward(out_ref.data(), att.data(), qkv.data(), B, T, C, NH);
+    attention_forward(out_ref.data(), att.data(), qkv.data(), B, T, C, NH, NULL, 0);
     reference_lse(lse_ref.data(), qkv.data(), B, T, C, NH);
     std::vector<float> dqkv_ref(BT * 3 * C), drow(rows);
-    attention_backward(dqkv_ref.data(), drow.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH);
+    attention_backward(dqkv_ref.data(), drow.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH, NULL, 0);
     std::vector<float> dq_ref, dk_ref, dv_ref;
     split_qkv(dq_ref, dk_ref, dv_ref, dqkv_ref, BT, C);
     std::vector<float> out_in(out_ref);
@@ -548,6 +549,34 @@ static void run_shape(const Shape& s, int only, int last) {
             ms = time_ms([&] { backward(v, d_dqkv, d_delta, d_dout, d_qkv, d_out_in, d_lse_in, B, T, C, NH); });
             printf("  %-34s %10.4f ms  %9.3f TFLOP/s%s\n", "backward", ms, 2.5 * fwd_flops / (ms * 1e-3) / 1e12, LAB_TIME_NOTE);
         }
+    }
+    // train_gpt.cu's kernels with dropout on the probabilities (p = 0.2, the masks of site 1)
+    // against train_gpt.c's attention with the same dropout
+    if (only == 0 || only == 2) {
+        printf(" version 2 with dropout p = 0.2\n");
+        Dropout drop = dropout_make(0.2f, dropout_pass_key(1337, 0));
+        std::vector<float> outd_ref(BT * C), dqkvd_ref(BT * 3 * C);
+        attention_forward(outd_ref.data(), att.data(), qkv.data(), B, T, C, NH, &drop, 1);
+        attention_backward(dqkvd_ref.data(), drow.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH, &drop, 1);
+        std::vector<float> dqd_ref, dkd_ref, dvd_ref;
+        split_qkv(dqd_ref, dkd_ref, dvd_ref, dqkvd_ref, BT, C);
+        std::vector<float> outd_in(outd_ref);
+        round_to_floatX(outd_in);
+        floatX* d_outd_in = upload_x(outd_in, "out with dropout (backward input)");
+        CUDA_CHECK(cudaMemset(d_out, 0xff, BT * C * sizeof(floatX)));
+        attention_forward_gpu(d_out, d_lse, d_qkv, B, T, C, NH, &drop, 1);
+        std::vector<float> out = download_x(d_out, BT * C);
+        check("fwd+dropout: out", out, outd_ref, ATOL, RTOL);
+        check("fwd+dropout: lse", download_f(d_lse, rows), lse_ref, LSE_ATOL, LSE_RTOL);
+        expect_rejection_once("fwd+dropout: out, one ref element moved", out, outd_ref, ATOL, RTOL);
+        CUDA_CHECK(cudaMemset(d_dqkv, 0xff, BT * 3 * C * sizeof(floatX)));
+        attention_backward_gpu(d_dqkv, d_delta, d_dout, d_qkv, d_outd_in, d_lse_in, B, T, C, NH, &drop, 1);
+        std::vector<float> dq, dk, dv;
+        split_qkv(dq, dk, dv, download_x(d_dqkv, BT * 3 * C), BT, C);
+        check("bwd+dropout: dq", dq, dqd_ref, ATOL + BF16_SCALE_ATOL * max_abs(dqd_ref), RTOL);
+        check("bwd+dropout: dk", dk, dkd_ref, ATOL + BF16_SCALE_ATOL * max_abs(dkd_ref), RTOL);
+        check("bwd+dropout: dv", dv, dvd_ref, ATOL, RTOL);
+        CUDA_CHECK(cudaFree(d_outd_in));
     }
     void* bufs[] = {d_qkv, d_dout, d_out_in, d_lse_in, d_out, d_lse, d_dqkv, d_delta};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) { CUDA_CHECK(cudaFree(bufs[i])); }
