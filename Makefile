@@ -228,6 +228,8 @@ dev/ref/d12_ref.bin: dev/train_gpt.py Makefile
 	    --out-model dev/ref/d12_model.bin --out-ref $@
 
 test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
+	@# the reference's own checks: its RNG bit for bit against the scalar definition, files, model
+	OMP_NUM_THREADS=1 $(PYTHON) dev/train_gpt.py --self-test
 	./test_gpt
 	@# the dropout reference must need the masks: without them the run must fail
 	@if ./test_gpt --no-resume --ignore-dropout dev/ref/drop_model.bin dev/ref/drop_ref.bin \

@@ -3198,7 +3198,7 @@ static void run_training(const TrainOptions* o_given, TrainResult* result) {
         double loss_sum = 0.0;
         for (int a = 0; a < accum; a++) {
             loader_next_rank_batch(&train, rank, ranks, inputs, targets);
-            // dropout's masks for this micro-batch: its place in the step's global batch
+            // dropout's masks for this micro-batch: its place in the run's sequence of global batches
             uint64_t pass = ((uint64_t)step * (uint64_t)accum + (uint64_t)a) * (uint64_t)ranks + (uint64_t)rank;
             model.dropout = dropout_make(o->dropout, dropout_pass_key((uint64_t)o->seed, pass));
             loss_sum += be->forward(&model, inputs, targets, o->B, o->T);

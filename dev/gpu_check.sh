@@ -31,8 +31,9 @@ grep -E "^[0-9]+ passed|FAILED" "$LOG/test-cuda.log" | head -20
 # what the CPU emulator cannot see: shared-memory races and out-of-bounds accesses on the GPU
 # (test_gptcu is the bf16 build now, the last one test-cuda made)
 if command -v compute-sanitizer > /dev/null; then
-    step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 ./test_gptcu --no-resume dev/ref/odd_model.bin dev/ref/odd_ref.bin
-    step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 ./test_gptcu --no-resume dev/ref/odd_model.bin dev/ref/odd_ref.bin
+    pairs=(dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/drop_model.bin dev/ref/drop_ref.bin) # with and without dropout
+    step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 ./test_gptcu --no-resume "${pairs[@]}"
+    step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 ./test_gptcu --no-resume "${pairs[@]}"
 else
     echo "compute-sanitizer not found: racecheck and memcheck skipped"
 fi

@@ -377,6 +377,7 @@ static void time_small_bt(int reps) {
     float* w[5];
     long bytes = 0;
     if (reps > 64) reps = 64;
+    if (reps < 1) reps = 1;
     for (int s = 0; s < 5; s++) {
         w[s] = alloc_rand((long)shapes[s][0] * shapes[s][1] * shapes[s][2]);
         bytes += 4L * shapes[s][0] * shapes[s][1] * shapes[s][2];

@@ -285,8 +285,8 @@ class GPT(nn.Module):
         # per-layer views of the stacked (L, ...) params, taken once: the backward of unbind is one
         # stack, whereas indexing self.qkvw[l] L times would accumulate L full-size (L, ...) grads
         p = {n: getattr(self, n).unbind(0) for n in self.names if n not in ("wte", "wpe", "lnfw", "lnfb")}
-        drop = drop or (lambda x, site: x)
-        x = drop(self.wte[idx] + self.wpe[:T], 0)                       # (B,T,C)
+        dropout = drop or (lambda x, site: x)                           # the identity without dropout
+        x = dropout(self.wte[idx] + self.wpe[:T], 0)                    # (B,T,C)
         save("encoded", x)
         for l in range(c.L):
             h, mean, rstd = ln(x, p["ln1w"][l], p["ln1b"][l])            # (B,T,C), (B,T), (B,T)
@@ -301,10 +301,10 @@ class GPT(nn.Module):
                 future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
                 att = F.softmax(att.masked_fill(future, float("-inf")), dim=-1)  # exp(-inf) = 0 exactly
                 save("att.%d" % l, att)
-                y = drop(att, 1 + 3 * l) @ v                            # (B,NH,T,hs)
+                y = dropout(att, 1 + 3 * l) @ v                         # (B,NH,T,hs)
             y = y.transpose(1, 2).contiguous().view(B, T, C)            # heads side by side
             save("atty.%d" % l, y)
-            y = drop(y @ p["attprojw"][l].t() + p["attprojb"][l], 2 + 3 * l)  # (B,T,C)
+            y = dropout(y @ p["attprojw"][l].t() + p["attprojb"][l], 2 + 3 * l)  # (B,T,C)
             save("attproj.%d" % l, y)
             x = x + y
             save("residual2.%d" % l, x)
@@ -314,7 +314,7 @@ class GPT(nn.Module):
             save("fch.%d" % l, h)
             h = act(h)
             save("fch_gelu.%d" % l, h)
-            h = drop(h @ p["fcprojw"][l].t() + p["fcprojb"][l], 3 + 3 * l)  # (B,T,C)
+            h = dropout(h @ p["fcprojw"][l].t() + p["fcprojb"][l], 3 + 3 * l)  # (B,T,C)
             save("fcproj.%d" % l, h)
             x = x + h
             save("residual3.%d" % l, x)
@@ -653,6 +653,13 @@ def self_test():
     rel = max(abs(log_exact(v) - math.log(v)) / abs(math.log(v)) for v in ss)
     check("log_exact ~ math.log", rel < 1e-15, "max rel err %.2e" % rel)
     check("log_exact_np == log_exact (bits)", np.array_equal(log_exact_np(ss), np.array([log_exact(v) for v in ss])))
+    # dropout's mask, vectorized, against its scalar definition (keep iff draw >> 40 >= threshold)
+    d = Dropout(0.3, dropout_pass_key(1337, 5))
+    kept = d(torch.ones(4, 7, 9), 4).flatten().numpy() != 0
+    key = stream_key(d.key, 4)
+    want = np.array([mix((key + i * GOLDEN) & M64) >> 40 >= d.threshold for i in range(kept.size)])
+    check("dropout mask: vectorized == scalar", np.array_equal(kept, want),
+          "%d of %d kept (p = 0.3)" % (kept.sum(), kept.size))
 
     c = parse_model("L3H5C60T17V311")
     params = init_params(c, 1337, chunk=1000)      # small chunks: exercise chunk boundaries
@@ -706,7 +713,7 @@ def self_test():
             check("descriptor %r -> error" % bad, raises(parse_model, bad) is not None)
         # tiny reference, read back
         ns = argparse.Namespace(model="L2H2C8T9V130", load=None, seed=5, B=2, T=7, A=2, K=3, lr=1e-2, beta1=0.9,
-                                beta2=0.95, eps=1e-8, wd=0.1, clip=1.0, warmup=1, final_frac=0.1,
+                                beta2=0.95, eps=1e-8, wd=0.1, clip=1.0, warmup=1, final_frac=0.1, dropout=0.0,
                                 out_model=os.path.join(tmp, "r.bin"), out_ref=os.path.join(tmp, "r.ref"))
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             write_reference(ns)
