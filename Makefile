@@ -39,7 +39,7 @@ else
   endif
 endif
 
-# MPI: data-parallel training (mpirun -np N ./train_gpt, comm/comm.h). Detected by compiling a
+# MPI: data-parallel training (mpirun -np N ./train_gpt, gptc/comm.h). Detected by compiling a
 # program with mpicc (Open MPI from Debian: openmpi-bin libopenmpi-dev); mpicc then builds
 # train_gpt around $(CC). Without it, train_gpt is one process, as with NO_MPI=1.
 ifeq ($(NO_MPI),1)
@@ -103,13 +103,15 @@ ifneq ($(and $(MPI_FLAGS),$(NCCL_H)),)
   NVCC_MPI_FLAGS := -DUSE_MPI -DOMPI_SKIP_MPICXX $(shell mpicc --showme:compile 2>/dev/null)
   NVCC_MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null) -lnccl
 endif
-CUDA_DEPS = train_gpt.cu train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h
+# every binary that includes train_gpt.c depends on its headers: gptc/ and data/
+GPT_DEPS = train_gpt.c $(wildcard gptc/*.h) data/tokenizer.h data/unicode_tables.h data/safetensors.h
+CUDA_DEPS = train_gpt.cu $(GPT_DEPS)
 # the binaries remember their precision: a change of PRECISION rebuilds them
 PREC_STAMP := build/precision_$(PRECISION).stamp
 # the CPU emulator of dev/cuda/emu.h runs train_gpt.cu's kernels without a GPU
 CXX ?= g++
 EMU_FLAGS = -std=c++17 -O2 $(MARCH) -fopenmp -Wall -Wextra -DGPT_CUDA_EMU -I. $(JSON_FLAGS)
-EMU_DEPS = build/train_gpt_emu.cpp train_gpt.c dev/cuda/emu.h dev/cuda/emu_cublaslt.h dev/cuda/emu_nccl.h data/tokenizer.h comm/comm.h
+EMU_DEPS = build/train_gpt_emu.cpp $(GPT_DEPS) dev/cuda/emu.h dev/cuda/emu_cublaslt.h dev/cuda/emu_nccl.h
 # the emulated trainer runs data-parallel under mpirun too (NCCL's calls: dev/cuda/emu_nccl.h over MPI)
 EMU_TRAIN_CXX = $(if $(MPI_FLAGS),OMPI_CXX=$(CXX) mpicxx,$(CXX))
 EMU_MPI_FLAGS = $(if $(MPI_FLAGS),-DUSE_MPI -DOMPI_SKIP_MPICXX)
@@ -133,7 +135,7 @@ include data/data.mk
 # training. NO_DATA=1 builds the trainer alone (for your own shards: ./train_gpt -i ... -j ...).
 # deps-build: the compiler and make (dev/deps.sh build; node and npm are checked by prepare.sh
 # only when it needs them).
-train_gpt: train_gpt.c data/tokenizer.h data/unicode_tables.h data/safetensors.h comm/comm.h $(MPI_STAMP) $(JSON_STAMP) | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
+train_gpt: $(GPT_DEPS) $(MPI_STAMP) $(JSON_STAMP) | deps-build $(if $(NO_DATA),,$(BROWN_VAL))
 	$(TRAIN_CC) $(CFLAGS) $(OMP_FLAGS) $(MPI_FLAGS) $(JSON_FLAGS) -o $@ train_gpt.c $(LDLIBS)
 
 $(MPI_STAMP):
@@ -145,11 +147,11 @@ train_gpt: export PREPARE_HINT = fix that and run make train_gpt again, or build
 deps-build:
 	@CC="$(CC)" sh dev/deps.sh -q build
 
-test_gpt: test_gpt.c train_gpt.c data/tokenizer.h data/unicode_tables.h comm/comm.h
+test_gpt: test_gpt.c $(GPT_DEPS)
 	$(CC) $(CFLAGS) $(OMP_FLAGS) $(JSON_FLAGS) -o $@ test_gpt.c $(LDLIBS)
 
 # the same test under AddressSanitizer + UndefinedBehaviorSanitizer (used by .ci/run)
-test_gpt_asan: test_gpt.c train_gpt.c data/tokenizer.h comm/comm.h
+test_gpt_asan: test_gpt.c $(GPT_DEPS)
 	$(CC) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -Wall -Wextra $(OMP_FLAGS) -o $@ test_gpt.c $(LDLIBS)
 
@@ -247,20 +249,20 @@ test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/
 # the crafted-input sweep (dev/gen_bad_inputs.py: every format and flag, boundary values,
 # overflowing products, truncations) against the trainer and tokenizer built with ASan + UBSan
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-build/train_gpt_asan: train_gpt.c comm/comm.h data/tokenizer.h data/unicode_tables.h
+build/train_gpt_asan: $(GPT_DEPS)
 	@mkdir -p build
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
-build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h
+build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h
 	@mkdir -p build
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ data/tokenizer.c $(LDLIBS)
 test-crafted-input: build/train_gpt_asan build/tokenizer_asan
 	bash dev/test_crafted_inputs.sh
 
 # Hugging Face GPT-2 checkpoints in and out (data/safetensors.h) against PyTorch, and malformed files
-build/test_safetensors: dev/test_safetensors.c train_gpt.c data/safetensors.h data/tokenizer.h comm/comm.h
+build/test_safetensors: dev/test_safetensors.c $(GPT_DEPS)
 	@mkdir -p build
 	$(CC) -O2 $(MARCH) -Wall -Wextra $(OMP_FLAGS) -DUSE_JANSSON -o $@ dev/test_safetensors.c -lm -ljansson
-build/test_safetensors_asan: dev/test_safetensors.c train_gpt.c data/safetensors.h data/tokenizer.h comm/comm.h
+build/test_safetensors_asan: dev/test_safetensors.c $(GPT_DEPS)
 	@mkdir -p build
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -DUSE_JANSSON -o $@ dev/test_safetensors.c -lm -ljansson
 test-safetensors: build/test_safetensors build/test_safetensors_asan

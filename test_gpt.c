@@ -360,7 +360,144 @@ static void fetch_grads(GPT* model, float* out) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// One model + reference pair
+// One model + reference pair: the init, the forward, the backward, K steps
+
+// the C generator, from the config and seed alone, must reproduce the Python weights bit for bit
+static void test_init(const GPT* model, int seed) {
+    GPT fresh;
+    gpt_setup(&fresh, &model->config);
+    gpt_init_weights(&fresh, (uint64_t)seed);
+    size_t mismatches = 0, first = 0;
+    for (size_t i = 0; i < model->num_parameters; i++) {
+        if (memcmp(&fresh.params_memory[i], &model->params_memory[i], sizeof(float)) != 0) {
+            if (mismatches == 0) { first = i; }
+            mismatches++;
+        }
+    }
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%zu params, %zu differ (first at %zu)", model->num_parameters, mismatches, first);
+    check_bool("init bit-identical", mismatches == 0, detail);
+    gpt_free(&fresh);
+}
+
+// train_gpt.c's activation table with the sizes of a (B,T): names and element counts
+typedef struct { const char* name; size_t count; } Named;
+static int activation_table(const GPTConfig* cfg, size_t B, size_t T, Named* acts) {
+    size_t C = (size_t)cfg->channels, L = (size_t)cfg->num_layers, NH = (size_t)cfg->num_heads;
+    size_t Vp = (size_t)cfg->padded_vocab_size;
+    int n = 0;
+#define X_NAMED(field, count_) acts[n].name = #field; acts[n].count = (size_t)(count_); n++;
+    GPT_ACTIVATIONS(X_NAMED)
+#undef X_NAMED
+    return n;
+}
+
+// every activation of the forward on micro-batch 0, layer by layer, and the loss; the logits first,
+// from a forward without targets (the GPU's forward with targets turns them into their gradient)
+static void test_forward(GPT* model, Reference* ref, const int* inputs, const int* targets, int B, int T,
+                         float* buf) {
+    const GPTConfig* cfg = &model->config;
+    const Backend* be = g_backend;
+    size_t BT = (size_t)B * T, V = (size_t)cfg->vocab_size, Vp = (size_t)cfg->padded_vocab_size;
+    int L = cfg->num_layers;
+    g_l2_tol = ACT_L2;
+    be->forward(model, inputs, NULL, B, T);
+    float* r = (float*)ref_get(ref, "logits", 0, BT * V)->data; // ours (B,T,Vp), the reference (B,T,V)
+    if (!fetch_activation(model, "logits", buf, BT * Vp)) { die("no logits to compare"); }
+    check_strided("logits", buf, r, BT, V, Vp, V, ACT_RTOL, rms_floor(r, BT, V, V, ACT_FLOOR));
+    float loss = be->forward(model, inputs, targets, B, T);
+    Named acts[64];
+    int nacts = activation_table(cfg, (size_t)B, (size_t)T, acts);
+    for (int i = 0; i < nacts; i++) {
+        const char* name = acts[i].name;
+        if (strcmp(name, "lse") == 0 || strcmp(name, "logits") == 0) { continue; } // internal; done above
+        if (!fetch_activation(model, name, buf, acts[i].count)) {
+            printf("%-20s not kept by this build (checked through what depends on it)\n", name);
+            continue;
+        }
+        if (ref_find(ref, name) != NULL) {         // one tensor for the whole model
+            r = (float*)ref_get(ref, name, 0, acts[i].count)->data;
+            check(name, buf, r, acts[i].count, ACT_RTOL, rms_floor(r, 1, acts[i].count, 0, ACT_FLOOR));
+            continue;
+        }
+        size_t per = acts[i].count / (size_t)L;    // stacked over layers: "name.l"
+        for (int l = 0; l < L; l++) {
+            char lname[160];
+            snprintf(lname, sizeof(lname), "%s.%d", name, l);
+            r = (float*)ref_get(ref, lname, 0, per)->data;
+            check(lname, buf + l * per, r, per, ACT_RTOL, rms_floor(r, 1, per, 0, ACT_FLOOR));
+        }
+    }
+    check("loss", &loss, (float*)ref_get(ref, "loss", 0, 1)->data, 1, ACT_RTOL, 0.0f);
+}
+
+// every parameter gradient of the backward of the forward before
+static void test_backward(GPT* model, Reference* ref, float* buf) {
+    g_backend->backward(model, 1.0f);
+    g_l2_tol = GRAD_L2;
+    fetch_grads(model, buf);
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        char name[160];
+        snprintf(name, sizeof(name), "grad.%s", model->specs[k].name);
+        size_t n = model->specs[k].size;
+        float* r = (float*)ref_get(ref, name, 0, n)->data;
+        check(name, buf + model->specs[k].offset, r, n, GRAD_RTOL, rms_floor(r, 1, n, 0, GRAD_FLOOR));
+    }
+}
+
+// K optimizer steps over A micro-batches each from the initial weights init_params (the model
+// freshly attached: zero gradients and moments), with dropout p_drop: the losses, gradient norms
+// and learning rates of the steps, then every parameter
+static void test_steps(GPT* model, Reference* ref, const int* inputs, const int* targets, int B, int T, int A,
+                       int K, int seed, float p_drop, const float* init_params) {
+    const Backend* be = g_backend;
+    float* hp = (float*)ref_get(ref, "hparams", 0, 8)->data;
+    float lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4], clip = hp[5];
+    int warmup = (int)hp[6];
+    float final_frac = hp[7];
+    size_t BT = (size_t)B * T;
+    float* losses = (float*)malloc_or_die(3 * (size_t)K * sizeof(float));
+    float* norms = losses + K;
+    float* lrs = norms + K;
+    for (int k = 0; k < K; k++) {
+        double sum = 0.0;
+        for (int a = 0; a < A; a++) {
+            model->dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, (uint64_t)k * A + a));
+            sum += be->forward(model, inputs + (size_t)a * BT, targets + (size_t)a * BT, B, T);
+            be->backward(model, 1.0f / A);
+        }
+        losses[k] = (float)(sum / A);
+        lrs[k] = (float)lr_schedule(k, K, lr, warmup, final_frac);
+        norms[k] = be->step(model, clip, lrs[k], beta1, beta2, eps, wd, k + 1);
+    }
+    be->to_host(model);
+    g_l2_tol = 0.0f;
+    check("step_loss", losses, (float*)ref_get(ref, "step_loss", 0, (size_t)K)->data, (size_t)K, STEP_RTOL, 0.0f);
+    check("step_norm", norms, (float*)ref_get(ref, "step_norm", 0, (size_t)K)->data, (size_t)K, NORM_RTOL, 0.0f);
+    check("step_lr", lrs, (float*)ref_get(ref, "step_lr", 0, (size_t)K)->data, (size_t)K, 1e-6f, 0.0f);
+    double lr_sum = 0.0; // how far AdamW can move any element in K steps: ~lr per step
+    for (int k = 0; k < K; k++) { lr_sum += lrs[k]; }
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        char name[160];
+        snprintf(name, sizeof(name), "final.%s", model->specs[k].name);
+        size_t n = model->specs[k].size;
+        const float* p = model->params_memory + model->specs[k].offset;
+        const float* p0 = init_params + model->specs[k].offset;
+        float* r = (float*)ref_get(ref, name, 0, n)->data;
+        check(name, p, r, n, PARAM_RTOL, (float)(PARAM_FLOOR * lr_sum));
+        if (STEP_L2 > 0.0f) { // the K steps' movement p - p0 against the reference's, as a whole
+            float* dours = (float*)malloc_or_die(2 * n * sizeof(float));
+            float* dref = dours + n;
+            for (size_t i = 0; i < n; i++) { dours[i] = p[i] - p0[i]; dref[i] = r[i] - p0[i]; }
+            snprintf(name, sizeof(name), "moved.%s", model->specs[k].name);
+            g_l2_tol = STEP_L2;
+            check(name, dours, dref, n, 0.0f, (float)(PARAM_FLOOR * lr_sum));
+            g_l2_tol = 0.0f;
+            free(dours);
+        }
+    }
+    free(losses);
+}
 
 static void test_pair(const char* model_path, const char* ref_path) {
     printf("\n== %s + %s\n", model_path, ref_path);
@@ -371,176 +508,45 @@ static void test_pair(const char* model_path, const char* ref_path) {
     ref_load(&ref, ref_path);
     int* conf = (int*)ref_get(&ref, "config", 1, 5)->data;
     int B = conf[0], T = conf[1], A = conf[2], K = conf[3], seed = conf[4];
-    float* hp = (float*)ref_get(&ref, "hparams", 0, 8)->data;
-    int L = cfg->num_layers, C = cfg->channels, V = cfg->vocab_size, Vp = cfg->padded_vocab_size;
-    printf("config: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d | B=%d T=%d A=%d K=%d seed=%d\n", L,
-           cfg->num_heads, C, cfg->max_seq_len, V, Vp, B, T, A, K, seed);
-
-    // init: the C generator must reproduce the Python weights exactly
-    {
-        GPT fresh;
-        gpt_setup(&fresh, cfg);
-        gpt_init_weights(&fresh, (uint64_t)seed);
-        size_t mismatches = 0, first = 0;
-        for (size_t i = 0; i < model.num_parameters; i++) {
-            if (memcmp(&fresh.params_memory[i], &model.params_memory[i], sizeof(float)) != 0) {
-                if (mismatches == 0) { first = i; }
-                mismatches++;
-            }
-        }
-        char detail[160];
-        snprintf(detail, sizeof(detail), "%zu params, %zu differ (first at %zu)", model.num_parameters, mismatches, first);
-        check_bool("init bit-identical", mismatches == 0, detail);
-        gpt_free(&fresh);
-    }
+    ref_get(&ref, "hparams", 0, 8); // (checked here, read by test_steps)
+    printf("config: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d | B=%d T=%d A=%d K=%d seed=%d\n", cfg->num_layers,
+           cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size, cfg->padded_vocab_size, B, T, A, K,
+           seed);
+    test_init(&model, seed);
 
     // dropout: the reference's p (record "dropout", absent = off), the masks of pass n = the n-th
     // micro-batch as the training loop numbers them (step k's micro-batch a: k*A + a; the recorded
     // forward is pass 0)
     Record* drec = ref_find(&ref, "dropout");
     float p_drop = drec != NULL ? ((float*)ref_get(&ref, "dropout", 0, 1)->data)[0] : 0.0f;
-    if (g_ignore_dropout && p_drop > 0.0f) { printf("--ignore-dropout: running without the reference's dropout %g\n", p_drop); p_drop = 0.0f; }
+    if (g_ignore_dropout && p_drop > 0.0f) {
+        printf("--ignore-dropout: running without the reference's dropout %g\n", p_drop);
+        p_drop = 0.0f;
+    }
     if (p_drop > 0.0f) { printf("dropout: p = %g\n", p_drop); }
     int* tokens = (int*)ref_get(&ref, "tokens", 1, (size_t)A * B * (T + 1))->data;
     int* inputs = (int*)malloc_or_die((size_t)A * B * T * sizeof(int));
     int* targets = (int*)malloc_or_die((size_t)A * B * T * sizeof(int));
-    for (int a = 0; a < A; a++) {
-        for (int b = 0; b < B; b++) {
-            for (int t = 0; t < T; t++) {
-                size_t src = ((size_t)a * B + b) * (T + 1) + t, dst = ((size_t)a * B + b) * T + t;
-                inputs[dst] = tokens[src];
-                targets[dst] = tokens[src + 1];
-            }
+    for (size_t row = 0; row < (size_t)A * B; row++) {
+        for (int t = 0; t < T; t++) {
+            inputs[row * T + t] = tokens[row * (T + 1) + t];
+            targets[row * T + t] = tokens[row * (T + 1) + t + 1];
         }
     }
-
-    // forward on micro-batch 0: every activation, layer by layer
     float* init_params = (float*)malloc_or_die(model.num_parameters * sizeof(float));
     memcpy(init_params, model.params_memory, model.num_parameters * sizeof(float));
-    const Backend* be = g_backend;
-    g_l2_tol = ACT_L2;
-    be->attach(&model, B, T);
-    size_t BT = (size_t)B * T;
-    // the logits first, from a forward without targets (the GPU's forward with targets turns the
-    // logits into their gradient in place)
-    float* buf = (float*)malloc_or_die(BT * (size_t)Vp * sizeof(float) + model.num_parameters * sizeof(float));
+    float* buf = (float*)malloc_or_die((size_t)B * T * cfg->padded_vocab_size * sizeof(float) +
+                                       model.num_parameters * sizeof(float));
+    g_backend->attach(&model, B, T);
     model.dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, 0));
-    be->forward(&model, inputs, NULL, B, T);
-    {
-        float* r = (float*)ref_get(&ref, "logits", 0, BT * V)->data; // ours (B,T,Vp), the reference (B,T,V)
-        if (!fetch_activation(&model, "logits", buf, BT * Vp)) { die("no logits to compare"); }
-        check_strided("logits", buf, r, BT, (size_t)V, (size_t)Vp, (size_t)V, ACT_RTOL,
-                      rms_floor(r, BT, (size_t)V, (size_t)V, ACT_FLOOR));
-    }
-    float loss = be->forward(&model, inputs, targets, B, T);
-    {
-        typedef struct { const char* name; size_t count; } Named;
-        Named acts[64];
-        int nacts = 0;
-        int batch_B = B, batch_T = T;
-        {   // the activation table of train_gpt.c, with the sizes of this (B,T)
-            size_t C = (size_t)cfg->channels, L = (size_t)cfg->num_layers, NH = (size_t)cfg->num_heads;
-            size_t B = (size_t)batch_B, T = (size_t)batch_T, Vp = (size_t)cfg->padded_vocab_size;
-            (void)C; (void)L; (void)NH; (void)B; (void)T; (void)Vp;
-#define X_NAMED(field, n) acts[nacts].name = #field; acts[nacts].count = (size_t)(n); nacts++;
-            GPT_ACTIVATIONS(X_NAMED)
-#undef X_NAMED
-        }
-        for (int i = 0; i < nacts; i++) {
-            const char* name = acts[i].name;
-            if (strcmp(name, "lse") == 0 || strcmp(name, "logits") == 0) { continue; } // internal; done above
-            if (!fetch_activation(&model, name, buf, acts[i].count)) {
-                printf("%-20s not kept by this build (checked through what depends on it)\n", name);
-                continue;
-            }
-            if (ref_find(&ref, name) != NULL) {         // one tensor for the whole model
-                float* r = (float*)ref_get(&ref, name, 0, acts[i].count)->data;
-                check(name, buf, r, acts[i].count, ACT_RTOL, rms_floor(r, 1, acts[i].count, 0, ACT_FLOOR));
-            } else {                                    // stacked over layers: "name.l"
-                size_t per = acts[i].count / L;
-                for (int l = 0; l < L; l++) {
-                    char lname[160];
-                    snprintf(lname, sizeof(lname), "%s.%d", name, l);
-                    float* r = (float*)ref_get(&ref, lname, 0, per)->data;
-                    check(lname, buf + l * per, r, per, ACT_RTOL, rms_floor(r, 1, per, 0, ACT_FLOOR));
-                }
-            }
-        }
-        float* ref_loss = (float*)ref_get(&ref, "loss", 0, 1)->data;
-        check("loss", &loss, ref_loss, 1, ACT_RTOL, 0.0f);
-    }
-
-    // backward: every parameter gradient
-    be->backward(&model, 1.0f);
-    g_l2_tol = GRAD_L2;
-    {
-        fetch_grads(&model, buf);
-        float* g = buf;
-        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-            char name[160];
-            snprintf(name, sizeof(name), "grad.%s", model.specs[k].name);
-            size_t n = model.specs[k].size;
-            float* r = (float*)ref_get(&ref, name, 0, n)->data;
-            check(name, g, r, n, GRAD_RTOL, rms_floor(r, 1, n, 0, GRAD_FLOOR));
-            g += n;
-        }
-    }
-
-    // K optimizer steps over A micro-batches each, from the initial weights: a fresh attach
-    // (zero gradients and moments)
-    be->detach(&model);
-    be->attach(&model, B, T);
-    {
-        float lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4], clip = hp[5];
-        int warmup = (int)hp[6];
-        float final_frac = hp[7];
-        float* losses = (float*)malloc_or_die((size_t)K * sizeof(float));
-        float* norms = (float*)malloc_or_die((size_t)K * sizeof(float));
-        float* lrs = (float*)malloc_or_die((size_t)K * sizeof(float));
-        for (int k = 0; k < K; k++) {
-            double sum = 0.0;
-            for (int a = 0; a < A; a++) {
-                model.dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, (uint64_t)k * A + a));
-                sum += be->forward(&model, inputs + (size_t)a * BT, targets + (size_t)a * BT, B, T);
-                be->backward(&model, 1.0f / A);
-            }
-            losses[k] = (float)(sum / A);
-            lrs[k] = (float)lr_schedule(k, K, lr, warmup, final_frac);
-            norms[k] = be->step(&model, clip, lrs[k], beta1, beta2, eps, wd, k + 1);
-        }
-        be->to_host(&model);
-        g_l2_tol = 0.0f;
-        check("step_loss", losses, (float*)ref_get(&ref, "step_loss", 0, (size_t)K)->data, (size_t)K, STEP_RTOL, 0.0f);
-        check("step_norm", norms, (float*)ref_get(&ref, "step_norm", 0, (size_t)K)->data, (size_t)K, NORM_RTOL, 0.0f);
-        check("step_lr", lrs, (float*)ref_get(&ref, "step_lr", 0, (size_t)K)->data, (size_t)K, 1e-6f, 0.0f);
-        double lr_sum = 0.0; // how far AdamW can move any element in K steps: ~lr per step
-        for (int k = 0; k < K; k++) { lr_sum += lrs[k]; }
-        float* p = model.params_memory;
-        float* p0 = init_params;
-        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-            char name[160];
-            snprintf(name, sizeof(name), "final.%s", model.specs[k].name);
-            size_t n = model.specs[k].size;
-            float* r = (float*)ref_get(&ref, name, 0, n)->data;
-            g_l2_tol = 0.0f;
-            check(name, p, r, n, PARAM_RTOL, (float)(PARAM_FLOOR * lr_sum));
-            if (STEP_L2 > 0.0f) { // the K steps' movement p - p0 against the reference's, as a whole
-                float* dours = (float*)malloc_or_die(2 * n * sizeof(float));
-                float* dref = dours + n;
-                for (size_t i = 0; i < n; i++) { dours[i] = p[i] - p0[i]; dref[i] = r[i] - p0[i]; }
-                snprintf(name, sizeof(name), "moved.%s", model.specs[k].name);
-                g_l2_tol = STEP_L2;
-                check(name, dours, dref, n, 0.0f, (float)(PARAM_FLOOR * lr_sum));
-                g_l2_tol = 0.0f;
-                free(dours);
-            }
-            p += n; p0 += n;
-        }
-        free(losses); free(norms); free(lrs); free(init_params);
-    }
-    free(inputs); free(targets); free(buf);
+    test_forward(&model, &ref, inputs, targets, B, T, buf);
+    test_backward(&model, &ref, buf);
+    g_backend->detach(&model); // the steps start from a fresh attach: zero gradients and moments
+    g_backend->attach(&model, B, T);
+    test_steps(&model, &ref, inputs, targets, B, T, A, K, seed, p_drop, init_params);
+    free(inputs); free(targets); free(buf); free(init_params);
     ref_free(&ref);
-    be->detach(&model);
+    g_backend->detach(&model);
     gpt_free(&model);
 }
 
@@ -549,10 +555,9 @@ static void test_pair(const char* model_path, const char* ref_path) {
 
 static void write_random_shard(const char* path, long ntok, int V, uint64_t key) {
     FILE* f = fopen_or_die(path, "wb");
-    int header[256];
-    memset(header, 0, sizeof(header));
-    header[0] = SHARD_MAGIC; header[1] = SHARD_VERSION; header[2] = (int)ntok;
-    fwrite_or_die(header, sizeof(int), 256, f, path);
+    int32_t header[SHARD_HEADER_INTS];
+    shard_header(header, ntok);
+    fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, f, path);
     for (long i = 0; i < ntok; i++) {
         uint16_t t = (uint16_t)(stream_draw(key, (uint64_t)i) % (uint64_t)V);
         fwrite_or_die(&t, sizeof(t), 1, f, path);
@@ -603,12 +608,11 @@ static void test_resume(void) {
                           "-m", "2", "-s", "0", "-n", "4", "-D", "0.1", "-o", out_a};
     TrainOptions o = parse_options((int)(sizeof(args) / sizeof(args[0])), (char**)args);
     o.verbose = 0;
-    o.backend = g_backend;
     TrainResult full, again, resumed, resumed2;
     char detail[200];
-    run_training(&o, &full);
+    run_training(&o, g_backend, &full);
     o.out_dir = out_c;
-    run_training(&o, &again);
+    run_training(&o, g_backend, &again);
     char a_model[300], c_model[300];
     snprintf(a_model, sizeof(a_model), "%s/model_00000010.bin", out_a);
     snprintf(c_model, sizeof(c_model), "%s/model_00000010.bin", out_c);
@@ -646,7 +650,7 @@ static void test_resume(void) {
 
     // "crash" after step 4: a run that saved checkpoint 4 (and 8), of which we keep only 4
     o.out_dir = out_b;
-    run_training(&o, &resumed);
+    run_training(&o, g_backend, &resumed);
     free(resumed.losses);
     char path[300];
     snprintf(path, sizeof(path), "%s/state_00000008.bin", out_b); remove(path);
@@ -658,7 +662,7 @@ static void test_resume(void) {
     snprintf(state4_copy, sizeof(state4_copy), "%s/state_00000004.copy", dir);
     copy_file(state4, state4_copy);
     o.resume = 1;
-    run_training(&o, &resumed);
+    run_training(&o, g_backend, &resumed);
     char b_model[300];
     snprintf(b_model, sizeof(b_model), "%s/model_00000010.bin", out_b);
     int same_losses = resumed.first_step == 4 &&
@@ -679,13 +683,13 @@ static void test_resume(void) {
     snprintf(path, sizeof(path), "%s/state_00000010.bin", out_b); remove(path);
     copy_file(state4_copy, state4);
     FILE* f = fopen_or_die(state4, "r+b");
-    int64_t header[64];
-    fread_or_die(header, sizeof(int64_t), 64, f, state4);
-    header[6] = header[6] == 0 ? 1 : 0; // the sample position: 0 <= it <= 3 samples per shard
+    int64_t header[STATE_HEADER_SLOTS];
+    fread_or_die(header, sizeof(int64_t), STATE_HEADER_SLOTS, f, state4);
+    header[STATE_SLOT_SAMPLE_POS] = header[STATE_SLOT_SAMPLE_POS] == 0 ? 1 : 0; // 0..3 samples a shard
     if (fseek(f, 0, SEEK_SET) != 0) { die("%s: cannot seek", state4); }
-    fwrite_or_die(header, sizeof(int64_t), 64, f, state4);
+    fwrite_or_die(header, sizeof(int64_t), STATE_HEADER_SLOTS, f, state4);
     fclose(f);
-    run_training(&o, &resumed2);
+    run_training(&o, g_backend, &resumed2);
     int differs = memcmp(full.losses + 4, resumed2.losses + 4, 6 * sizeof(float)) != 0;
     check_bool("resume can fail", differs, "a resume from another data position gives other losses");
     free(full.losses); free(again.losses); free(resumed.losses); free(resumed2.losses);
@@ -813,7 +817,8 @@ static void test_kv_cache(void) {
         Rng rng; rng.key = stream_key(5, 99); rng.counter = 0;
         int gen[32] = {seq[0], seq[1], seq[2]};
         out[0] = 0;
-        generate(path == 0 ? &cpu_backend : &recompute, &model, gen, 3, T, 25, &so, &rng, -1, collect_token, out);
+        Generator g = {path == 0 ? &cpu_backend : &recompute, &model, 0};
+        sample_sequence(next_logits, &g, V, gen, 3, T, 25, &so, &rng, -1, collect_token, out);
     }
     check_bool("kv generation", out_kv[0] == 25 && out_full[0] == 25 && memcmp(out_kv, out_full, 26 * sizeof(int)) == 0,
                "25 tokens drawn with the KV cache equal those of the full forward (same seed)");

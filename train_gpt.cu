@@ -38,7 +38,7 @@ Data parallelism (mpirun -np N ./train_gptcu, built with MPI): one GPU per proce
 process's rank on its machine; NCCL, bootstrapped over MPI (rank 0's ncclUniqueId broadcast),
 all-reduces the gradients, or with ZeRO-1 (-z 1) reduce-scatters them, each rank updates its
 shard of the fp32 master weights and AdamW moments (the only copies: 3 x 4 bytes per parameter
-divided by N), and the bf16 weights are all-gathered. Shards follow comm/comm.h's layout, with the
+divided by N), and the bf16 weights are all-gathered. Shards follow gptc/comm.h's layout, with the
 flat arrays padded to N equal pieces.
 
 Build: make train_gptcu (PRECISION=FP32 for the fp32 build). dev/cuda/ holds the kernel lab and
@@ -60,66 +60,10 @@ dev/cuda/emu_nccl.h stands in for NCCL over MPI.
 #include <nccl.h>                  // provides: the GPU collectives of data parallelism
 #endif
 #endif
-#if defined(USE_MPI) || defined(GPT_CUDA_EMU)
-#define GPT_NCCL 1
-#else
-#define GPT_NCCL 0                 // one process: no NCCL (g_comm.size is 1)
-#endif
+#include "gptc/cuda_common.h" // provides: floatX, the error checks, cuda_alloc, warp_sum, matmul_lt
 
 // shapes: B batch, T time, C channels, NH heads, hs = C/NH head size, V vocab, Vp padded vocab,
 // L layers, BT = B*T rows of every (B,T,...) tensor
-
-// ----------------------------------------------------------------------------------------------
-// Precision and error checks
-
-#ifdef PRECISION_FP32
-typedef float floatX;
-#define FLOATX_CUDA CUDA_R_32F
-#define PRECISION_NAME "fp32"
-__host__ __device__ static inline float to_float(float x) { return x; }
-__host__ __device__ static inline floatX to_floatX(float x) { return x; }
-#else
-typedef __nv_bfloat16 floatX;
-#define FLOATX_CUDA CUDA_R_16BF
-#define PRECISION_NAME "bf16"
-__host__ __device__ static inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__host__ __device__ static inline floatX to_floatX(float x) { return __float2bfloat16_rn(x); }
-#endif
-
-static void cuda_check(cudaError_t err, const char* what, const char* file, int line) {
-    if (err != cudaSuccess) { die("%s:%d: CUDA error in %s: %s", file, line, what, cudaGetErrorString(err)); }
-}
-#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
-// after every launch: a bad configuration is reported here, a fault in the kernel at the next sync
-#define LAUNCH_CHECK(kernel) cuda_check(cudaGetLastError(), "launch of " kernel, __FILE__, __LINE__)
-#if GPT_NCCL
-static void nccl_check(ncclResult_t r, const char* what, const char* file, int line) {
-    if (r != ncclSuccess) { die("%s:%d: NCCL error in %s: %s", file, line, what, ncclGetErrorString(r)); }
-}
-#define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
-#ifdef PRECISION_FP32
-#define NCCL_FLOATX ncclFloat
-#else
-#define NCCL_FLOATX ncclBfloat16
-#endif
-#endif
-
-static void cublas_check(cublasStatus_t st, const char* what, const char* file, int line) {
-    if (st != CUBLAS_STATUS_SUCCESS) { die("%s:%d: cuBLASLt error %d in %s", file, line, (int)st, what); }
-}
-#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
-
-__host__ __device__ static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
-
-template <typename T> static T* cuda_alloc(size_t n, const char* what) {
-    void* p = NULL;
-    cudaError_t err = cudaMalloc(&p, n * sizeof(T) > 0 ? n * sizeof(T) : 1);
-    if (err != cudaSuccess) {
-        die("out of GPU memory allocating %s (%.1f MiB): %s; try a smaller -b", what,
-            (double)(n * sizeof(T)) / 1048576.0, cudaGetErrorString(err));
-    }
-    return (T*)p;
-}
 
 // block sizes
 #define ENC_THREADS 256
@@ -134,21 +78,6 @@ template <typename T> static T* cuda_alloc(size_t n, const char* what) {
 
 // ----------------------------------------------------------------------------------------------
 // Kernels
-
-// --- reductions inside a warp / block, in a fixed order (xor butterfly, then warps in order)
-
-__device__ static inline float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, o); }
-    return v;
-}
-__device__ static inline double warp_sum_double(double v) {
-    for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, o); }
-    return v;
-}
-__device__ static inline float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) { v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); }
-    return v;
-}
 
 // --- dropout at one site (train_gpt.c's "dropout": the same masks, from the same hash of the
 // element's index). The kernels take the site's key; threshold 0 means no dropout at that site.
@@ -174,8 +103,8 @@ __global__ void dropout_kernel(floatX* out, const floatX* in, long n, DropSite d
 // --- encoder: out = wte[inp] + wpe[t]
 
 __global__ void encoder_forward_kernel(floatX* __restrict__ out, const int* __restrict__ inp,
-                                       const floatX* __restrict__ wte, const floatX* __restrict__ wpe,
-                                       int B, int T, int C) {
+                                       const floatX* __restrict__ wte,
+                                       const floatX* __restrict__ wpe, int B, int T, int C) {
     long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long)B * T * C) { return; }
     int c = (int)(idx % C);
@@ -185,7 +114,8 @@ __global__ void encoder_forward_kernel(floatX* __restrict__ out, const int* __re
 }
 
 // dwpe[t,c] += sum over b of dout[b,t,c], b in order
-__global__ void wpe_backward_kernel(float* __restrict__ dwpe, const floatX* __restrict__ dout, int B, int T, int C) {
+__global__ void wpe_backward_kernel(float* __restrict__ dwpe, const floatX* __restrict__ dout,
+                                    int B, int T, int C) {
     long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long)T * C) { return; }
     float s = 0.0f;
@@ -197,8 +127,10 @@ __global__ void wpe_backward_kernel(float* __restrict__ dwpe, const floatX* __re
 // token (bucket k: token bucket_tok[k], positions pos[bucket_start[k] ..+ bucket_len[k]] in
 // increasing order), so each block owns one row of dwte: no atomics, a fixed order.
 __global__ void wte_backward_kernel(float* __restrict__ dwte, const floatX* __restrict__ dout,
-                                    const int* __restrict__ bucket_tok, const int* __restrict__ bucket_start,
-                                    const int* __restrict__ bucket_len, const int* __restrict__ pos, int C) {
+                                    const int* __restrict__ bucket_tok,
+                                    const int* __restrict__ bucket_start,
+                                    const int* __restrict__ bucket_len, const int* __restrict__ pos,
+                                    int C) {
     int k = blockIdx.x;
     const int* p = pos + bucket_start[k];
     int n = bucket_len[k];
@@ -214,11 +146,12 @@ __global__ void wte_backward_kernel(float* __restrict__ dwte, const floatX* __re
 // out = (res - mean) * rstd * w + bias over each row of C (PyTorch's LayerNorm, eps 1e-5,
 // biased variance). One warp per row; the statistics are of res as stored (rounded), which is
 // what the backward will see.
-__global__ void residual_layernorm_forward_kernel(floatX* __restrict__ res, floatX* __restrict__ out,
-                                                  float* __restrict__ mean, float* __restrict__ rstd,
-                                                  const floatX* a, const floatX* b,
-                                                  const floatX* __restrict__ w, const floatX* __restrict__ bias,
-                                                  int N, int C) {
+__global__ void residual_layernorm_forward_kernel(floatX* __restrict__ res,
+                                                  floatX* __restrict__ out,
+                                                  float* __restrict__ mean,
+                                                  float* __restrict__ rstd, const floatX* a,
+                                                  const floatX* b, const floatX* __restrict__ w,
+                                                  const floatX* __restrict__ bias, int N, int C) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * LN_WARPS + threadIdx.x / 32;
     if (row >= N) { return; } // whole warps leave together: the shuffles below see all 32 lanes
@@ -250,9 +183,10 @@ __global__ void residual_layernorm_forward_kernel(floatX* __restrict__ res, floa
 // dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w
 // (the weight and bias gradients are column sums: column_partials_kernel)
 __global__ void layernorm_backward_kernel(floatX* dinp, const floatX* __restrict__ dout,
-                                          const floatX* __restrict__ inp, const floatX* __restrict__ w,
-                                          const float* __restrict__ mean, const float* __restrict__ rstd,
-                                          int N, int C) {
+                                          const floatX* __restrict__ inp,
+                                          const floatX* __restrict__ w,
+                                          const float* __restrict__ mean,
+                                          const float* __restrict__ rstd, int N, int C) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * LN_WARPS + threadIdx.x / 32;
     if (row >= N) { return; }
@@ -279,9 +213,9 @@ __global__ void layernorm_backward_kernel(floatX* dinp, const floatX* __restrict
 //   part_w[chunk][c] = sum of dout[r,c] * (x[r,c] - mean[r]) * rstd[r]   (when x is not NULL)
 // A block is 32 columns x 8 row groups; the groups are added in order through shared memory.
 __global__ void column_partials_kernel(float* __restrict__ part_w, float* __restrict__ part_b,
-                                       const floatX* __restrict__ dout, const floatX* __restrict__ x,
-                                       const float* __restrict__ mean, const float* __restrict__ rstd,
-                                       int N, int C) {
+                                       const floatX* __restrict__ dout,
+                                       const floatX* __restrict__ x, const float* __restrict__ mean,
+                                       const float* __restrict__ rstd, int N, int C) {
     __shared__ float sw[COL_THREADS_Y][COL_THREADS_X], sb[COL_THREADS_Y][COL_THREADS_X];
     int c = blockIdx.x * COL_THREADS_X + threadIdx.x;
     int chunk = blockIdx.y;
@@ -300,14 +234,18 @@ __global__ void column_partials_kernel(float* __restrict__ part_w, float* __rest
     __syncthreads();
     if (threadIdx.y == 0 && c < C) {
         float w = 0.0f, b = 0.0f;
-        for (int y = 0; y < COL_THREADS_Y; y++) { w += sw[y][threadIdx.x]; b += sb[y][threadIdx.x]; }
+        for (int y = 0; y < COL_THREADS_Y; y++) {
+            w += sw[y][threadIdx.x];
+            b += sb[y][threadIdx.x];
+        }
         if (part_w != NULL) { part_w[(long)chunk * C + c] = w; }
         part_b[(long)chunk * C + c] = b;
     }
 }
 
 // second stage: dst[c] += sum over chunks of part[chunk][c], chunks in order
-__global__ void column_finish_kernel(float* __restrict__ dst, const float* __restrict__ part, int C) {
+__global__ void column_finish_kernel(float* __restrict__ dst, const float* __restrict__ part,
+                                     int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) { return; }
     float s = 0.0f;
@@ -318,7 +256,8 @@ __global__ void column_finish_kernel(float* __restrict__ dst, const float* __res
 // --- GELU, tanh approximation (Hendrycks & Gimpel; GPT-2's): 0.5 x (1 + tanh(u)),
 // u = sqrt(2/pi) (x + 0.044715 x^3)
 
-__global__ void gelu_forward_kernel(floatX* __restrict__ out, const floatX* __restrict__ inp, long N) {
+__global__ void gelu_forward_kernel(floatX* __restrict__ out, const floatX* __restrict__ inp,
+                                    long N) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) { return; }
     float x = to_float(inp[i]);
@@ -327,7 +266,8 @@ __global__ void gelu_forward_kernel(floatX* __restrict__ out, const floatX* __re
 }
 
 // d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx; in place is fine (dinp may be dout)
-__global__ void gelu_backward_kernel(floatX* dinp, const floatX* __restrict__ inp, const floatX* dout, long N) {
+__global__ void gelu_backward_kernel(floatX* dinp, const floatX* __restrict__ inp,
+                                     const floatX* dout, long N) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) { return; }
     float x = to_float(inp[i]);
@@ -353,7 +293,8 @@ template <int D> struct AttTile {
 
 template <int D>
 __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __restrict__ lse,
-                                         const floatX* __restrict__ qkv, int T, int C, int NH, DropSite drop) {
+                                         const floatX* __restrict__ qkv, int T, int C, int NH,
+                                         DropSite drop) {
     const int R = AttTile<D>::FWD;
     __shared__ float ks[R][D], vs[R][D];
     int hs = C / NH, b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * R;
@@ -391,7 +332,9 @@ __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __rest
             }
             float p = expf(s - m);
             l += p; // the softmax's sum is of the probabilities before dropout
-            if (drop.threshold > 0) { p *= drop_factor(drop, (((long)b * NH + h) * T + i) * T + j); }
+            if (drop.threshold > 0) {
+                p *= drop_factor(drop, (((long)b * NH + h) * T + i) * T + j);
+            }
             const float* vr = vs[j - k0];
             for (int d = 0; d < D; d++) { o[d] += p * vr[d]; }
         }
@@ -411,7 +354,8 @@ __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __rest
 // query row i accumulates dQ_i over keys j <= i. delta_i = rowsum(dO_i * O_i) comes first.
 
 __global__ void attention_delta_kernel(float* __restrict__ delta, const floatX* __restrict__ dout,
-                                       const floatX* __restrict__ out, int B, int T, int C, int NH) {
+                                       const floatX* __restrict__ out, int B, int T, int C,
+                                       int NH) {
     long idx = (long)blockIdx.x * blockDim.x + threadIdx.x; // over (b, h, t)
     if (idx >= (long)B * NH * T) { return; }
     int t = (int)(idx % T), h = (int)((idx / T) % NH);
@@ -426,7 +370,8 @@ __global__ void attention_delta_kernel(float* __restrict__ delta, const floatX* 
 
 // loads rows [r0, r0+R) of one head's slice at channel offset `off` of a (B,T,ld) tensor
 template <int D, int R>
-__device__ static void load_rows(float (*dst)[D + 1], const floatX* base, int r0, int T, long ld, int off, int hs) {
+__device__ static void load_rows(float (*dst)[D + 1], const floatX* base, int r0, int T, long ld,
+                                 int off, int hs) {
     for (int e = threadIdx.x; e < R * D; e += R) {
         int r = e / D, d = e % D, t = r0 + r;
         dst[r][d] = t < T && d < hs ? to_float(base[(long)t * ld + off + d]) : 0.0f;
@@ -434,9 +379,11 @@ __device__ static void load_rows(float (*dst)[D + 1], const floatX* base, int r0
 }
 
 template <int D>
-__global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
-                                               const floatX* __restrict__ qkv, const float* __restrict__ lse,
-                                               const float* __restrict__ delta, int T, int C, int NH, DropSite drop) {
+__global__ void
+attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                               const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                               const float* __restrict__ delta, int T, int C, int NH,
+                               DropSite drop) {
     const int R = AttTile<D>::BWD;
     __shared__ float kown[R][D + 1], vown[R][D + 1], qs[R][D + 1], dos[R][D + 1]; // +1: no bank conflicts
     __shared__ float lse_s[R], delta_s[R];
@@ -465,7 +412,10 @@ __global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const 
             const float* qr = qs[ii - i0];
             const float* dr = dos[ii - i0];
             float s = 0.0f, dp = 0.0f;
-            for (int d = 0; d < D; d++) { s += qr[d] * kown[threadIdx.x][d]; dp += dr[d] * vown[threadIdx.x][d]; }
+            for (int d = 0; d < D; d++) {
+                s += qr[d] * kown[threadIdx.x][d];
+                dp += dr[d] * vown[threadIdx.x][d];
+            }
             float p = expf(s * scale - lse_s[ii - i0]);
             float pd = p; // P' (after dropout)
             if (drop.threshold > 0) {
@@ -487,9 +437,10 @@ __global__ void attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const 
 }
 
 template <int D>
-__global__ void attention_backward_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
-                                             const floatX* __restrict__ qkv, const float* __restrict__ lse,
-                                             const float* __restrict__ delta, int T, int C, int NH, DropSite drop) {
+__global__ void
+attention_backward_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                             const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                             const float* __restrict__ delta, int T, int C, int NH, DropSite drop) {
     const int R = AttTile<D>::BWD;
     __shared__ float qown[R][D + 1], doown[R][D + 1], ks[R][D + 1], vs[R][D + 1];
     int hs = C / NH, b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * R;
@@ -514,9 +465,14 @@ __global__ void attention_backward_dq_kernel(floatX* __restrict__ dqkv, const fl
             const float* kr = ks[j - k0];
             const float* vr = vs[j - k0];
             float s = 0.0f, dp = 0.0f;
-            for (int d = 0; d < D; d++) { s += qown[threadIdx.x][d] * kr[d]; dp += doown[threadIdx.x][d] * vr[d]; }
+            for (int d = 0; d < D; d++) {
+                s += qown[threadIdx.x][d] * kr[d];
+                dp += doown[threadIdx.x][d] * vr[d];
+            }
             float p = expf(s * scale - l_i);
-            if (drop.threshold > 0) { dp *= drop_factor(drop, (((long)b * NH + h) * T + i) * T + j); }
+            if (drop.threshold > 0) {
+                dp *= drop_factor(drop, (((long)b * NH + h) * T + i) * T + j);
+            }
             float ds = p * (dp - delta_i);
             for (int d = 0; d < D; d++) { dq[d] += ds * kr[d]; }
         }
@@ -531,8 +487,9 @@ __global__ void attention_backward_dq_kernel(floatX* __restrict__ dqkv, const fl
 // logits[v] becomes dscale * (softmax[v] - [v == target]) in place (and 0 for the padding v >= V).
 // The softmax is evaluated on the fly, never stored.
 
-__global__ void classifier_kernel(floatX* logits, float* __restrict__ losses, const int* __restrict__ targets,
-                                  int V, int Vp, float dscale, int write_dlogits) {
+__global__ void classifier_kernel(floatX* logits, float* __restrict__ losses,
+                                  const int* __restrict__ targets, int V, int Vp, float dscale,
+                                  int write_dlogits) {
     __shared__ float sm[CLS_THREADS / 32], ss[CLS_THREADS / 32];
     __shared__ float row_lse;
     long row = blockIdx.x;
@@ -554,7 +511,9 @@ __global__ void classifier_kernel(floatX* logits, float* __restrict__ losses, co
         float bm = -INFINITY;
         for (int w = 0; w < CLS_THREADS / 32; w++) { bm = fmaxf(bm, sm[w]); }
         float bs = 0.0f;
-        for (int w = 0; w < CLS_THREADS / 32; w++) { bs += sm[w] == -INFINITY ? 0.0f : ss[w] * expf(sm[w] - bm); }
+        for (int w = 0; w < CLS_THREADS / 32; w++) {
+            bs += sm[w] == -INFINITY ? 0.0f : ss[w] * expf(sm[w] - bm);
+        }
         row_lse = bm + logf(bs);
         losses[row] = row_lse - xt;
     }
@@ -571,10 +530,12 @@ __global__ void classifier_kernel(floatX* logits, float* __restrict__ losses, co
 // --- global gradient norm, then clipping fused into AdamW
 
 // partial[block] = sum of squares of the block's grid-stride share, in double
-__global__ void norm_partials_kernel(double* __restrict__ partial, const float* __restrict__ g, long n) {
+__global__ void norm_partials_kernel(double* __restrict__ partial, const float* __restrict__ g,
+                                     long n) {
     __shared__ double sw[NORM_THREADS / 32];
     double s = 0.0;
-    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
         s += (double)g[i] * g[i];
     }
     s = warp_sum_double(s);
@@ -589,7 +550,8 @@ __global__ void norm_partials_kernel(double* __restrict__ partial, const float* 
 
 // norm = sqrt(sum of partials, in order); coef = max_norm / (norm + 1e-6) when that is < 1
 // (torch.nn.utils.clip_grad_norm_), else 1
-__global__ void norm_finish_kernel(float* __restrict__ norm_coef, const double* __restrict__ partial, float max_norm) {
+__global__ void norm_finish_kernel(float* __restrict__ norm_coef,
+                                   const double* __restrict__ partial, float max_norm) {
     if (threadIdx.x != 0 || blockIdx.x != 0) { return; }
     double t = 0.0;
     for (int k = 0; k < NORM_BLOCKS; k++) { t += partial[k]; }
@@ -616,7 +578,8 @@ __device__ static inline floatX param_from_master(float w, long idx) {
 #else
     uint32_t bits = __float_as_uint(w);
     if ((bits & 0x7f800000u) == 0x7f800000u) { return __float2bfloat16_rn(w); } // inf, nan
-    uint32_t r = hash32(((uint32_t)idx ^ (uint32_t)(idx >> 32)) * 0x9E3779B9u ^ hash32(bits)) & 0xffffu;
+    uint32_t r =
+        hash32(((uint32_t)idx ^ (uint32_t)(idx >> 32)) * 0x9E3779B9u ^ hash32(bits)) & 0xffffu;
     uint32_t up = bits + r;
     if ((up & 0x7f800000u) == 0x7f800000u) { up = bits; } // within an ulp of FLT_MAX: never round to inf
     return __ushort_as_bfloat16((unsigned short)(up >> 16));
@@ -624,7 +587,8 @@ __device__ static inline floatX param_from_master(float w, long idx) {
 }
 
 // params[base + i] from master[i], i < n
-__global__ void params_from_master_kernel(floatX* __restrict__ params, const float* __restrict__ master, long base, long n) {
+__global__ void params_from_master_kernel(floatX* __restrict__ params,
+                                          const float* __restrict__ master, long base, long n) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) { params[base + i] = param_from_master(master[i], base + i); }
 }
@@ -640,14 +604,16 @@ struct AdamTable {
 // g * coef; then the low-precision weight copy, and g = 0 for the next step. The table's offsets
 // index the flat parameters and gradients; master, m and v hold the parameters from `base` on
 // (ZeRO-1: this rank's shard; else base 0).
-__global__ void adamw_kernel(floatX* __restrict__ params, float* __restrict__ master, float* __restrict__ grads,
-                             float* __restrict__ m, float* __restrict__ v, const float* __restrict__ norm_coef,
-                             AdamTable tab, long base, float beta1, float beta2, float eps, float step_size,
-                             float bc2_sqrt) {
+__global__ void adamw_kernel(floatX* __restrict__ params, float* __restrict__ master,
+                             float* __restrict__ grads, float* __restrict__ m,
+                             float* __restrict__ v, const float* __restrict__ norm_coef,
+                             AdamTable tab, long base, float beta1, float beta2, float eps,
+                             float step_size, float bc2_sqrt) {
     int k = blockIdx.y;
     float coef = norm_coef[1];
     float decay = tab.decay[k];
-    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < tab.size[k]; i += (long)gridDim.x * blockDim.x) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < tab.size[k];
+         i += (long)gridDim.x * blockDim.x) {
         long idx = tab.offset[k] + i, j = idx - base;
         float gi = grads[idx];
         if (coef != 1.0f) { gi *= coef; }
@@ -666,10 +632,12 @@ __global__ void adamw_kernel(floatX* __restrict__ params, float* __restrict__ ma
 // --- generation: one new position against the KV cache (gpu_decode; train_gpt.c's gpt_decode)
 
 // x (C) = wte[token] + wpe[pos]
-__global__ void decode_embed_kernel(floatX* __restrict__ x, const floatX* __restrict__ wte, const floatX* __restrict__ wpe,
-                                    int token, int pos, int C) {
+__global__ void decode_embed_kernel(floatX* __restrict__ x, const floatX* __restrict__ wte,
+                                    const floatX* __restrict__ wpe, int token, int pos, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c < C) { x[c] = to_floatX(to_float(wte[(long)token * C + c]) + to_float(wpe[(long)pos * C + c])); }
+    if (c < C) {
+        x[c] = to_floatX(to_float(wte[(long)token * C + c]) + to_float(wpe[(long)pos * C + c]));
+    }
 }
 
 // Head h = blockIdx.x of the query of position pos (q in qkv) against the cached keys and values of
@@ -677,11 +645,14 @@ __global__ void decode_embed_kernel(floatX* __restrict__ x, const floatX* __rest
 // fixed order (warps, then the warps' results in order), then out = softmax(scores) @ v, one
 // thread per channel of the head, summing over positions in order. (The training forward's flash
 // kernel sums in tiles: the two agree to rounding, as test_gpt checks.)
-__global__ void decode_attention_kernel(floatX* __restrict__ out, float* __restrict__ att, const floatX* __restrict__ qkv,
-                                        const floatX* __restrict__ kcache, const floatX* __restrict__ vcache,
-                                        int pos, int C, int NH, int maxT) {
+__global__ void decode_attention_kernel(floatX* __restrict__ out, float* __restrict__ att,
+                                        const floatX* __restrict__ qkv,
+                                        const floatX* __restrict__ kcache,
+                                        const floatX* __restrict__ vcache, int pos, int C, int NH,
+                                        int maxT) {
     __shared__ float red[32];
-    int h = blockIdx.x, hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    int h = blockIdx.x, hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32,
+        nw = blockDim.x / 32;
     const floatX* q = qkv + h * hs;
     float* a = att + (long)h * maxT;
     float scale = 1.0f / sqrtf((float)hs);
@@ -697,125 +668,73 @@ __global__ void decode_attention_kernel(floatX* __restrict__ out, float* __restr
     m = warp_max(m);
     if (lane == 0) { red[warp] = m; }
     __syncthreads();
-    if (threadIdx.x == 0) { float x = red[0]; for (int w = 1; w < nw; w++) { x = fmaxf(x, red[w]); } red[0] = x; }
+    if (threadIdx.x == 0) {
+        float x = red[0];
+        for (int w = 1; w < nw; w++) { x = fmaxf(x, red[w]); }
+        red[0] = x;
+    }
     __syncthreads();
     m = red[0];
     __syncthreads();
     float sum = 0.0f;
-    for (int t = threadIdx.x; t <= pos; t += blockDim.x) { float e = expf(a[t] - m); a[t] = e; sum += e; }
+    for (int t = threadIdx.x; t <= pos; t += blockDim.x) {
+        float e = expf(a[t] - m);
+        a[t] = e;
+        sum += e;
+    }
     sum = warp_sum(sum);
     if (lane == 0) { red[warp] = sum; }
     __syncthreads();
-    if (threadIdx.x == 0) { float x = red[0]; for (int w = 1; w < nw; w++) { x += red[w]; } red[0] = x; }
+    if (threadIdx.x == 0) {
+        float x = red[0];
+        for (int w = 1; w < nw; w++) { x += red[w]; }
+        red[0] = x;
+    }
     __syncthreads(); // (also makes every thread's a[t] visible to the whole block)
     float inv = 1.0f / red[0];
     for (int i = threadIdx.x; i < hs; i += blockDim.x) {
         float o = 0.0f;
-        for (int t = 0; t <= pos; t++) { o += a[t] * inv * to_float(vcache[(long)t * C + h * hs + i]); }
+        for (int t = 0; t <= pos; t++) {
+            o += a[t] * inv * to_float(vcache[(long)t * C + h * hs + i]);
+        }
         out[h * hs + i] = to_floatX(o);
     }
 }
 
 // ----------------------------------------------------------------------------------------------
-// Matmuls: cuBLASLt. Our tensors are row-major; cuBLASLt is column-major, where the buffer of a
-// row-major (rows, cols) array IS the (cols, rows) matrix, its transpose. So
-//   forward  out (BT,OC) = inp (BT,C) @ W^T      is  D (OC,BT) = op(A) B: A = W's buffer (C,OC),
-//            transposed; B = inp's buffer (C,BT)
-//   dinp     dinp (BT,C) = dout (BT,OC) @ W      is  D (C,BT) = A B: A = W's buffer (C,OC),
-//            B = dout's buffer (OC,BT)
-//   dweight  dW (OC,C) += dout^T (OC,BT) @ inp   is  D (C,OC) += A op(B): A = inp's buffer (C,BT),
-//            B = dout's buffer (OC,BT), transposed
-
-static cublasLtHandle_t g_lt;
-static void* g_lt_workspace;
-#define LT_WORKSPACE_BYTES (32u << 20)
-
-// D (m,n; ld ldd; type dtype) = alpha * op(A) op(B) + beta * D, with an optional epilogue:
-// bias (m) added to every column, and GELU with the pre-activation written to aux.
-static void matmul_lt(void* d, cudaDataType_t dtype, int ldd, const floatX* a, int transa, int lda,
-                      const floatX* b, int transb, int ldb, int m, int n, int k, float alpha, float beta,
-                      const floatX* bias, int gelu, floatX* aux, const char* what) {
-    cublasLtMatmulDesc_t desc;
-    cublasLtMatrixLayout_t la, lb, ld;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t opa = transa ? CUBLAS_OP_T : CUBLAS_OP_N, opb = transb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
-    if (gelu) { epi = bias != NULL ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX; }
-    else if (bias != NULL) { epi = CUBLASLT_EPILOGUE_BIAS; }
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    if (bias != NULL) {
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    }
-    if (gelu) {
-        int64_t aux_ld = ldd;
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
-    }
-    // stored shapes: op(A) is (m,k), so A is (k,m) when transposed; likewise B
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, FLOATX_CUDA, transa ? k : m, transa ? m : k, lda));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, FLOATX_CUDA, transb ? n : k, transb ? k : n, ldb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, dtype, m, n, ldd));
-    cublasLtMatmulPreference_t pref;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    size_t ws = LT_WORKSPACE_BYTES;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    // the heuristic assumes 256-byte aligned pointers unless told: per-layer slices of odd shapes
-    // (C = 60, say) are not, so say what they are
-    const void* ptrs[4] = {a, b, d, d};
-    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++) {
-        uint32_t align = 256;
-        while (align > 1 && (uintptr_t)ptrs[i] % align != 0) { align /= 2; }
-        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align, sizeof(align)));
-    }
-    cublasLtMatmulHeuristicResult_t heur;
-    int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, ld, ld, pref, 1, &heur, &found));
-    if (found == 0) {
-        die("cuBLASLt has no algorithm for %s (m=%d n=%d k=%d, epilogue %d)", what, m, n, k, (int)epi);
-    }
-    CUBLAS_CHECK(cublasLtMatmul(g_lt, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo,
-                                g_lt_workspace, LT_WORKSPACE_BYTES, 0));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));
-    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(ld));
-    CUBLAS_CHECK(cublasLtMatmulDescDestroy(desc));
-}
-
-// ----------------------------------------------------------------------------------------------
 // Launchers: the same arguments as the CPU layers of train_gpt.c (plus scratch where needed)
 
-static void encoder_forward_gpu(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C) {
+static void encoder_forward_gpu(floatX* out, const int* inp, const floatX* wte, const floatX* wpe,
+                                int B, int T, int C) {
     long n = (long)B * T * C;
     encoder_forward_kernel<<<ceil_div(n, ENC_THREADS), ENC_THREADS>>>(out, inp, wte, wpe, B, T, C);
     LAUNCH_CHECK("encoder_forward_kernel");
 }
 
 // buckets: the host's grouping of positions by token (see wte_backward_kernel)
-static void encoder_backward_gpu(float* dwte, float* dwpe, const floatX* dout, const int* bucket_tok,
-                                 const int* bucket_start, const int* bucket_len, const int* pos,
-                                 int nbuckets, int B, int T, int C) {
+static void encoder_backward_gpu(float* dwte, float* dwpe, const floatX* dout,
+                                 const int* bucket_tok, const int* bucket_start,
+                                 const int* bucket_len, const int* pos, int nbuckets, int B, int T,
+                                 int C) {
     wpe_backward_kernel<<<ceil_div((long)T * C, ENC_THREADS), ENC_THREADS>>>(dwpe, dout, B, T, C);
     LAUNCH_CHECK("wpe_backward_kernel");
-    wte_backward_kernel<<<nbuckets, ENC_THREADS>>>(dwte, dout, bucket_tok, bucket_start, bucket_len, pos, C);
+    wte_backward_kernel<<<nbuckets, ENC_THREADS>>>(dwte, dout, bucket_tok, bucket_start, bucket_len,
+                                                   pos, C);
     LAUNCH_CHECK("wte_backward_kernel");
 }
 
 // res = a + b (b may be NULL: then res is not written and a is normalized), out = layernorm(res)
-static void residual_layernorm_forward_gpu(floatX* res, floatX* out, float* mean, float* rstd, const floatX* a,
-                                           const floatX* b, const floatX* w, const floatX* bias, int N, int C) {
-    residual_layernorm_forward_kernel<<<ceil_div(N, LN_WARPS), LN_WARPS * 32>>>(res, out, mean, rstd, a, b, w, bias, N, C);
+static void residual_layernorm_forward_gpu(floatX* res, floatX* out, float* mean, float* rstd,
+                                           const floatX* a, const floatX* b, const floatX* w,
+                                           const floatX* bias, int N, int C) {
+    residual_layernorm_forward_kernel<<<ceil_div(N, LN_WARPS), LN_WARPS * 32>>>(
+        res, out, mean, rstd, a, b, w, bias, N, C);
     LAUNCH_CHECK("residual_layernorm_forward_kernel");
 }
 
 // dst (C) += column sums of dout (N,C) [times norm when x is given]; part: 2 * COL_CHUNKS * C floats
-static void column_sums_gpu(float* dw, float* db, const floatX* dout, const floatX* x, const float* mean,
-                            const float* rstd, int N, int C, float* part) {
+static void column_sums_gpu(float* dw, float* db, const floatX* dout, const floatX* x,
+                            const float* mean, const float* rstd, int N, int C, float* part) {
     dim3 grid(ceil_div(C, COL_THREADS_X), COL_CHUNKS), block(COL_THREADS_X, COL_THREADS_Y);
     float* part_w = x != NULL ? part + (long)COL_CHUNKS * C : NULL;
     column_partials_kernel<<<grid, block>>>(part_w, part, dout, x, mean, rstd, N, C);
@@ -828,22 +747,27 @@ static void column_sums_gpu(float* dw, float* db, const floatX* dout, const floa
     }
 }
 
-static void layernorm_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
-                                   const floatX* weight, const float* mean, const float* rstd, int N, int C, float* part) {
-    layernorm_backward_kernel<<<ceil_div(N, LN_WARPS), LN_WARPS * 32>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+static void layernorm_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
+                                   const floatX* inp, const floatX* weight, const float* mean,
+                                   const float* rstd, int N, int C, float* part) {
+    layernorm_backward_kernel<<<ceil_div(N, LN_WARPS), LN_WARPS * 32>>>(dinp, dout, inp, weight,
+                                                                        mean, rstd, N, C);
     LAUNCH_CHECK("layernorm_backward_kernel");
     column_sums_gpu(dweight, dbias, dout, inp, mean, rstd, N, C, part);
 }
 
 // out (BT,OC) = inp (BT,C) @ weight^T (weight (OC,C)) + bias; with gelu_out: gelu_out = gelu(out)
-static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp, const floatX* weight,
-                               const floatX* bias, int BT, int C, int OC, int fuse_gelu) {
+static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp,
+                               const floatX* weight, const floatX* bias, int BT, int C, int OC,
+                               int fuse_gelu) {
     // cuBLASLt's epilogue: gelu_out = gelu(acc + bias), out = acc + bias (its aux ld must be a multiple of 8)
     if (gelu_out != NULL && fuse_gelu && OC % 8 == 0) {
-        matmul_lt(gelu_out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias, 1, out, "matmul_forward+gelu");
+        matmul_lt(gelu_out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias,
+                  1, out, "matmul_forward+gelu");
         return;
     }
-    matmul_lt(out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias, 0, NULL, "matmul_forward");
+    matmul_lt(out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias, 0, NULL,
+              "matmul_forward");
     if (gelu_out != NULL) {
         long n = (long)BT * OC;
         gelu_forward_kernel<<<ceil_div(n, 256), 256>>>(gelu_out, out, n);
@@ -853,10 +777,13 @@ static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp,
 
 // dinp (BT,C) = scale * dout @ weight;  dweight (OC,C) += scale * dout^T @ inp;  dbias += colsum(dout)
 // (dbias has no scale: only the lm head, which has no bias, is called with scale != 1)
-static void matmul_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
-                                const floatX* weight, int BT, int C, int OC, float scale, float* part) {
-    matmul_lt(dinp, FLOATX_CUDA, C, weight, 0, C, dout, 0, OC, C, BT, OC, scale, 0.0f, NULL, 0, NULL, "matmul_backward dinp");
-    matmul_lt(dweight, CUDA_R_32F, C, inp, 0, C, dout, 1, OC, C, OC, BT, scale, 1.0f, NULL, 0, NULL, "matmul_backward dweight");
+static void matmul_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
+                                const floatX* inp, const floatX* weight, int BT, int C, int OC,
+                                float scale, float* part) {
+    matmul_lt(dinp, FLOATX_CUDA, C, weight, 0, C, dout, 0, OC, C, BT, OC, scale, 0.0f, NULL, 0,
+              NULL, "matmul_backward dinp");
+    matmul_lt(dweight, CUDA_R_32F, C, inp, 0, C, dout, 1, OC, C, OC, BT, scale, 1.0f, NULL, 0, NULL,
+              "matmul_backward dweight");
     if (dbias != NULL) { column_sums_gpu(NULL, dbias, dout, NULL, NULL, NULL, BT, OC, part); }
 }
 
@@ -866,29 +793,36 @@ static void gelu_backward_gpu(floatX* dinp, const floatX* inp, const floatX* dou
 }
 
 // the kernels are instantiated for head sizes up to 16, 32, 64, 128
-#define ATT_DISPATCH(hs, CALL) \
-    do { if ((hs) <= 16) { CALL(16); } else if ((hs) <= 32) { CALL(32); } else if ((hs) <= 64) { CALL(64); } \
-         else if ((hs) <= 128) { CALL(128); } else { die("head size %d > 128 is not supported by the attention kernels", hs); } } while (0)
+#define ATT_DISPATCH(hs, CALL)                                                                   \
+    do { if ((hs) <= 16) { CALL(16); } else if ((hs) <= 32) { CALL(32); }                         \
+         else if ((hs) <= 64) { CALL(64); } else if ((hs) <= 128) { CALL(128); }                  \
+         else { die("head size %d > 128 is not supported by the attention kernels", hs); } } while (0)
 
 // the kernels' view of site `site` of a forward's dropout (drop NULL: none)
 static DropSite drop_site(const Dropout* drop, int site) {
     DropSite d = {0, 0, 1.0f};
-    if (drop != NULL) { d.key = stream_key(drop->key, (uint64_t)site); d.threshold = drop->threshold; d.scale = drop->scale; }
+    if (drop != NULL) {
+        d.key = stream_key(drop->key, (uint64_t)site);
+        d.threshold = drop->threshold;
+        d.scale = drop->scale;
+    }
     return d;
 }
 
 // out = in * mask / (1-p) at `site` (out may be in); nothing when drop is NULL and out is in
 static void dropout_gpu(floatX* out, const floatX* in, long n, const Dropout* drop, int site) {
     if (drop == NULL) {
-        if (out != in) { CUDA_CHECK(cudaMemcpy(out, in, (size_t)n * sizeof(floatX), cudaMemcpyDeviceToDevice)); }
+        if (out != in) {
+            CUDA_CHECK(cudaMemcpy(out, in, (size_t)n * sizeof(floatX), cudaMemcpyDeviceToDevice));
+        }
         return;
     }
     dropout_kernel<<<ceil_div(n, 256), 256>>>(out, in, n, drop_site(drop, site));
     LAUNCH_CHECK("dropout_kernel");
 }
 
-static void attention_forward_gpu(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
-                                  const Dropout* drop, int site) {
+static void attention_forward_gpu(floatX* out, float* lse, const floatX* qkv, int B, int T, int C,
+                                  int NH, const Dropout* drop, int site) {
     int hs = C / NH;
     DropSite ds = drop_site(drop, site);
 #define ATT_FWD(D)                                                                               \
@@ -899,19 +833,20 @@ static void attention_forward_gpu(floatX* out, float* lse, const floatX* qkv, in
 #undef ATT_FWD
 }
 
-static void attention_backward_gpu(floatX* dqkv, float* delta, const floatX* dout, const floatX* qkv,
-                                   const floatX* out, const float* lse, int B, int T, int C, int NH,
-                                   const Dropout* drop, int site) {
+static void attention_backward_gpu(floatX* dqkv, float* delta, const floatX* dout,
+                                   const floatX* qkv, const floatX* out, const float* lse, int B,
+                                   int T, int C, int NH, const Dropout* drop, int site) {
     int hs = C / NH;
     DropSite ds = drop_site(drop, site);
     long rows = (long)B * NH * T;
     attention_delta_kernel<<<ceil_div(rows, 256), 256>>>(delta, dout, out, B, T, C, NH);
     LAUNCH_CHECK("attention_delta_kernel");
-#define ATT_BWD(D)                                                                                     \
-    { dim3 grid(ceil_div(T, AttTile<D>::BWD), NH, B);                                               \
-      attention_backward_dkdv_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH, ds); \
-      LAUNCH_CHECK("attention_backward_dkdv_kernel<" #D ">");                                        \
-      attention_backward_dq_kernel<D><<<grid, AttTile<D>::BWD>>>(dqkv, dout, qkv, lse, delta, T, C, NH, ds); \
+#define ATT_BWD(D)                                                                               \
+    { dim3 grid(ceil_div(T, AttTile<D>::BWD), NH, B);                                            \
+      const int R = AttTile<D>::BWD;                                                             \
+      attention_backward_dkdv_kernel<D><<<grid, R>>>(dqkv, dout, qkv, lse, delta, T, C, NH, ds); \
+      LAUNCH_CHECK("attention_backward_dkdv_kernel<" #D ">");                                   \
+      attention_backward_dq_kernel<D><<<grid, R>>>(dqkv, dout, qkv, lse, delta, T, C, NH, ds);   \
       LAUNCH_CHECK("attention_backward_dq_kernel<" #D ">"); }
     ATT_DISPATCH(hs, ATT_BWD);
 #undef ATT_BWD
@@ -934,33 +869,35 @@ typedef struct { GPT_PARAMETERS(X_FIELD_X) } ParameterTensorsX;
 // are consumed at once by the residual adds and live in one scratch buffer. The attention keeps
 // lse (B,NH,T) instead of the (B,NH,T,T) probabilities.
 //   type    name       elements
-#define GPU_ACTIVATIONS(X)                  \
-    X(floatX, encoded,   B * T * C)         \
-    X(floatX, ln1,       L * B * T * C)     \
-    X(float,  ln1_mean,  L * B * T)         \
-    X(float,  ln1_rstd,  L * B * T)         \
-    X(floatX, qkv,       L * B * T * 3 * C) \
-    X(float,  att_lse,   L * B * NH * T)    \
-    X(floatX, atty,      L * B * T * C)     \
-    X(floatX, residual2, L * B * T * C)     \
-    X(floatX, ln2,       L * B * T * C)     \
-    X(float,  ln2_mean,  L * B * T)         \
-    X(float,  ln2_rstd,  L * B * T)         \
-    X(floatX, fch,       L * B * T * 4 * C) \
-    X(floatX, fch_gelu,  L * B * T * 4 * C) \
-    X(floatX, residual3, L * B * T * C)     \
-    X(floatX, lnf,       B * T * C)         \
-    X(float,  lnf_mean,  B * T)             \
-    X(float,  lnf_rstd,  B * T)             \
-    X(floatX, logits,    B * T * Vp)        \
-    X(float,  losses,    B * T)             \
-    X(floatX, proj,      B * T * C)   /* scratch: attproj, then fcproj; backward: a branch gradient through its dropout */ \
-    X(floatX, dresidual, B * T * C)   /* backward scratch, as in train_gpt.c */ \
-    X(floatX, dx,        B * T * C)         \
-    X(floatX, dqkv,      B * T * 3 * C)     \
-    X(floatX, dfch,      B * T * 4 * C)     \
-    X(float,  att_delta, B * NH * T)        \
-    X(float,  colpart,   2 * COL_CHUNKS * 4 * C) /* column-sum partials, OC <= 4C */
+#define GPU_ACTIVATIONS(X) \
+    X(floatX, encoded, B* T* C) \
+    X(floatX, ln1, L* B* T* C) \
+    X(float, ln1_mean, L* B* T) \
+    X(float, ln1_rstd, L* B* T) \
+    X(floatX, qkv, L* B* T * 3 * C) \
+    X(float, att_lse, L* B* NH* T) \
+    X(floatX, atty, L* B* T* C) \
+    X(floatX, residual2, L* B* T* C) \
+    X(floatX, ln2, L* B* T* C) \
+    X(float, ln2_mean, L* B* T) \
+    X(float, ln2_rstd, L* B* T) \
+    X(floatX, fch, L* B* T * 4 * C) \
+    X(floatX, fch_gelu, L* B* T * 4 * C) \
+    X(floatX, residual3, L* B* T* C) \
+    X(floatX, lnf, B* T* C) \
+    X(float, lnf_mean, B* T) \
+    X(float, lnf_rstd, B* T) \
+    X(floatX, logits, B* T* Vp) \
+    X(float, losses, B* T) \
+    X(floatX, proj, \
+      B* T* \
+          C) /* scratch: attproj, then fcproj; backward: a branch gradient through its dropout */ \
+    X(floatX, dresidual, B* T* C) /* backward scratch, as in train_gpt.c */ \
+    X(floatX, dx, B* T* C) \
+    X(floatX, dqkv, B* T * 3 * C) \
+    X(floatX, dfch, B* T * 4 * C) \
+    X(float, att_delta, B* NH* T) \
+    X(float, colpart, 2 * COL_CHUNKS * 4 * C) /* column-sum partials, OC <= 4C */
 
 #define X_ACT_FIELD_GPU(type, name, n) type* name;
 typedef struct { GPU_ACTIVATIONS(X_ACT_FIELD_GPU) } GpuActivations;
@@ -992,7 +929,8 @@ typedef struct {
 } GpuModel;
 
 // carves one block into the activation table for (B,T), 256-byte aligned pieces; NULL = count
-static size_t gpu_activation_pointers(GpuActivations* t, char* memory, const GPTConfig* cfg, size_t B, size_t T) {
+static size_t gpu_activation_pointers(GpuActivations* t, char* memory, const GPTConfig* cfg,
+                                      size_t B, size_t T) {
     size_t C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size;
     size_t total = 0;
 #define X_CARVE(type, name, n)                                                     \
@@ -1028,12 +966,15 @@ static void gpu_params_from_master(const GPT* model, GpuModel* g) {
 // bootstrapped over MPI (rank 0 makes the unique id and broadcasts it)
 static void gpu_select_device(GpuModel* g) {
     int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) { die("no CUDA device found (train_gptcu needs an NVIDIA GPU; train_gpt runs on the CPU)"); }
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        die("no CUDA device found (train_gptcu needs an NVIDIA GPU; train_gpt runs on the CPU)");
+    }
     if (g_comm.size == 1) { return; }
 #if GPT_NCCL
 #ifndef GPT_CUDA_EMU // the emulator has one device that every rank may use
     if (g_comm.local_size > ndev) {
-        die("%d processes on this machine but %d GPU(s): one GPU per process (mpirun -np at most %d per machine)",
+        die("%d processes on this machine but %d GPU(s): one GPU per process (mpirun -np at most "
+            "%d per machine)",
             g_comm.local_size, ndev, ndev);
     }
     CUDA_CHECK(cudaSetDevice(g_comm.local_rank));
@@ -1066,7 +1007,8 @@ static void gpu_attach(GPT* model, int B, int T) {
     g->grads_memory = cuda_alloc<float>(g->n_pad, "gradients");
     g->m = cuda_alloc<float>(ns, "AdamW m");
     g->v = cuda_alloc<float>(ns, "AdamW v");
-    CUDA_CHECK(cudaMemcpy(g->master, model->params_memory + model->shard_begin, ns * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(g->master, model->params_memory + model->shard_begin, ns * sizeof(float),
+                          cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemset(g->grads_memory, 0, g->n_pad * sizeof(float)));
     CUDA_CHECK(cudaMemset(g->params_memory, 0, g->n_pad * sizeof(floatX)));
     if (model->m_memory != NULL) { // resuming: the moments (this rank's shard of them) come from the state file
@@ -1077,13 +1019,10 @@ static void gpu_attach(GPT* model, int B, int T) {
         CUDA_CHECK(cudaMemset(g->v, 0, ns * sizeof(float)));
     }
     gpu_params_from_master(model, g);
-    floatX* px = g->params_memory;
-    floatX** ptrs[NUM_PARAMETER_TENSORS];
-    int i = 0;
-#define X_PTR_X(name, d0, d1, d2, init, decay) ptrs[i++] = &g->params.name;
+    int k = 0;
+#define X_PTR_X(name, d0, d1, d2, init, decay) g->params.name = g->params_memory + model->specs[k++].offset;
     GPT_PARAMETERS(X_PTR_X)
 #undef X_PTR_X
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { *ptrs[k] = px; px += model->specs[k].size; }
     param_pointers(&g->grads, g->grads_memory, model->specs);
 
     size_t bytes = gpu_activation_pointers(&g->acts, NULL, cfg, (size_t)B, (size_t)T);
@@ -1110,54 +1049,127 @@ static void gpu_attach(GPT* model, int B, int T) {
     CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+// Layer l's slice of each per-layer weight (train_gpt.c's LAYER_SLICES, in floatX)
+typedef struct {
+    floatX *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+        *fcprojb;
+} LayerParamsX;
+
+// The activations of one block on the GPU: layer l's slices (gpu_layer_acts), or gpu_decode's
+// one-position buffers. N = B*T rows. The residual adds are fused with the layernorm after them,
+// so a block starts from its input already normalized (ln1) and ends with the next layer's ln1
+// (or the final lnf) in next_ln.
+typedef struct {
+    floatX* ln1; float *ln1_mean, *ln1_rstd;        // (N,C), (N), (N)
+    floatX* qkv;                                    // (N,3C)
+    float* att_lse;                                 // (B,NH,T): the training forward's softmax sums
+    floatX *atty, *proj, *residual2;                // (N,C) each; proj: attproj, then fcproj
+    floatX* ln2; float *ln2_mean, *ln2_rstd;        // (N,C), (N), (N)
+    floatX *fch, *fch_gelu;                         // (N,4C) each
+    floatX* residual3;                              // (N,C)
+    floatX* next_ln; float *next_mean, *next_rstd;  // the next layer's ln1, or lnf
+} GpuLayerActs;
+
+static GpuLayerActs gpu_layer_acts(const GpuModel* g, const GPTConfig* cfg, int l) {
+    const GpuActivations* a = &g->acts;
+    size_t T = (size_t)g->T, BT = (size_t)g->B * T, C = (size_t)cfg->channels,
+           NH = (size_t)cfg->num_heads;
+    int last = l + 1 == cfg->num_layers;
+    GpuLayerActs la = { a->ln1 + l * BT * C,
+                        a->ln1_mean + l * BT,
+                        a->ln1_rstd + l * BT,
+                        a->qkv + l * BT * 3 * C,
+                        a->att_lse + l * (size_t)g->B * NH * T,
+                        a->atty + l * BT * C,
+                        a->proj,
+                        a->residual2 + l * BT * C,
+                        a->ln2 + l * BT * C,
+                        a->ln2_mean + l * BT,
+                        a->ln2_rstd + l * BT,
+                        a->fch + l * BT * 4 * C,
+                        a->fch_gelu + l * BT * 4 * C,
+                        a->residual3 + l * BT * C,
+                        last ? a->lnf : a->ln1 + (l + 1) * BT * C,
+                        last ? a->lnf_mean : a->ln1_mean + (l + 1) * BT,
+                        last ? a->lnf_rstd : a->ln1_rstd + (l + 1) * BT };
+    return la;
+}
+
+// generation's attention at position pos of layer l (train_gpt.c's attention_cached): the position's
+// key and value join the KV cache, then decode_attention_kernel over positions 0..pos
+static void attention_cached_gpu(floatX* out, const floatX* qkv, GpuModel* g, const GPTConfig* cfg,
+                                 int l, int pos) {
+    int C = cfg->channels, NH = cfg->num_heads, maxT = cfg->max_seq_len;
+    floatX* keys = g->kcache + (size_t)l * maxT * C;
+    floatX* values = g->vcache + (size_t)l * maxT * C;
+    size_t bytes = (size_t)C * sizeof(floatX);
+    CUDA_CHECK(cudaMemcpy(keys + (size_t)pos * C, qkv + C, bytes, cudaMemcpyDeviceToDevice));
+    CUDA_CHECK(cudaMemcpy(values + (size_t)pos * C, qkv + 2 * C, bytes, cudaMemcpyDeviceToDevice));
+    decode_attention_kernel<<<NH, 256>>>(out, g->dec_att, qkv, keys, values, pos, C, NH, maxT);
+    LAUNCH_CHECK("decode_attention_kernel");
+}
+
+// One transformer block (train_gpt.c's block_forward) over N = B*T rows of the residual stream x,
+// whose layernorm a->ln1 already holds; pos >= 0: generation, one row against the KV cache.
+static void block_forward_gpu(GpuModel* g, const GPTConfig* cfg, int l, const GpuLayerActs* a,
+                              const floatX* x, int B, int T, const Dropout* drop, int pos) {
+    int C = cfg->channels, N = B * T;
+    const ParameterTensorsX* p = &g->params;
+    LayerParamsX w = LAYER_SLICES(*p, l, (size_t)C);
+    matmul_forward_gpu(a->qkv, NULL, a->ln1, w.qkvw, w.qkvb, N, C, 3 * C, 0);
+    if (pos >= 0) { attention_cached_gpu(a->atty, a->qkv, g, cfg, l, pos);
+    } else {
+        attention_forward_gpu(a->atty, a->att_lse, a->qkv, B, T, C, cfg->num_heads, drop,
+                              1 + 3 * l);
+    }
+    matmul_forward_gpu(a->proj, NULL, a->atty, w.attprojw, w.attprojb, N, C, C, 0);
+    if (drop != NULL) { dropout_gpu(a->proj, a->proj, (long)N * C, drop, 2 + 3 * l); }
+    // residual2 = x + attproj; ln2 = layernorm(residual2)
+    residual_layernorm_forward_gpu(a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, x, a->proj,
+                                   w.ln2w, w.ln2b, N, C);
+    matmul_forward_gpu(a->fch, a->fch_gelu, a->ln2, w.fcw, w.fcb, N, C, 4 * C, g->fuse_gelu);
+    matmul_forward_gpu(a->proj, NULL, a->fch_gelu, w.fcprojw, w.fcprojb, N, 4 * C, C, 0);
+    if (drop != NULL) { dropout_gpu(a->proj, a->proj, (long)N * C, drop, 3 + 3 * l); }
+    // residual3 = residual2 + fcproj; then the next layer's ln1, or the final lnf
+    int last = l + 1 == cfg->num_layers;
+    const floatX* nw = last ? p->lnfw : p->ln1w + (size_t)(l + 1) * C;
+    const floatX* nb = last ? p->lnfb : p->ln1b + (size_t)(l + 1) * C;
+    residual_layernorm_forward_gpu(a->residual3, a->next_ln, a->next_mean, a->next_rstd,
+                                   a->residual2, a->proj, nw, nb, N, C);
+}
+
 static float gpu_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
     GpuModel* g = gpu(model);
     const GPTConfig* cfg = &model->config;
-    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers, NH = cfg->num_heads, C = cfg->channels;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers, C = cfg->channels;
     gpt_check_batch(cfg, inputs, targets, B, T);
     if (B > g->alloc_B || T > g->alloc_T) {
-        die("batch (B=%d, T=%d) is larger than the (B=%d, T=%d) the GPU activations were allocated for", B, T, g->alloc_B, g->alloc_T);
+        die("batch (B=%d, T=%d) is larger than the (B=%d, T=%d) the GPU activations were allocated "
+            "for",
+            B, T, g->alloc_B, g->alloc_T);
     }
-    gpu_activation_pointers(&g->acts, g->acts_memory, cfg, (size_t)B, (size_t)T); // layout for this (B,T)
+    gpu_activation_pointers(&g->acts, g->acts_memory, cfg, (size_t)B, (size_t)T); // this (B,T)'s layout
     g->B = B; g->T = T; g->has_targets = targets != NULL;
     int BT = B * T;
-    memcpy(g->host_inputs, inputs, (size_t)BT * sizeof(int));
-    CUDA_CHECK(cudaMemcpy(g->inputs, inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
-    if (targets != NULL) { CUDA_CHECK(cudaMemcpy(g->targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice)); }
-
+    size_t sBT = (size_t)BT;
+    memcpy(g->host_inputs, inputs, sBT * sizeof(int));
+    CUDA_CHECK(cudaMemcpy(g->inputs, inputs, sBT * sizeof(int), cudaMemcpyHostToDevice));
+    if (targets != NULL) {
+        CUDA_CHECK(cudaMemcpy(g->targets, targets, sBT * sizeof(int), cudaMemcpyHostToDevice));
+    }
     ParameterTensorsX p = g->params;
     GpuActivations a = g->acts;
-    size_t sBT = (size_t)BT;
     model->fwd_dropout = model->dropout; // its backward uses these masks
     const Dropout* drop = model->dropout.threshold > 0 ? &model->fwd_dropout : NULL;
+
     encoder_forward_gpu(a.encoded, g->inputs, p.wte, p.wpe, B, T, C);
     if (drop != NULL) { dropout_gpu(a.encoded, a.encoded, (long)sBT * C, drop, 0); }
-    residual_layernorm_forward_gpu(NULL, a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, NULL, p.ln1w, p.ln1b, BT, C);
+    residual_layernorm_forward_gpu(NULL, a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, NULL, p.ln1w,
+                                   p.ln1b, BT, C);
     for (int l = 0; l < L; l++) {
-        const floatX* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C;
-        floatX* qkv = a.qkv + l * sBT * 3 * C;
-        floatX* atty = a.atty + l * sBT * C;
-        floatX* res2 = a.residual2 + l * sBT * C;
-        floatX* res3 = a.residual3 + l * sBT * C;
-        floatX* fch = a.fch + l * sBT * 4 * C;
-        floatX* fch_gelu = a.fch_gelu + l * sBT * 4 * C;
-        matmul_forward_gpu(qkv, NULL, a.ln1 + l * sBT * C, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, 0);
-        attention_forward_gpu(atty, a.att_lse + l * (size_t)B * NH * T, qkv, B, T, C, NH, drop, 1 + 3 * l);
-        matmul_forward_gpu(a.proj, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C, 0);
-        if (drop != NULL) { dropout_gpu(a.proj, a.proj, (long)sBT * C, drop, 2 + 3 * l); }
-        // residual2 = x + attproj; ln2 = layernorm(residual2)
-        residual_layernorm_forward_gpu(res2, a.ln2 + l * sBT * C, a.ln2_mean + l * sBT, a.ln2_rstd + l * sBT,
-                                       x, a.proj, p.ln2w + l * C, p.ln2b + l * C, BT, C);
-        matmul_forward_gpu(fch, fch_gelu, a.ln2 + l * sBT * C, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, g->fuse_gelu);
-        matmul_forward_gpu(a.proj, NULL, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, BT, 4 * C, C, 0);
-        if (drop != NULL) { dropout_gpu(a.proj, a.proj, (long)sBT * C, drop, 3 + 3 * l); }
-        // residual3 = residual2 + fcproj; then the next layer's ln1, or the final lnf
-        if (l + 1 < L) {
-            residual_layernorm_forward_gpu(res3, a.ln1 + (l + 1) * sBT * C, a.ln1_mean + (l + 1) * sBT, a.ln1_rstd + (l + 1) * sBT,
-                                           res2, a.proj, p.ln1w + (l + 1) * C, p.ln1b + (l + 1) * C, BT, C);
-        } else {
-            residual_layernorm_forward_gpu(res3, a.lnf, a.lnf_mean, a.lnf_rstd, res2, a.proj, p.lnfw, p.lnfb, BT, C);
-        }
+        GpuLayerActs la = gpu_layer_acts(g, cfg, l);
+        block_forward_gpu(g, cfg, l, &la, l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C, B,
+                          T, drop, -1);
     }
     matmul_forward_gpu(a.logits, NULL, a.lnf, p.wte, NULL, BT, C, Vp, 0); // lm head tied to wte
     if (targets == NULL) { return -1.0f; }
@@ -1172,7 +1184,10 @@ static float gpu_forward(GPT* model, const int* inputs, const int* targets, int 
 // groups the positions of the last forward's inputs by token (counting sort, positions ascending)
 static int gpu_token_buckets(GpuModel* g, int V) {
     int BT = g->B * g->T;
-    int* tok = g->host_buckets;  int* start = tok + BT;  int* len = start + BT;  int* pos = len + BT;
+    int* tok = g->host_buckets;
+    int* start = tok + BT;
+    int* len = start + BT;
+    int* pos = len + BT;
     int* count = (int*)calloc_or_die((size_t)V, sizeof(int));
     for (int i = 0; i < BT; i++) { count[g->host_inputs[i]]++; }
     int nb = 0, at = 0;
@@ -1185,57 +1200,68 @@ static int gpu_token_buckets(GpuModel* g, int V) {
     for (int i = 0; i < BT; i++) { pos[count[g->host_inputs[i]]++] = i; }
     free(count);
     // upload as laid out on the host (4 arrays of BT)
-    CUDA_CHECK(cudaMemcpy(g->buckets, g->host_buckets, 4 * (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(g->buckets, g->host_buckets, 4 * (size_t)BT * sizeof(int),
+                          cudaMemcpyHostToDevice));
     return nb;
+}
+
+// The backward of block_forward_gpu (train_gpt.c's block_backward): on entry dresidual holds
+// d(residual3), on return d(x). A branch's gradient through its dropout mask goes to the proj
+// buffer, free in the backward.
+static void block_backward_gpu(GpuModel* g, const GPTConfig* cfg, int l, const GpuLayerActs* a,
+                               const floatX* x, const Dropout* drop) {
+    int C = cfg->channels, N = g->B * g->T;
+    LayerParamsX w = LAYER_SLICES(g->params, l, (size_t)C);
+    LayerParams gr = LAYER_SLICES(g->grads, l, (size_t)C);
+    GpuActivations s = g->acts;
+    float* part = s.colpart;
+    // fcproj = fch_gelu @ fcprojw^T + fcprojb; dresidual is d(fcproj) (through its dropout)
+    const floatX* dbranch = drop != NULL ? s.proj : s.dresidual;
+    if (drop != NULL) { dropout_gpu(s.proj, s.dresidual, (long)N * C, drop, 3 + 3 * l); }
+    matmul_backward_gpu(s.dfch, gr.fcprojw, gr.fcprojb, dbranch, a->fch_gelu, w.fcprojw, N, 4 * C,
+                        C, 1.0f, part);
+    gelu_backward_gpu(s.dfch, a->fch, s.dfch, (long)N * 4 * C);
+    matmul_backward_gpu(s.dx, gr.fcw, gr.fcb, s.dfch, a->ln2, w.fcw, N, C, 4 * C, 1.0f, part);
+    layernorm_backward_gpu(s.dresidual, gr.ln2w, gr.ln2b, s.dx, a->residual2, w.ln2w, a->ln2_mean,
+                           a->ln2_rstd, N, C, part);
+    if (drop != NULL) { dropout_gpu(s.proj, s.dresidual, (long)N * C, drop, 2 + 3 * l); }
+    matmul_backward_gpu(s.dx, gr.attprojw, gr.attprojb, dbranch, a->atty, w.attprojw, N, C, C, 1.0f,
+                        part);
+    attention_backward_gpu(s.dqkv, s.att_delta, s.dx, a->qkv, a->atty, a->att_lse, g->B, g->T, C,
+                           cfg->num_heads, drop, 1 + 3 * l);
+    matmul_backward_gpu(s.dx, gr.qkvw, gr.qkvb, s.dqkv, a->ln1, w.qkvw, N, C, 3 * C, 1.0f, part);
+    layernorm_backward_gpu(s.dresidual, gr.ln1w, gr.ln1b, s.dx, x, w.ln1w, a->ln1_mean, a->ln1_rstd,
+                           N, C, part);
 }
 
 static void gpu_backward(GPT* model, float loss_scale) {
     GpuModel* g = gpu(model);
     const GPTConfig* cfg = &model->config;
-    int Vp = cfg->padded_vocab_size, L = cfg->num_layers, NH = cfg->num_heads, C = cfg->channels;
+    int Vp = cfg->padded_vocab_size, L = cfg->num_layers, C = cfg->channels;
     int B = g->B, T = g->T, BT = B * T;
     if (!g->has_targets) { die("gpu_backward: the last forward had no targets"); }
     ParameterTensorsX p = g->params;
     ParameterTensors gr = g->grads;
     GpuActivations a = g->acts;
     size_t sBT = (size_t)BT;
-    float* part = a.colpart;
-    // dropout: the masks of the forward; a branch's gradient through its mask goes to the proj
-    // buffer (free in the backward)
     const Dropout* drop = model->fwd_dropout.threshold > 0 ? &model->fwd_dropout : NULL;
 
     // logits = lnf @ wte^T; the logits buffer holds dlogits for a loss scale of 1
-    matmul_backward_gpu(a.dx, gr.wte, NULL, a.logits, a.lnf, p.wte, BT, C, Vp, loss_scale, part);
+    matmul_backward_gpu(a.dx, gr.wte, NULL, a.logits, a.lnf, p.wte, BT, C, Vp, loss_scale,
+                        a.colpart);
     CUDA_CHECK(cudaMemset(a.dresidual, 0, sBT * C * sizeof(floatX)));
-    const floatX* last = a.residual3 + (L - 1) * sBT * C;
-    layernorm_backward_gpu(a.dresidual, gr.lnfw, gr.lnfb, a.dx, last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C, part);
+    layernorm_backward_gpu(a.dresidual, gr.lnfw, gr.lnfb, a.dx, a.residual3 + (L - 1) * sBT * C,
+                           p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C, a.colpart);
     for (int l = L - 1; l >= 0; l--) {
-        const floatX* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C;
-        // fcproj = fch_gelu @ fcprojw^T + fcprojb; dresidual is d(fcproj) (through its dropout)
-        const floatX* dbranch = a.dresidual;
-        if (drop != NULL) { dropout_gpu(a.proj, a.dresidual, (long)sBT * C, drop, 3 + 3 * l); dbranch = a.proj; }
-        matmul_backward_gpu(a.dfch, gr.fcprojw + (size_t)l * C * 4 * C, gr.fcprojb + l * C, dbranch,
-                            a.fch_gelu + l * sBT * 4 * C, p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C, 1.0f, part);
-        gelu_backward_gpu(a.dfch, a.fch + l * sBT * 4 * C, a.dfch, sBT * 4 * C);
-        matmul_backward_gpu(a.dx, gr.fcw + (size_t)l * 4 * C * C, gr.fcb + l * 4 * C, a.dfch, a.ln2 + l * sBT * C,
-                            p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, 1.0f, part);
-        layernorm_backward_gpu(a.dresidual, gr.ln2w + l * C, gr.ln2b + l * C, a.dx, a.residual2 + l * sBT * C,
-                               p.ln2w + l * C, a.ln2_mean + l * sBT, a.ln2_rstd + l * sBT, BT, C, part);
-        dbranch = a.dresidual;
-        if (drop != NULL) { dropout_gpu(a.proj, a.dresidual, (long)sBT * C, drop, 2 + 3 * l); dbranch = a.proj; }
-        matmul_backward_gpu(a.dx, gr.attprojw + (size_t)l * C * C, gr.attprojb + l * C, dbranch,
-                            a.atty + l * sBT * C, p.attprojw + (size_t)l * C * C, BT, C, C, 1.0f, part);
-        attention_backward_gpu(a.dqkv, a.att_delta, a.dx, a.qkv + l * sBT * 3 * C, a.atty + l * sBT * C,
-                               a.att_lse + l * (size_t)B * NH * T, B, T, C, NH, drop, 1 + 3 * l);
-        matmul_backward_gpu(a.dx, gr.qkvw + (size_t)l * 3 * C * C, gr.qkvb + l * 3 * C, a.dqkv, a.ln1 + l * sBT * C,
-                            p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, 1.0f, part);
-        layernorm_backward_gpu(a.dresidual, gr.ln1w + l * C, gr.ln1b + l * C, a.dx, x, p.ln1w + l * C,
-                               a.ln1_mean + l * sBT, a.ln1_rstd + l * sBT, BT, C, part);
+        GpuLayerActs la = gpu_layer_acts(g, cfg, l);
+        block_backward_gpu(g, cfg, l, &la, l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C,
+                           drop);
     }
-    if (drop != NULL) { dropout_gpu(a.dresidual, a.dresidual, (long)sBT * C, drop, 0); } // encoded's dropout
+    if (drop != NULL) { dropout_gpu(a.dresidual, a.dresidual, (long)sBT * C, drop, 0); } // encoded's
     int nb = gpu_token_buckets(g, cfg->vocab_size);
     int* bk = g->buckets;
-    encoder_backward_gpu(gr.wte, gr.wpe, a.dresidual, bk, bk + BT, bk + 2 * BT, bk + 3 * BT, nb, B, T, C);
+    encoder_backward_gpu(gr.wte, gr.wpe, a.dresidual, bk, bk + BT, bk + 2 * BT, bk + 3 * BT, nb, B,
+                         T, C);
 }
 
 // Clip + AdamW. With several ranks (NCCL): the gradients (each rank's sum over its micro-batches,
@@ -1251,39 +1277,43 @@ static float gpu_step(GPT* model, float grad_clip, float lr, float beta1, float 
     if (g_comm.size > 1) {
         if (sharded) {
             float* mine = g->grads_memory + (size_t)g_comm.rank * g->shard_pad;
-            NCCL_CHECK(ncclReduceScatter(g->grads_memory, mine, g->shard_pad, ncclFloat, ncclSum, g->nccl, 0));
+            NCCL_CHECK(ncclReduceScatter(g->grads_memory, mine, g->shard_pad, ncclFloat, ncclSum,
+                                         g->nccl, 0));
         } else {
-            NCCL_CHECK(ncclAllReduce(g->grads_memory, g->grads_memory, model->num_parameters, ncclFloat, ncclSum, g->nccl, 0));
+            NCCL_CHECK(ncclAllReduce(g->grads_memory, g->grads_memory, model->num_parameters,
+                                     ncclFloat, ncclSum, g->nccl, 0));
         }
     }
 #endif
-    norm_partials_kernel<<<NORM_BLOCKS, NORM_THREADS>>>(g->norm_partial, g->grads_memory + sb, (long)(se - sb));
+    norm_partials_kernel<<<NORM_BLOCKS, NORM_THREADS>>>(g->norm_partial, g->grads_memory + sb,
+                                                        (long)(se - sb));
     LAUNCH_CHECK("norm_partials_kernel");
 #if GPT_NCCL
-    if (sharded) { NCCL_CHECK(ncclAllReduce(g->norm_partial, g->norm_partial, NORM_BLOCKS, ncclDouble, ncclSum, g->nccl, 0)); }
+    if (sharded) {
+        NCCL_CHECK(ncclAllReduce(g->norm_partial, g->norm_partial, NORM_BLOCKS, ncclDouble, ncclSum,
+                                 g->nccl, 0));
+    }
 #endif
     norm_finish_kernel<<<1, 32>>>(g->norm_coef, g->norm_partial, grad_clip);
     LAUNCH_CHECK("norm_finish_kernel");
-    // the part of each tensor in [sb, se)
+    // each tensor's part of [sb, se) and its decay, and the step's scalars: as gpt_update's
     AdamTable tab;
-    long offset = 0, largest = 0;
+    long largest = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        long end = offset + (long)model->specs[k].size;
-        long lo = offset > (long)sb ? offset : (long)sb, hi = end < (long)se ? end : (long)se;
-        tab.offset[k] = lo;
-        tab.size[k] = hi > lo ? hi - lo : 0;
-        tab.decay[k] = model->specs[k].decay ? (float)(1.0 - (double)lr * weight_decay) : 1.0f;
-        offset = end;
+        size_t lo, hi;
+        tab.decay[k] = adamw_tensor(model, k, lr, weight_decay, &lo, &hi);
+        tab.offset[k] = (long)lo;
+        tab.size[k] = hi > lo ? (long)(hi - lo) : 0;
         if (tab.size[k] > largest) { largest = tab.size[k]; }
     }
-    // the same scalar arithmetic as gpt_update
-    float step_size = (float)((double)lr / (1.0 - pow((double)beta1, (double)t)));
-    float bc2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)t));
+    float step_size, bc2_sqrt;
+    adamw_corrections(lr, beta1, beta2, t, &step_size, &bc2_sqrt);
     int gx = ceil_div(largest > 0 ? largest : 1, ADAM_THREADS);
     if (gx > 1024) { gx = 1024; } // grid-stride beyond that
     dim3 grid(gx, NUM_PARAMETER_TENSORS);
-    adamw_kernel<<<grid, ADAM_THREADS>>>(g->params_memory, g->master, g->grads_memory, g->m, g->v, g->norm_coef,
-                                         tab, (long)sb, beta1, beta2, eps, step_size, bc2_sqrt);
+    adamw_kernel<<<grid, ADAM_THREADS>>>(g->params_memory, g->master, g->grads_memory, g->m, g->v,
+                                         g->norm_coef, tab, (long)sb, beta1, beta2, eps, step_size,
+                                         bc2_sqrt);
     LAUNCH_CHECK("adamw_kernel");
     if (sharded) {
         // the other ranks' parts of the gradient buffer held the reduce-scatter's input: zero them
@@ -1299,15 +1329,19 @@ static float gpu_step(GPT* model, float grad_clip, float lr, float beta1, float 
     return norm_coef[0];
 }
 
-// Generation with the KV cache: gpt_decode (train_gpt.c) on the GPU, the training forward's
-// launchers with one row (BT = 1), and decode_attention_kernel against the cache. Returns the (Vp)
-// logits of position pos, on the host.
+// Generation with the KV cache (train_gpt.c's gpt_decode): block_forward_gpu on one row at position
+// pos. Returns the (Vp) logits of position pos, on the host.
 static const float* gpu_decode(GPT* model, int token, int pos) {
     GpuModel* g = gpu(model);
     const GPTConfig* cfg = &model->config;
-    int C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size, maxT = cfg->max_seq_len;
-    if (pos < 0 || pos >= maxT) { die("gpu_decode: position %d outside the context [0, %d)", pos, maxT); }
-    if (token < 0 || token >= cfg->vocab_size) { die("gpu_decode: token %d outside [0, %d)", token, cfg->vocab_size); }
+    int C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, Vp = cfg->padded_vocab_size;
+    int maxT = cfg->max_seq_len;
+    if (pos < 0 || pos >= maxT) {
+        die("gpu_decode: position %d outside the context [0, %d)", pos, maxT);
+    }
+    if (token < 0 || token >= cfg->vocab_size) {
+        die("gpu_decode: token %d outside [0, %d)", token, cfg->vocab_size);
+    }
     size_t cache = (size_t)L * maxT * C;
     if (g->kcache == NULL) {
         g->kcache = cuda_alloc<floatX>(cache, "KV cache (keys)");
@@ -1316,37 +1350,29 @@ static const float* gpu_decode(GPT* model, int token, int pos) {
         g->dec_stats = cuda_alloc<float>(2, "decode layernorm statistics");
         g->dec_att = cuda_alloc<float>((size_t)NH * maxT, "decode attention scores");
     }
-    floatX* x = g->dec;            // (C) the residual stream
-    floatX* ln = x + C;            // (C)
-    floatX* qkv = ln + C;          // (3C)
-    floatX* atty = qkv + 3 * C;    // (C)
-    floatX* proj = atty + C;       // (C)
-    floatX* res2 = proj + C;       // (C)
-    floatX* fch = res2 + C;        // (4C)
-    floatX* fch_gelu = fch + 4 * C; // (4C)
+    // one position's activations: x is the residual stream in and out, ln serves every layernorm,
+    // proj both projections
+    floatX* x = g->dec;                // (C)
+    floatX* ln = x + C;                // (C)
+    floatX* qkv = ln + C;              // (3C)
+    floatX* atty = qkv + 3 * C;        // (C)
+    floatX* proj = atty + C;           // (C)
+    floatX* res2 = proj + C;           // (C)
+    floatX* fch = res2 + C;            // (4C)
+    floatX* fch_gelu = fch + 4 * C;    // (4C)
     floatX* logits = fch_gelu + 4 * C; // (Vp)
-    float* mean = g->dec_stats;  float* rstd = mean + 1;
+    float* mean = g->dec_stats;
+    float* rstd = mean + 1;
+    GpuLayerActs a = { ln,   mean, rstd, qkv,      NULL, atty, proj, res2, ln,
+                       mean, rstd, fch,  fch_gelu, x,    ln,   mean, rstd };
     ParameterTensorsX p = g->params;
     decode_embed_kernel<<<ceil_div(C, 256), 256>>>(x, p.wte, p.wpe, token, pos, C);
     LAUNCH_CHECK("decode_embed_kernel");
     residual_layernorm_forward_gpu(NULL, ln, mean, rstd, x, NULL, p.ln1w, p.ln1b, 1, C);
-    for (int l = 0; l < L; l++) {
-        floatX* kl = g->kcache + (size_t)l * maxT * C;
-        floatX* vl = g->vcache + (size_t)l * maxT * C;
-        matmul_forward_gpu(qkv, NULL, ln, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, 1, C, 3 * C, 0);
-        CUDA_CHECK(cudaMemcpy(kl + (size_t)pos * C, qkv + C, (size_t)C * sizeof(floatX), cudaMemcpyDeviceToDevice));
-        CUDA_CHECK(cudaMemcpy(vl + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(floatX), cudaMemcpyDeviceToDevice));
-        decode_attention_kernel<<<NH, 256>>>(atty, g->dec_att, qkv, kl, vl, pos, C, NH, maxT);
-        LAUNCH_CHECK("decode_attention_kernel");
-        matmul_forward_gpu(proj, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, 1, C, C, 0);
-        residual_layernorm_forward_gpu(res2, ln, mean, rstd, x, proj, p.ln2w + l * C, p.ln2b + l * C, 1, C);
-        matmul_forward_gpu(fch, fch_gelu, ln, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, 1, C, 4 * C, g->fuse_gelu);
-        matmul_forward_gpu(proj, NULL, fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, 1, 4 * C, C, 0);
-        if (l + 1 < L) { residual_layernorm_forward_gpu(x, ln, mean, rstd, res2, proj, p.ln1w + (l + 1) * C, p.ln1b + (l + 1) * C, 1, C); }
-        else { residual_layernorm_forward_gpu(x, ln, mean, rstd, res2, proj, p.lnfw, p.lnfb, 1, C); }
-    }
+    for (int l = 0; l < L; l++) { block_forward_gpu(g, cfg, l, &a, x, 1, 1, NULL, pos); }
     matmul_forward_gpu(logits, NULL, ln, p.wte, NULL, 1, C, Vp, 0); // lm head tied to wte
-    CUDA_CHECK(cudaMemcpy(g->host_row, logits, (size_t)Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(
+        cudaMemcpy(g->host_row, logits, (size_t)Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
     for (int v = 0; v < Vp; v++) { g->host_logits[v] = to_float(g->host_row[v]); }
     return g->host_logits;
 }
@@ -1354,10 +1380,12 @@ static const float* gpu_decode(GPT* model, int token, int pos) {
 static const float* gpu_logits(GPT* model, int b, int t) {
     GpuModel* g = gpu(model);
     int Vp = model->config.padded_vocab_size;
-    if (g->has_targets) { die("gpu_logits: the last forward had targets (its logits became gradients)"); }
+    if (g->has_targets) {
+        die("gpu_logits: the last forward had targets (its logits became gradients)");
+    }
     floatX* row = g->host_row;
-    CUDA_CHECK(cudaMemcpy(row, g->acts.logits + ((size_t)b * g->T + t) * Vp, (size_t)Vp * sizeof(floatX),
-                          cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(row, g->acts.logits + ((size_t)b * g->T + t) * Vp,
+                          (size_t)Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
     for (int v = 0; v < Vp; v++) { g->host_logits[v] = to_float(row[v]); }
     return g->host_logits;
 }
@@ -1371,7 +1399,8 @@ static void gpu_to_host(GPT* model) {
         model->m_memory = (float*)malloc_or_die(ns * sizeof(float));
         model->v_memory = (float*)malloc_or_die(ns * sizeof(float));
     }
-    CUDA_CHECK(cudaMemcpy(model->params_memory + model->shard_begin, g->master, ns * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(model->params_memory + model->shard_begin, g->master, ns * sizeof(float),
+                          cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(model->m_memory, g->m, ns * sizeof(float), cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(model->v_memory, g->v, ns * sizeof(float), cudaMemcpyDeviceToHost));
 }
@@ -1382,29 +1411,42 @@ static void gpu_summary(const GPT* model) {
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    printf("gpu: %s (sm_%d%d) | %s | memory in use %.0f MiB of %.0f MiB\n", prop.name, prop.major, prop.minor,
-           PRECISION_NAME, (double)(total_b - free_b) / 1048576.0, (double)total_b / 1048576.0);
+    printf("gpu: %s (sm_%d%d) | %s | memory in use %.0f MiB of %.0f MiB\n", prop.name, prop.major,
+           prop.minor, PRECISION_NAME, (double)(total_b - free_b) / 1048576.0,
+           (double)total_b / 1048576.0);
 }
 
 static void gpu_detach(GPT* model) {
     GpuModel* g = (GpuModel*)model->device;
     if (g == NULL) { return; }
     CUDA_CHECK(cudaDeviceSynchronize());
-    void* dev[] = {g->params_memory, g->master, g->grads_memory, g->m, g->v, g->acts_memory, g->inputs,
-                   g->targets, g->buckets, g->norm_partial, g->norm_coef, g->kcache, g->vcache, g->dec,
-                   g->dec_stats, g->dec_att};
+    void* dev[] = { g->params_memory, g->master, g->grads_memory, g->m,       g->v,
+                    g->acts_memory,   g->inputs, g->targets,      g->buckets, g->norm_partial,
+                    g->norm_coef,     g->kcache, g->vcache,       g->dec,     g->dec_stats,
+                    g->dec_att };
     for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) { CUDA_CHECK(cudaFree(dev[i])); }
 #if GPT_NCCL
     if (g->nccl != NULL) { NCCL_CHECK(ncclCommDestroy(g->nccl)); }
 #endif
-    free(g->host_buckets); free(g->host_inputs); free(g->host_logits); free(g->host_row); free(g->host_losses);
+    free(g->host_buckets);
+    free(g->host_inputs);
+    free(g->host_logits);
+    free(g->host_row);
+    free(g->host_losses);
     free(g);
     model->device = NULL;
 }
 
-static const Backend gpu_backend = {"cuda " PRECISION_NAME, gpu_attach, gpu_forward, gpu_backward, gpu_step,
-                                    gpu_logits, gpu_to_host, gpu_summary, gpu_detach,
-                                    gpu_decode};
+static const Backend gpu_backend = { "cuda " PRECISION_NAME,
+                                     gpu_attach,
+                                     gpu_forward,
+                                     gpu_backward,
+                                     gpu_step,
+                                     gpu_logits,
+                                     gpu_to_host,
+                                     gpu_summary,
+                                     gpu_detach,
+                                     gpu_decode };
 
 #ifndef GPT_NO_MAIN_CU
 int main(int argc, char** argv) { return train_main(argc, argv, &gpu_backend); }

@@ -23,7 +23,7 @@
 //   bytes (products checked for overflow); every range must lie inside the data section; and, as
 //   the reference implementation requires, the ranges must tile the data section exactly: no
 //   overlap, no hole, nothing after the last tensor. Any violation is one line "error: FILE: ..."
-//   naming the tensor (tok_die), never a crash and never a partly loaded model.
+//   naming the tensor (die), never a crash and never a partly loaded model.
 // - The header is parsed with Jansson (Debian's libjansson-dev; link with -ljansson), not a
 //   hand-written parser: JSON has enough corner cases (escapes, surrogates, number syntax,
 //   nesting depth) that a small, well-kept and fuzzed library is the safer place for them. It is
@@ -53,8 +53,41 @@
 #include <string.h>    // provides: memcpy, memcmp, strcmp, strlen, strerror
 #include <sys/stat.h>  // provides: stat, mkdir, S_ISDIR
 #include <unistd.h>    // provides: pread, fsync, getpid
+#include "../gptc/utils.h" // provides: die (one line "error: ...", exit 1), open_input
+
+// A Hugging Face GPT-2 config: context, vocabulary, layers, heads, channels
+typedef struct { int maxT, V, L, NH, C; } HfGpt2Config;
+
+// Whether path names a Hugging Face checkpoint: a .safetensors file (its config.json beside it), or a
+// directory holding model.safetensors + config.json. (Also in builds without Jansson, which then
+// refuse it by name.)
+static inline int hf_gpt2_is_path(const char* path) {
+    size_t n = strlen(path);
+    struct stat sb;
+    return (n >= 12 && strcmp(path + n - 12, ".safetensors") == 0) || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
+#ifndef USE_JANSSON
+// Built without Jansson (Debian's libjansson-dev): safetensors are neither read nor written, and
+// the two entry points say how to get them.
+static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
+    (void)cfg;
+    die("-e %s: this build reads no safetensors (it was built without Jansson: apt-get install "
+        "libjansson-dev, then make)", path);
+}
+static inline void hf_gpt2_check_size(const char* path, const HfGpt2Config* c, size_t stored) {
+    (void)path; (void)c; (void)stored;
+}
+static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float* params, int Vp) {
+    (void)path; (void)cfg; (void)params; (void)Vp;
+}
+static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const float* params, int Vp, int bf16) {
+    (void)cfg; (void)params; (void)Vp; (void)bf16;
+    die("--export %s: this build writes no safetensors (it was built without Jansson: apt-get install "
+        "libjansson-dev, then make)", dir);
+}
+#else
 #include <jansson.h>   // provides: json_loadb, json_dumps, json_t and its accessors (-ljansson)
-#include "tokenizer.h" // provides: tok_die (one line "error: ...", exit 1), tok_open_input
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.h reads and writes little-endian data in place: a big-endian host needs byte swaps"
@@ -119,14 +152,14 @@ static inline const char* st_show(const char* s, char* buf, size_t size) {
 }
 
 static inline uint64_t st_mul(uint64_t a, uint64_t b, const char* path, const char* what) {
-    if (a != 0 && b > UINT64_MAX / a) tok_die("%s: %s: size overflows (%llu x %llu)", path, what,
+    if (a != 0 && b > UINT64_MAX / a) die("%s: %s: size overflows (%llu x %llu)", path, what,
                                               (unsigned long long)a, (unsigned long long)b);
     return a * b;
 }
 
 static inline void* st_malloc(size_t bytes) {
     void* p = malloc(bytes > 0 ? bytes : 1);
-    if (p == NULL) tok_die("out of memory allocating %zu bytes", bytes);
+    if (p == NULL) die("out of memory allocating %zu bytes", bytes);
     return p;
 }
 
@@ -144,8 +177,8 @@ static inline void st_pread(int fd, void* buf, size_t n, uint64_t off, const cha
         size_t want = n - got < ((size_t)1 << 30) ? n - got : ((size_t)1 << 30);
         ssize_t r = pread(fd, (char*)buf + got, want, (off_t)(off + got));
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) tok_die("%s: read error: %s", path, strerror(errno));
-        if (r == 0) tok_die("%s: truncated while reading (the file shrank after it was opened?)", path);
+        if (r < 0) die("%s: read error: %s", path, strerror(errno));
+        if (r == 0) die("%s: truncated while reading (the file shrank after it was opened?)", path);
         got += (size_t)r;
     }
 }
@@ -217,7 +250,7 @@ static inline int st_dtype_size(int dtype) { return dtype == ST_F32 ? 4 : 2; } /
 static inline uint64_t st_json_uint(const json_t* v, const char* path, const char* name, const char* what) {
     char nb[160];
     if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        tok_die("%s: tensor '%s': %s must be non-negative integers", path, st_show(name, nb, sizeof(nb)), what);
+        die("%s: tensor '%s': %s must be non-negative integers", path, st_show(name, nb, sizeof(nb)), what);
     }
     return (uint64_t)json_integer_value(v);
 }
@@ -228,12 +261,12 @@ static inline void st_parse_entry(StTensor* t, const char* name, const json_t* v
     char nb[160], what[180];
     const char* shown = st_show(name, nb, sizeof(nb));
     snprintf(what, sizeof(what), "tensor '%s'", shown);
-    if (!json_is_object(v)) tok_die("%s: tensor '%s': entry is not a JSON object", path, shown);
+    if (!json_is_object(v)) die("%s: tensor '%s': entry is not a JSON object", path, shown);
     const json_t* dtype = json_object_get(v, "dtype");
     const json_t* shape = json_object_get(v, "shape");
     const json_t* offs = json_object_get(v, "data_offsets");
     if (dtype == NULL || shape == NULL || offs == NULL || json_object_size(v) != 3) {
-        tok_die("%s: tensor '%s': entry must have exactly the keys dtype, shape and data_offsets", path, shown);
+        die("%s: tensor '%s': entry must have exactly the keys dtype, shape and data_offsets", path, shown);
     }
     const char* dname = json_is_string(dtype) ? json_string_value(dtype) : NULL;
     const StDtype* dt = NULL;
@@ -242,14 +275,14 @@ static inline void st_parse_entry(StTensor* t, const char* name, const json_t* v
     }
     if (dt == NULL) {
         char db[64];
-        tok_die("%s: tensor '%s': unknown dtype %s%s%s", path, shown, dname ? "'" : "",
+        die("%s: tensor '%s': unknown dtype %s%s%s", path, shown, dname ? "'" : "",
                 dname ? st_show(dname, db, sizeof(db)) : "(not a string)", dname ? "'" : "");
     }
     if (!json_is_array(shape) || json_array_size(shape) > ST_MAX_DIMS) {
-        tok_die("%s: tensor '%s': shape must be an array of at most %d dimensions", path, shown, ST_MAX_DIMS);
+        die("%s: tensor '%s': shape must be an array of at most %d dimensions", path, shown, ST_MAX_DIMS);
     }
     if (!json_is_array(offs) || json_array_size(offs) != 2) {
-        tok_die("%s: tensor '%s': data_offsets must be an array [begin, end]", path, shown);
+        die("%s: tensor '%s': data_offsets must be an array [begin, end]", path, shown);
     }
     t->name = st_strdup(name);
     snprintf(t->dtype_name, sizeof(t->dtype_name), "%s", dt->name);
@@ -264,7 +297,7 @@ static inline void st_parse_entry(StTensor* t, const char* name, const json_t* v
     t->begin = st_json_uint(json_array_get(offs, 0), path, name, "data_offsets");
     t->end = st_json_uint(json_array_get(offs, 1), path, name, "data_offsets");
     if (t->end < t->begin) {
-        tok_die("%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", path, shown,
+        die("%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", path, shown,
                 (unsigned long long)t->begin, (unsigned long long)t->end);
     }
     if (t->end - t->begin != bytes) {
@@ -274,12 +307,12 @@ static inline void st_parse_entry(StTensor* t, const char* name, const json_t* v
         for (int d = 0; d < t->ndim && o < sizeof(sh) - 24; d++) {
             o += (size_t)snprintf(sh + o, sizeof(sh) - o, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
         }
-        tok_die("%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but %s of shape [%s] needs %llu",
+        die("%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but %s of shape [%s] needs %llu",
                 path, shown, (unsigned long long)t->begin, (unsigned long long)t->end,
                 (unsigned long long)(t->end - t->begin), dt->name, sh, (unsigned long long)bytes);
     }
     if (t->end > st->data_size) {
-        tok_die("%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data section (%llu bytes; "
+        die("%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data section (%llu bytes; "
                 "truncated file?)", path, shown, (unsigned long long)t->begin, (unsigned long long)t->end,
                 (unsigned long long)st->data_size);
     }
@@ -304,20 +337,20 @@ static inline void st_check_tiling(const SafeTensors* st) {
         const StTensor* t = order[i];
         char a[160], b[160];
         if (t->begin < at) {
-            tok_die("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", st->path,
+            die("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", st->path,
                     st_show(prev->name, a, sizeof(a)), (unsigned long long)prev->begin,
                     (unsigned long long)prev->end, st_show(t->name, b, sizeof(b)),
                     (unsigned long long)t->begin, (unsigned long long)t->end);
         }
         if (t->begin > at) {
-            tok_die("%s: bytes [%llu, %llu) of the data section, before tensor '%s', belong to no tensor",
+            die("%s: bytes [%llu, %llu) of the data section, before tensor '%s', belong to no tensor",
                     st->path, (unsigned long long)at, (unsigned long long)t->begin, st_show(t->name, a, sizeof(a)));
         }
         at = t->end;
         prev = t;
     }
     if (at != st->data_size) {
-        tok_die("%s: the data section has %llu bytes after the last tensor (%llu of %llu used): not a "
+        die("%s: the data section has %llu bytes after the last tensor (%llu of %llu used): not a "
                 "safetensors file as written, or data appended", st->path,
                 (unsigned long long)(st->data_size - at), (unsigned long long)at, (unsigned long long)st->data_size);
     }
@@ -328,25 +361,25 @@ static inline void st_check_tiling(const SafeTensors* st) {
 static inline void st_open(SafeTensors* st, const char* path) {
     memset(st, 0, sizeof(*st));
     size_t size;
-    int fd = tok_open_input(path, &size);
-    if (fd < 0) tok_die("%s: cannot open: %s", path, strerror(ENOENT));
+    int fd = open_input(path, &size);
+    if (fd < 0) die("%s: cannot open: %s", path, strerror(ENOENT));
     st->path = st_strdup(path);
     st->fd = fd;
     st->file_size = size;
-    if (size < 8) tok_die("%s: %zu bytes: too short for a safetensors file (8-byte header length first)", path, size);
+    if (size < 8) die("%s: %zu bytes: too short for a safetensors file (8-byte header length first)", path, size);
     unsigned char lenb[8];
     st_pread(fd, lenb, 8, 0, path);
     uint64_t N = 0;
     for (int i = 7; i >= 0; i--) N = (N << 8) | lenb[i];
     if (N > ST_MAX_HEADER) {
-        tok_die("%s: header length %llu is more than the limit %llu (not a safetensors file?)", path,
+        die("%s: header length %llu is more than the limit %llu (not a safetensors file?)", path,
                 (unsigned long long)N, (unsigned long long)ST_MAX_HEADER);
     }
     if (N > size - 8) {
-        tok_die("%s: header length %llu runs past the end of the file (%zu bytes; truncated, or not a "
+        die("%s: header length %llu runs past the end of the file (%zu bytes; truncated, or not a "
                 "safetensors file)", path, (unsigned long long)N, size);
     }
-    if (N < 2) tok_die("%s: header length %llu is too short for a JSON object", path, (unsigned long long)N);
+    if (N < 2) die("%s: header length %llu is too short for a JSON object", path, (unsigned long long)N);
     st->data_start = 8 + N;
     st->data_size = size - st->data_start;
     char* text = (char*)st_malloc((size_t)N);
@@ -356,25 +389,25 @@ static inline void st_open(SafeTensors* st, const char* path) {
     free(text);
     if (root == NULL) {
         char eb[200];
-        tok_die("%s: header is not valid JSON: %s (at byte %d of the header)", path,
+        die("%s: header is not valid JSON: %s (at byte %d of the header)", path,
                 st_show(err.text, eb, sizeof(eb)), err.position);
     }
-    if (!json_is_object(root)) tok_die("%s: header is not a JSON object", path);
+    if (!json_is_object(root)) die("%s: header is not a JSON object", path);
     size_t count = json_object_size(root);
-    if (count > ST_MAX_TENSORS) tok_die("%s: %zu header entries is more than the limit %d", path, count, ST_MAX_TENSORS);
+    if (count > ST_MAX_TENSORS) die("%s: %zu header entries is more than the limit %d", path, count, ST_MAX_TENSORS);
     st->tensors = (StTensor*)calloc(count > 0 ? count : 1, sizeof(StTensor));
-    if (st->tensors == NULL) tok_die("out of memory for %zu tensor entries", count);
+    if (st->tensors == NULL) die("out of memory for %zu tensor entries", count);
     const char* key;
     json_t* value;
     json_object_foreach(root, key, value) {
         if (strcmp(key, "__metadata__") == 0) {
-            if (!json_is_object(value)) tok_die("%s: __metadata__ is not a JSON object", path);
+            if (!json_is_object(value)) die("%s: __metadata__ is not a JSON object", path);
             const char* mk;
             json_t* mv;
             json_object_foreach(value, mk, mv) {
                 char mb[160];
                 if (!json_is_string(mv)) {
-                    tok_die("%s: __metadata__ '%s' is not a string (metadata maps strings to strings)", path,
+                    die("%s: __metadata__ '%s' is not a string (metadata maps strings to strings)", path,
                             st_show(mk, mb, sizeof(mb)));
                 }
             }
@@ -407,11 +440,11 @@ static inline const StTensor* st_find(const SafeTensors* st, const char* name) {
 static inline void st_read_f32_range(const SafeTensors* st, const StTensor* t, uint64_t first, size_t count, float* out) {
     char nb[160];
     if (t->dtype == ST_OTHER) {
-        tok_die("%s: tensor '%s' is %s; only F32, BF16 and F16 are read", st->path,
+        die("%s: tensor '%s' is %s; only F32, BF16 and F16 are read", st->path,
                 st_show(t->name, nb, sizeof(nb)), t->dtype_name);
     }
     if (first > t->numel || count > t->numel - first) {
-        tok_die("%s: tensor '%s': elements [%llu, +%zu) are outside its %llu", st->path,
+        die("%s: tensor '%s': elements [%llu, +%zu) are outside its %llu", st->path,
                 st_show(t->name, nb, sizeof(nb)), (unsigned long long)first, count, (unsigned long long)t->numel);
     }
     uint64_t esize = (uint64_t)st_dtype_size(t->dtype);
@@ -439,15 +472,15 @@ static inline void st_fwrite(FILE* f, const void* p, size_t n, const char* tmp) 
         int e = errno;
         fclose(f);
         remove(tmp);
-        tok_die("%s: write failed (%s)", tmp, strerror(e));
+        die("%s: write failed (%s)", tmp, strerror(e));
     }
 }
 
 // PATH.tmp.PID, written in full, synced, then renamed over PATH
 static inline FILE* st_open_tmp(const char* path, char* tmp, size_t size) {
-    if (snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid()) >= (int)size) tok_die("%s: path too long", path);
+    if (snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid()) >= (int)size) die("%s: path too long", path);
     FILE* f = fopen(tmp, "wb");
-    if (f == NULL) tok_die("%s: cannot create (%s)", tmp, strerror(errno));
+    if (f == NULL) die("%s: cannot create (%s)", tmp, strerror(errno));
     return f;
 }
 static inline void st_finish_tmp(FILE* f, const char* tmp, const char* path) {
@@ -455,23 +488,23 @@ static inline void st_finish_tmp(FILE* f, const char* tmp, const char* path) {
         int e = errno;
         fclose(f);
         remove(tmp);
-        tok_die("%s: write failed (%s)", tmp, strerror(e));
+        die("%s: write failed (%s)", tmp, strerror(e));
     }
-    if (fclose(f) != 0) { int e = errno; remove(tmp); tok_die("%s: write failed (%s)", tmp, strerror(e)); }
-    if (rename(tmp, path) != 0) tok_die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
+    if (fclose(f) != 0) { int e = errno; remove(tmp); die("%s: write failed (%s)", tmp, strerror(e)); }
+    if (rename(tmp, path) != 0) die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
 }
 
 static inline json_t* st_json_checked(json_t* v) {
-    if (v == NULL) tok_die("out of memory building a JSON header");
+    if (v == NULL) die("out of memory building a JSON header");
     return v;
 }
 static inline void st_json_set(json_t* obj, const char* key, json_t* v) {
     if (json_object_set_new(obj, key, st_json_checked(v)) != 0) {
-        tok_die("cannot add '%s' to a JSON header (not UTF-8, or out of memory)", key);
+        die("cannot add '%s' to a JSON header (not UTF-8, or out of memory)", key);
     }
 }
 static inline void st_json_append(json_t* arr, json_t* v) {
-    if (json_array_append_new(arr, st_json_checked(v)) != 0) tok_die("out of memory building a JSON header");
+    if (json_array_append_new(arr, st_json_checked(v)) != 0) die("out of memory building a JSON header");
 }
 
 // m floats as F32, or rounded to BF16 through `half` (ST_CHUNK elements)
@@ -489,11 +522,11 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
     if (metadata_json != NULL) {
         json_error_t err;
         json_t* meta = json_loads(metadata_json, JSON_REJECT_DUPLICATES, &err);
-        if (meta == NULL || !json_is_object(meta)) tok_die("%s: metadata is not a JSON object: %s", path, metadata_json);
+        if (meta == NULL || !json_is_object(meta)) die("%s: metadata is not a JSON object: %s", path, metadata_json);
         const char* mk;
         json_t* mv;
         json_object_foreach(meta, mk, mv) {
-            if (!json_is_string(mv)) tok_die("%s: metadata value of '%s' is not a string", path, mk);
+            if (!json_is_string(mv)) die("%s: metadata value of '%s' is not a string", path, mk);
         }
         st_json_set(root, "__metadata__", meta);
     }
@@ -501,12 +534,12 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
     uint64_t* bytes = (uint64_t*)st_malloc((size_t)(n > 0 ? n : 1) * sizeof(uint64_t));
     for (int i = 0; i < n; i++) {
         const StWriteTensor* t = &tensors[i];
-        if (t->dtype != ST_F32 && t->dtype != ST_BF16) tok_die("%s: tensor '%s': only F32 and BF16 are written", path, t->name);
+        if (t->dtype != ST_F32 && t->dtype != ST_BF16) die("%s: tensor '%s': only F32 and BF16 are written", path, t->name);
         if (t->ndim < 0 || t->ndim > ST_MAX_DIMS || (t->transpose && t->ndim != 2)) {
-            tok_die("%s: tensor '%s': bad ndim %d%s", path, t->name, t->ndim, t->transpose ? " (transpose needs 2)" : "");
+            die("%s: tensor '%s': bad ndim %d%s", path, t->name, t->ndim, t->transpose ? " (transpose needs 2)" : "");
         }
         if (strcmp(t->name, "__metadata__") == 0 || json_object_get(root, t->name) != NULL) {
-            tok_die("%s: tensor name '%s' is used twice (or reserved)", path, t->name);
+            die("%s: tensor name '%s' is used twice (or reserved)", path, t->name);
         }
         uint64_t numel = 1;
         json_t* shape = st_json_checked(json_array());
@@ -515,7 +548,7 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
             st_json_append(shape, json_integer((json_int_t)t->shape[d]));
         }
         bytes[i] = st_mul(numel, t->dtype == ST_F32 ? 4 : 2, path, t->name);
-        if (bytes[i] > (uint64_t)INT64_MAX - at) tok_die("%s: the data section would pass 2^63 bytes", path);
+        if (bytes[i] > (uint64_t)INT64_MAX - at) die("%s: the data section would pass 2^63 bytes", path);
         json_t* offs = st_json_checked(json_array());
         st_json_append(offs, json_integer((json_int_t)at));
         st_json_append(offs, json_integer((json_int_t)(at + bytes[i])));
@@ -527,10 +560,10 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
         at += bytes[i];
     }
     char* text = json_dumps(root, JSON_COMPACT);
-    if (text == NULL) tok_die("%s: cannot encode the header (a tensor name that is not UTF-8?)", path);
+    if (text == NULL) die("%s: cannot encode the header (a tensor name that is not UTF-8?)", path);
     json_decref(root);
     size_t len = strlen(text), padded = (len + 7) / 8 * 8;
-    if (padded > ST_MAX_HEADER) tok_die("%s: a header of %zu bytes would be past the readers' limit", path, padded);
+    if (padded > ST_MAX_HEADER) die("%s: a header of %zu bytes would be past the readers' limit", path, padded);
     char tmp[4200];
     FILE* f = st_open_tmp(path, tmp, sizeof(tmp));
     unsigned char lenb[8];
@@ -577,8 +610,6 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
 // ----------------------------------------------------------------------------
 // GPT-2 checkpoints of Hugging Face transformers (GPT2LMHeadModel)
 
-typedef struct { int maxT, V, L, NH, C; } HfGpt2Config;
-
 // dimensions of the table below
 enum { HD_1, HD_C, HD_3C, HD_4C, HD_V, HD_T };
 
@@ -622,17 +653,17 @@ static inline uint64_t hf_gpt2_dim(const HfGpt2Config* c, int code) {
 // first: the numbers may come from an untrusted config.json.
 static inline size_t hf_gpt2_layout(const HfGpt2Config* c, int Vp, size_t* sizes, const char* where) {
     if (c->maxT <= 0 || c->V <= 0 || c->L <= 0 || c->NH <= 0 || c->C <= 0 || Vp < c->V) {
-        tok_die("%s: bad GPT-2 config (maxT=%d V=%d L=%d NH=%d C=%d, padded V %d)", where, c->maxT, c->V,
+        die("%s: bad GPT-2 config (maxT=%d V=%d L=%d NH=%d C=%d, padded V %d)", where, c->maxT, c->V,
                 c->L, c->NH, c->C, Vp);
     }
-    if (c->C % c->NH != 0) tok_die("%s: n_embd C=%d is not divisible by n_head NH=%d", where, c->C, c->NH);
+    if (c->C % c->NH != 0) die("%s: n_embd C=%d is not divisible by n_head NH=%d", where, c->C, c->NH);
     uint64_t total = 0;
     for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
         const HfGpt2Param* p = &HF_GPT2_PARAMS[k];
         uint64_t rows = k == 0 ? (uint64_t)Vp : hf_gpt2_dim(c, p->rows);
         uint64_t n = st_mul(st_mul(p->per_layer ? (uint64_t)c->L : 1, rows, where, p->ours),
                             hf_gpt2_dim(c, p->cols), where, p->ours);
-        if (n > SIZE_MAX / 8 || total + n > SIZE_MAX / 8) tok_die("%s: the model does not fit in memory", where);
+        if (n > SIZE_MAX / 8 || total + n > SIZE_MAX / 8) die("%s: the model does not fit in memory", where);
         if (sizes != NULL) sizes[k] = (size_t)n;
         total += n;
     }
@@ -643,7 +674,7 @@ static inline size_t hf_gpt2_layout(const HfGpt2Config* c, int Vp, size_t* sizes
 // config.json is the one beside it)
 static inline void hf_gpt2_paths(const char* path, char* st_path, char* cfg_path, size_t size) {
     struct stat sb;
-    if (stat(path, &sb) != 0) tok_die("%s: cannot open: %s", path, strerror(errno));
+    if (stat(path, &sb) != 0) die("%s: cannot open: %s", path, strerror(errno));
     int w;
     if (S_ISDIR(sb.st_mode)) {
         w = snprintf(st_path, size, "%s/model.safetensors", path);
@@ -652,7 +683,7 @@ static inline void hf_gpt2_paths(const char* path, char* st_path, char* cfg_path
         if (stat(st_path, &s2) != 0) {
             char idx[4200];
             snprintf(idx, sizeof(idx), "%s/model.safetensors.index.json", path);
-            if (stat(idx, &s2) == 0) tok_die("%s: a sharded checkpoint (model.safetensors.index.json): not supported", path);
+            if (stat(idx, &s2) == 0) die("%s: a sharded checkpoint (model.safetensors.index.json): not supported", path);
         }
     } else {
         w = snprintf(st_path, size, "%s", path);
@@ -660,7 +691,7 @@ static inline void hf_gpt2_paths(const char* path, char* st_path, char* cfg_path
         if (slash == NULL) snprintf(cfg_path, size, "config.json");
         else snprintf(cfg_path, size, "%.*s/config.json", (int)(slash - path), path);
     }
-    if (w < 0 || (size_t)w >= size) tok_die("%s: path too long", path);
+    if (w < 0 || (size_t)w >= size) die("%s: path too long", path);
 }
 
 // "transformer." when the file names its tensors as GPT2LMHeadModel's state dict does, else ""
@@ -671,9 +702,9 @@ static inline const char* hf_gpt2_prefix(const SafeTensors* st) {
 // an integer field of config.json in [1, 2^30]
 static inline int hf_gpt2_cfg_int(const json_t* root, const char* key, const char* path) {
     const json_t* v = json_object_get(root, key);
-    if (v == NULL) tok_die("%s: no \"%s\" (a GPT-2 config.json has n_layer, n_head, n_embd, n_positions, vocab_size)", path, key);
+    if (v == NULL) die("%s: no \"%s\" (a GPT-2 config.json has n_layer, n_head, n_embd, n_positions, vocab_size)", path, key);
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 30)) {
-        tok_die("%s: \"%s\" must be an integer in [1, 2^30]", path, key);
+        die("%s: \"%s\" must be an integer in [1, 2^30]", path, key);
     }
     return (int)json_integer_value(v);
 }
@@ -685,21 +716,21 @@ static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
     char st_path[4200], cfg_path[4200];
     hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
     size_t size;
-    int fd = tok_open_input(cfg_path, &size);
+    int fd = open_input(cfg_path, &size);
     if (fd >= 0) {
-        if (size > (1u << 24)) tok_die("%s: %zu bytes is too large for a config.json", cfg_path, size);
+        if (size > (1u << 24)) die("%s: %zu bytes is too large for a config.json", cfg_path, size);
         char* text = (char*)st_malloc(size);
-        if (tok_read_fd(fd, text, size, cfg_path) != size) tok_die("%s: truncated while reading", cfg_path);
+        if (read_fd(fd, text, size, cfg_path) != size) die("%s: truncated while reading", cfg_path);
         close(fd);
         json_error_t err;
         json_t* root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
         free(text);
         if (root == NULL) {
             char eb[200];
-            tok_die("%s: not valid JSON: %s (line %d, column %d)", cfg_path, st_show(err.text, eb, sizeof(eb)),
+            die("%s: not valid JSON: %s (line %d, column %d)", cfg_path, st_show(err.text, eb, sizeof(eb)),
                     err.line, err.column);
         }
-        if (!json_is_object(root)) tok_die("%s: not a JSON object", cfg_path);
+        if (!json_is_object(root)) die("%s: not a JSON object", cfg_path);
         cfg->L = hf_gpt2_cfg_int(root, "n_layer", cfg_path);
         cfg->NH = hf_gpt2_cfg_int(root, "n_head", cfg_path);
         cfg->C = hf_gpt2_cfg_int(root, "n_embd", cfg_path);
@@ -708,30 +739,30 @@ static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
         // the settings of transformers' GPT2Config that change the function the model computes
         const json_t* v = json_object_get(root, "model_type");
         if (v != NULL && !(json_is_string(v) && strcmp(json_string_value(v), "gpt2") == 0)) {
-            tok_die("%s: model_type is not \"gpt2\"", cfg_path);
+            die("%s: model_type is not \"gpt2\"", cfg_path);
         }
         v = json_object_get(root, "activation_function");
         if (v != NULL && !(json_is_string(v) && (strcmp(json_string_value(v), "gelu_new") == 0 ||
                                                  strcmp(json_string_value(v), "gelu_pytorch_tanh") == 0))) {
-            tok_die("%s: activation_function is not \"gelu_new\" (the tanh GELU train_gpt.c computes)", cfg_path);
+            die("%s: activation_function is not \"gelu_new\" (the tanh GELU train_gpt.c computes)", cfg_path);
         }
         v = json_object_get(root, "layer_norm_epsilon");
         if (v != NULL && !(json_is_number(v) && fabs(json_number_value(v) - 1e-5) <= 1e-12)) {
-            tok_die("%s: layer_norm_epsilon is not 1e-5 (train_gpt.c's LayerNorm uses 1e-5)", cfg_path);
+            die("%s: layer_norm_epsilon is not 1e-5 (train_gpt.c's LayerNorm uses 1e-5)", cfg_path);
         }
         v = json_object_get(root, "n_inner");
         if (v != NULL && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 4 * (json_int_t)cfg->C)) {
-            tok_die("%s: n_inner is not 4 * n_embd (train_gpt.c's MLP is 4C wide)", cfg_path);
+            die("%s: n_inner is not 4 * n_embd (train_gpt.c's MLP is 4C wide)", cfg_path);
         }
         const char* must_true[2] = {"scale_attn_weights", "tie_word_embeddings"};
         const char* must_false[3] = {"scale_attn_by_inverse_layer_idx", "add_cross_attention", "is_encoder_decoder"};
         for (int i = 0; i < 2; i++) {
             v = json_object_get(root, must_true[i]);
-            if (v != NULL && !json_is_true(v)) tok_die("%s: %s must be true for train_gpt.c's GPT-2", cfg_path, must_true[i]);
+            if (v != NULL && !json_is_true(v)) die("%s: %s must be true for train_gpt.c's GPT-2", cfg_path, must_true[i]);
         }
         for (int i = 0; i < 3; i++) {
             v = json_object_get(root, must_false[i]);
-            if (v != NULL && !json_is_false(v)) tok_die("%s: %s must be false for train_gpt.c's GPT-2", cfg_path, must_false[i]);
+            if (v != NULL && !json_is_false(v)) die("%s: %s must be false for train_gpt.c's GPT-2", cfg_path, must_false[i]);
         }
         json_decref(root);
     } else {
@@ -744,11 +775,11 @@ static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
         snprintf(name, sizeof(name), "%swpe.weight", prefix);
         const StTensor* wpe = st_find(&st, name);
         if (wte == NULL || wpe == NULL || wte->ndim != 2 || wpe->ndim != 2) {
-            tok_die("%s: no config.json beside it, and no 2-D wte.weight and wpe.weight to infer one from", st_path);
+            die("%s: no config.json beside it, and no 2-D wte.weight and wpe.weight to infer one from", st_path);
         }
         if (wte->shape[0] < 1 || wte->shape[0] > (1u << 30) || wte->shape[1] < 1 || wte->shape[1] > (1u << 30) ||
             wpe->shape[0] < 1 || wpe->shape[0] > (1u << 30)) {
-            tok_die("%s: wte.weight / wpe.weight shapes out of range", st_path);
+            die("%s: wte.weight / wpe.weight shapes out of range", st_path);
         }
         cfg->V = (int)wte->shape[0];
         cfg->C = (int)wte->shape[1];
@@ -759,15 +790,32 @@ static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
             if (st_find(&st, name) == NULL) break;
             cfg->L++;
         }
-        if (cfg->L == 0) tok_die("%s: no config.json beside it, and no layer h.0 to infer one from", st_path);
+        if (cfg->L == 0) die("%s: no config.json beside it, and no layer h.0 to infer one from", st_path);
         const int sizes[4][2] = {{768, 12}, {1024, 16}, {1280, 20}, {1600, 25}};
         cfg->NH = 0;
         for (int i = 0; i < 4; i++) if (cfg->C == sizes[i][0]) cfg->NH = sizes[i][1];
         if (cfg->NH == 0) {
-            tok_die("%s: no config.json beside it, and n_embd=%d is none of GPT-2's sizes (768, 1024, 1280, "
+            die("%s: no config.json beside it, and n_embd=%d is none of GPT-2's sizes (768, 1024, 1280, "
                     "1600): the head count is unknown (hint: add a config.json with n_head)", st_path, cfg->C);
         }
         st_close(&st);
+    }
+}
+
+// Before the caller allocates the weights of config c: the safetensors file of path passes its own
+// checks (header, dtypes, shapes, offsets: bounded memory), and its size can hold the `stored`
+// weights the config implies (at least 2 bytes each, in BF16).
+static inline void hf_gpt2_check_size(const char* path, const HfGpt2Config* c, size_t stored) {
+    char st_path[4200], cfg_path[4200];
+    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
+    SafeTensors st;
+    st_open(&st, st_path);
+    st_close(&st);
+    struct stat sb;
+    if (stat(st_path, &sb) != 0) die("%s: cannot open (%s)", st_path, strerror(errno));
+    if ((uint64_t)sb.st_size < 2 * (uint64_t)stored) {
+        die("%s: %lld bytes cannot hold the %zu weights of %s (L=%d NH=%d C=%d maxT=%d V=%d)", st_path,
+            (long long)sb.st_size, stored, cfg_path, c->L, c->NH, c->C, c->maxT, c->V);
     }
 }
 
@@ -816,7 +864,7 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
         int j = 0;
         while (j < nexp && strcmp(ex[j].name, t->name) != 0) j++;
         if (j == nexp) {
-            tok_die("%s: unexpected tensor '%s' (GPT-2 with L=%d layers, names %s)", st_path,
+            die("%s: unexpected tensor '%s' (GPT-2 with L=%d layers, names %s)", st_path,
                     st_show(t->name, nb, sizeof(nb)), L,
                     prefix[0] ? "all with the prefix 'transformer.'" : "without a prefix, like 'wte.weight'");
         }
@@ -839,9 +887,9 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
         // the file's shape: (cols, rows) for Conv1D, (rows) for vectors, else (rows, cols)
         int ndim = p->cols == HD_1 ? 1 : 2;
         uint64_t want[2] = {p->conv1d ? cols : rows, p->conv1d ? rows : cols};
-        if (t == NULL) tok_die("%s: missing tensor '%s'", st_path, ex[j].name);
+        if (t == NULL) die("%s: missing tensor '%s'", st_path, ex[j].name);
         if (t->dtype == ST_OTHER) {
-            tok_die("%s: tensor '%s' is %s, expected F32, BF16 or F16", st_path, ex[j].name, t->dtype_name);
+            die("%s: tensor '%s' is %s, expected F32, BF16 or F16", st_path, ex[j].name, t->dtype_name);
         }
         if (t->ndim != ndim || t->shape[0] != want[0] || (ndim == 2 && t->shape[1] != want[1])) {
             char got[160];
@@ -853,7 +901,7 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
             char exp[64];
             if (ndim == 1) snprintf(exp, sizeof(exp), "%llu", (unsigned long long)want[0]);
             else snprintf(exp, sizeof(exp), "%llu, %llu", (unsigned long long)want[0], (unsigned long long)want[1]);
-            tok_die("%s: tensor '%s' has shape [%s], expected [%s] for L=%d NH=%d C=%d maxT=%d V=%d", st_path,
+            die("%s: tensor '%s' has shape [%s], expected [%s] for L=%d NH=%d C=%d maxT=%d V=%d", st_path,
                     ex[j].name, got, exp, cfg->L, cfg->NH, cfg->C, cfg->maxT, cfg->V);
         }
     }
@@ -878,7 +926,7 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
         for (uint64_t i = 0; i < rows * cols; i++) nonfinite += !isfinite(dst[i]);
         for (uint64_t i = 0; nonfinite > 0; i++) { // a NaN or inf would train silently into NaN
             if (!isfinite(dst[i])) {
-                tok_die("%s: tensor '%s' element %llu is %g: non-finite weights", st_path, x->name,
+                die("%s: tensor '%s' element %llu is %g: non-finite weights", st_path, x->name,
                         (unsigned long long)i, (double)dst[i]);
             }
         }
@@ -891,7 +939,7 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
         uint64_t n = (uint64_t)cfg->V * C;
         if (lm_head->dtype == ST_OTHER || lm_head->ndim != 2 || lm_head->shape[0] != (uint64_t)cfg->V ||
             lm_head->shape[1] != C) {
-            tok_die("%s: tensor 'lm_head.weight' is %s of %d dimensions, expected a float (%d, %d) tied to wte",
+            die("%s: tensor 'lm_head.weight' is %s of %d dimensions, expected a float (%d, %d) tied to wte",
                     st_path, lm_head->dtype_name, lm_head->ndim, cfg->V, cfg->C);
         }
         const float* wte = params + offset[0];
@@ -900,7 +948,7 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
             st_read_f32_range(&st, lm_head, i0, m, tmp);
             for (size_t i = 0; i < m; i++) {
                 if (memcmp(&tmp[i], &wte[i0 + i], sizeof(float)) != 0) {
-                    tok_die("%s: tensor 'lm_head.weight' differs from wte.weight (element %llu: %g vs %g): this "
+                    die("%s: tensor 'lm_head.weight' differs from wte.weight (element %llu: %g vs %g): this "
                             "model ties its output head to the token embedding", st_path,
                             (unsigned long long)(i0 + i), (double)tmp[i], (double)wte[i0 + i]);
                 }
@@ -925,14 +973,14 @@ static inline void hf_gpt2_write_text(const char* path, const char* text) {
 static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const float* params, int Vp, int bf16) {
     size_t sizes[HF_GPT2_NPARAMS];
     hf_gpt2_layout(cfg, Vp, sizes, dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) tok_die("%s: cannot create directory (%s)", dir, strerror(errno));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("%s: cannot create directory (%s)", dir, strerror(errno));
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) tok_die("%s: exists and is not a directory", dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) die("%s: exists and is not a directory", dir);
     const int L = cfg->L;
     int n = 4 + 12 * L;
     StWriteTensor* ts = (StWriteTensor*)calloc((size_t)n, sizeof(StWriteTensor));
     char* names = (char*)calloc((size_t)n, 64);
-    if (ts == NULL || names == NULL) tok_die("out of memory");
+    if (ts == NULL || names == NULL) die("out of memory");
     size_t offset[HF_GPT2_NPARAMS];
     size_t at = 0;
     for (int k = 0; k < HF_GPT2_NPARAMS; k++) { offset[k] = at; at += sizes[k]; }
@@ -961,7 +1009,7 @@ static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const 
         }
     }
     char path[4200];
-    if (snprintf(path, sizeof(path), "%s/model.safetensors", dir) >= (int)sizeof(path)) tok_die("%s: path too long", dir);
+    if (snprintf(path, sizeof(path), "%s/model.safetensors", dir) >= (int)sizeof(path)) die("%s: path too long", dir);
     st_write(path, ts, n, "{\"format\":\"pt\"}");
     free(ts);
     free(names);
@@ -976,18 +1024,19 @@ static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const 
                           "scale_attn_weights", 1, "tie_word_embeddings", 1,
                           "bos_token_id", eot, "eos_token_id", eot,
                           "torch_dtype", bf16 ? "bfloat16" : "float32", "use_cache", 1);
-    if (c == NULL) tok_die("%s: cannot build config.json (out of memory?)", dir);
+    if (c == NULL) die("%s: cannot build config.json (out of memory?)", dir);
     char* text = json_dumps(c, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     json_decref(c);
-    if (text == NULL) tok_die("out of memory encoding config.json");
+    if (text == NULL) die("out of memory encoding config.json");
     size_t len = strlen(text);
     char* withnl = (char*)st_malloc(len + 2);
     memcpy(withnl, text, len);
     withnl[len] = '\n'; withnl[len + 1] = '\0';
     free(text);
-    if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) tok_die("%s: path too long", dir);
+    if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) die("%s: path too long", dir);
     hf_gpt2_write_text(path, withnl);
     free(withnl);
 }
 
+#endif // USE_JANSSON
 #endif // SAFETENSORS_H

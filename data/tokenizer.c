@@ -18,9 +18,9 @@
 //   error, never a hang), numeric flags are parsed strictly and bounded, and `build` refuses
 //   vocabularies that would make a tokenizer file that cannot encode.
 //
-// Shard file (llm.c's format): int32 header[256] = {20240520 magic, 1 version, token count,
-// 0...}, then `count` uint16 token ids. Every document is preceded by <|endoftext|> (as llm.c's
-// fineweb.py does), so the id 50256 separates documents and starts the stream.
+// Shard file: gptc/shard.h (llm.c's format: an int32 header[256], then uint16 token ids). Every
+// document is preceded by <|endoftext|> (as llm.c's fineweb.py does), so the id 50256 separates
+// documents and starts the stream.
 
 #include <ctype.h>        // provides: isspace, isdigit
 #include <dirent.h>       // provides: opendir, readdir (walking input folders)
@@ -30,16 +30,14 @@
 #include <stdlib.h>       // provides: malloc, free, qsort, exit
 #include <string.h>       // provides: strcmp, memcmp, strerror
 #include <sys/stat.h>     // provides: stat, fstat, S_ISREG, mkdir
-#include <time.h>         // provides: clock_gettime (bench)
 #ifdef _OPENMP
 #include <omp.h>          // provides: omp_get_max_threads, omp_get_thread_num
 #endif
 #include "tokenizer.h"    // provides: Tokenizer, tokenizer_init/encode/decode, TokenIds, TokenizerCache,
-                          // tok_open_input, tok_read_fd, tok_file_kind (and unistd.h's close)
+                          // and (gptc/utils.h) die, open_input, read_fd, file_kind
+#include "../gptc/shard.h" // provides: shard_header, SHARD_HEADER_INTS (the token shard format)
 
 #define DEFAULT_TOKENIZER "data/gpt2_tokenizer.bin"
-#define SHARD_MAGIC 20240520
-#define SHARD_VERSION 1
 #define EOT_TEXT "<|endoftext|>"
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the shard and tokenizer files are little-endian, and tokenizer.c writes them (and formats ids) natively"
@@ -58,17 +56,9 @@
 #define SHARD_MAX_TOKENS 2000000000
 
 // ----------------------------------------------------------------------------
-// Errors, files, timing
-
-#define die tok_die // one line "error: ..." on stderr, then exit(1) (tokenizer.h)
+// Errors, files, timing (die, open_input, read_fd, wall_seconds: gptc/utils.h)
 
 static void* xmalloc(size_t bytes) { return tok_xrealloc(NULL, bytes, "tokenizer.c"); }
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 // Reads all of stdin (a pipe, a terminal or a redirected file). The buffer gets one extra NUL
 // byte. stdin may never end (/dev/zero, `yes |`), and encode and shards hold all of it plus its
@@ -80,7 +70,7 @@ static uint8_t* read_stdin(size_t* len) {
     if (fstat(0, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < MAX_STDIN_BYTES)
         cap = (size_t)st.st_size + 1; // a redirected file: one allocation, and EOF right after
     uint8_t* buf = (uint8_t*)xmalloc(cap + 1);
-    while ((got = tok_read_fd(0, buf + n, cap - n, "stdin")) > 0) {
+    while ((got = read_fd(0, buf + n, cap - n, "stdin")) > 0) {
         n += got;
         if (n < cap) continue;
         if (cap >= MAX_STDIN_BYTES) die("stdin: %llu bytes or more: too large for one input (split it into files for shards)",
@@ -93,15 +83,15 @@ static uint8_t* read_stdin(size_t* len) {
     return buf;
 }
 
-// Reads a whole input file ('-' = stdin); only regular files (tok_open_input says why). The
+// Reads a whole input file ('-' = stdin); only regular files (open_input says why). The
 // buffer gets one extra NUL byte.
 static uint8_t* read_file(const char* path, size_t* len) {
     if (strcmp(path, "-") == 0) return read_stdin(len);
     size_t size;
-    int fd = tok_open_input(path, &size);
+    int fd = open_input(path, &size);
     if (fd < 0) die("%s: no such file", path);
     uint8_t* buf = (uint8_t*)xmalloc(size + 1);
-    size_t got = tok_read_fd(fd, buf, size, path);
+    size_t got = read_fd(fd, buf, size, path);
     close(fd);
     if (got != size) die("%s: changed while reading: %zu of %zu bytes", path, got, size);
     buf[size] = 0;
@@ -633,11 +623,10 @@ static void shard_flush(ShardWriter* w) {
 static void shard_close(ShardWriter* w) {
     if (!w->f) return;
     shard_flush(w);
-    int32_t header[256];
-    memset(header, 0, sizeof(header));
-    header[0] = SHARD_MAGIC; header[1] = SHARD_VERSION; header[2] = (int32_t)w->count;
+    int32_t header[SHARD_HEADER_INTS];
+    shard_header(header, (long)w->count);
     if (fseek(w->f, 0, SEEK_SET) != 0) die("%s: seek failed: %s", w->tmp, strerror(errno));
-    xfwrite(header, sizeof(int32_t), 256, w->f, w->tmp);
+    xfwrite(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->tmp);
     if (fclose(w->f) != 0) die("%s: write failed: %s", w->tmp, strerror(errno));
     if (rename(w->tmp, w->path) != 0) die("%s: cannot rename into place: %s", w->path, strerror(errno));
     printf("  wrote %s (%zu tokens)\n", w->path, w->count);
@@ -656,9 +645,9 @@ static void shard_put(ShardWriter* w, uint16_t id) {
         snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->path);
         w->f = fopen(w->tmp, "wb");
         if (!w->f) die("%s: cannot create: %s", w->tmp, strerror(errno));
-        int32_t header[256];
+        int32_t header[SHARD_HEADER_INTS];
         memset(header, 0, sizeof(header)); // the real header is written on close
-        xfwrite(header, sizeof(int32_t), 256, w->f, w->tmp);
+        xfwrite(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->tmp);
     }
     w->buf[w->buf_len++] = id;
     w->count++;
@@ -712,7 +701,7 @@ static void collect_inputs(PathList* out, const char* path, int depth) {
         die("%s: %s", path, strerror(errno));
     }
     if (S_ISREG(st.st_mode)) { path_list_add(out, path); return; }
-    if (!S_ISDIR(st.st_mode)) die("%s: is %s, not a regular file or folder", path, tok_file_kind(st.st_mode));
+    if (!S_ISDIR(st.st_mode)) die("%s: is %s, not a regular file or folder", path, file_kind(st.st_mode));
     if (depth > 64) die("%s: folders nested more than 64 deep (a symlink loop?)", path);
     DIR* d = opendir(path);
     if (!d) die("%s: cannot open folder: %s", path, strerror(errno));
@@ -759,7 +748,7 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
     printf("shards: %zu input files -> %s_{train,val}_NNNNNN.bin (every %zu%s document is val, %zu tokens per shard)\n",
            files.n, prefix, o->val_every, o->val_every == 1 ? "st" : o->val_every == 2 ? "nd" : o->val_every == 3 ? "rd" : "th",
            o->shard_tokens);
-    double t0 = now_seconds();
+    double t0 = wall_seconds();
     size_t n_docs = 0, n_val_docs = 0, n_used_files = 0;
     uint64_t total_bytes = 0;
     size_t next_file = 0;
@@ -802,7 +791,7 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
     }
     shard_finish(w[0]);
     shard_finish(w[1]);
-    double secs = now_seconds() - t0;
+    double secs = wall_seconds() - t0;
     int failed = 0;
     if (n_docs == 0) {
         fprintf(stderr, "error: %s: no text found in the inputs (all empty or binary)\n", inputs[0]);
@@ -853,9 +842,9 @@ static int cmd_bench(const Tokenizer* t, const char* tok_path, const char* path,
         Segment seg;
         seg.text = text; seg.len = n;
         memset(&seg.ids, 0, sizeof(seg.ids));
-        double t0 = now_seconds();
+        double t0 = wall_seconds();
         encode_segments(&e, &seg, 1);
-        double dt = now_seconds() - t0;
+        double dt = wall_seconds() - t0;
         if (dt < best1) best1 = dt;
         n_ids = seg.ids.len;
         tokenids_free(&ids1);
@@ -869,9 +858,9 @@ static int cmd_bench(const Tokenizer* t, const char* tok_path, const char* path,
         Segment seg;
         seg.text = text; seg.len = n;
         memset(&seg.ids, 0, sizeof(seg.ids));
-        double t0 = now_seconds();
+        double t0 = wall_seconds();
         encode_segments(&e, &seg, 1);
-        double dt = now_seconds() - t0;
+        double dt = wall_seconds() - t0;
         if (dt < bestN) bestN = dt;
         if (seg.ids.len != ids1.len || memcmp(seg.ids.ids, ids1.ids, ids1.len * sizeof(uint32_t)) != 0) same = 0;
         tokenids_free(&seg.ids);

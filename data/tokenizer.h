@@ -36,14 +36,13 @@
 // does not read our version 3 files. (A version 2 file is our file's first 1024 + token-table
 // bytes with [1] = 2 and [4] = 0; this library does not write one.)
 // Every input file is untrusted: tokenizer_init reads and checks the header before the rest,
-// and input files must be regular files (tok_open_input).
+// and input files must be regular files (open_input, gptc/utils.h).
 
 #ifndef TOKENIZER_H
 #define TOKENIZER_H
 
 #include <errno.h>          // provides: errno, ENOENT, EINTR
 #include <fcntl.h>          // provides: open, O_RDONLY, O_NONBLOCK
-#include <stdarg.h>         // provides: va_list (tok_die)
 #include <stdint.h>         // provides: uint8_t, uint32_t, uint64_t, int32_t, SIZE_MAX
 #include <stdio.h>          // provides: fprintf, snprintf
 #include <stdlib.h>         // provides: malloc, realloc, free, exit
@@ -51,6 +50,7 @@
 #include <sys/stat.h>       // provides: fstat, S_ISREG, S_ISDIR (input files must be regular files)
 #include <unistd.h>         // provides: read, close
 #include "unicode_tables.h" // provides: unicode_block_index, unicode_blocks, unicode_ascii_class
+#include "../gptc/utils.h"  // provides: die, open_input, read_fd (regular files only, read exactly)
 
 #define TOKENIZER_MAGIC 20240328
 #define TOKENIZER_VERSION 3          // the version this file writes: token table + merges
@@ -128,21 +128,6 @@ typedef struct TokenizerCache {
 // ----------------------------------------------------------------------------
 // Small helpers
 
-// One line "error: ..." on stderr, then exit(1): how every program of this project fails on bad
-// input (train_gpt.c, train_gpt.cu and tokenizer.c call it as die()).
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2), noreturn))
-#endif
-static inline void tok_die(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
 static inline void* tok_xrealloc(void* p, size_t bytes, const char* what) {
     void* q = realloc(p, bytes ? bytes : 1);
     if (!q) {
@@ -166,55 +151,8 @@ static inline void tok_file_error(const char* path, const char* what) {
 // not fit size_t is an error naming the file and what was being sized, never a wrapped-around
 // small number that a later write runs past.
 static inline size_t tok_mul_size(size_t a, size_t b, const char* path, const char* what) {
-    if (b != 0 && a > SIZE_MAX / b) tok_die("%s: %s of %zu x %zu bytes does not fit in memory", path, what, a, b);
+    if (b != 0 && a > SIZE_MAX / b) die("%s: %s of %zu x %zu bytes does not fit in memory", path, what, a, b);
     return a * b;
-}
-
-// What a file that is not a regular file is, for error messages ("is a FIFO, not a regular file").
-static inline const char* tok_file_kind(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-#ifdef S_ISSOCK // POSIX, hidden by strict -std=c11
-    if (S_ISSOCK(mode)) return "a socket";
-#endif
-    return "not a plain file";
-}
-
-// Opens an input file for reading: returns its descriptor and stores its size, or returns -1
-// (printing nothing, errno ENOENT) if it does not exist. Anything but a regular file is an
-// error: a directory reads as garbage, a FIFO or a terminal would block forever, /dev/zero never
-// ends. O_NONBLOCK makes open() itself return at once on a FIFO without a writer (it changes
-// nothing for regular files), and the type is checked on the opened descriptor, not on the name,
-// so nothing can be swapped in between.
-static inline int tok_open_input(const char* path, size_t* size) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ENOENT) return -1;
-        tok_die("%s: cannot open: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) tok_die("%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) tok_die("%s: is %s, not a regular file", path, tok_file_kind(st.st_mode));
-    if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)(SIZE_MAX / 2))
-        tok_die("%s: size %lld does not fit in memory", path, (long long)st.st_size);
-    *size = (size_t)st.st_size;
-    return fd;
-}
-
-// Reads up to n bytes (fewer only at the end of the file); a read error names the file.
-static inline size_t tok_read_fd(int fd, void* buf, size_t n, const char* path) {
-    size_t got = 0;
-    while (got < n) {
-        size_t want = n - got < ((size_t)1 << 30) ? n - got : ((size_t)1 << 30); // read() caps ~2 GB
-        ssize_t r = read(fd, (uint8_t*)buf + got, want);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) tok_die("%s: read error: %s", path, strerror(errno));
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return got;
 }
 
 static inline void tokenids_reserve(TokenIds* t, size_t extra) {
@@ -269,11 +207,11 @@ static inline uint32_t tok_merge_find(const Tokenizer* t, uint32_t left, uint32_
 static inline int tokenizer_init(Tokenizer* t, const char* path) {
     memset(t, 0, sizeof(*t));
     size_t size;
-    int fd = tok_open_input(path, &size);
+    int fd = open_input(path, &size);
     if (fd < 0) return -1;
     char what[256];
     uint8_t head[TOK_HEADER_BYTES];
-    size_t got = tok_read_fd(fd, head, sizeof(head), path);
+    size_t got = read_fd(fd, head, sizeof(head), path);
     if (got < TOK_HEADER_BYTES) {
         snprintf(what, sizeof(what), "truncated: %zu bytes, shorter than the %d-byte header", got, TOK_HEADER_BYTES);
         tok_file_error(path, what);
@@ -333,7 +271,7 @@ static inline int tokenizer_init(Tokenizer* t, const char* path) {
     }
     size -= TOK_HEADER_BYTES; // from here on, buf and pos are the part after the header
     uint8_t* buf = (uint8_t*)tok_xrealloc(NULL, size, "tokenizer file");
-    got = tok_read_fd(fd, buf, size, path);
+    got = read_fd(fd, buf, size, path);
     close(fd);
     if (got != size) {
         snprintf(what, sizeof(what), "truncated while reading: %zu of %zu bytes after the header", got, size);
@@ -633,7 +571,7 @@ static inline void tok_heap_push_pair(const Tokenizer* t, TokenizerCache* c, uin
 // create enter the heap.
 static inline void tok_bpe_heap(const Tokenizer* t, TokenizerCache* c, const uint8_t* p, size_t m, TokenIds* out) {
     if (m > TOK_MAX_PRETOKEN)
-        tok_die("a single pre-token (a run of letters, digits, symbols or spaces) of %zu bytes: longer than the "
+        die("a single pre-token (a run of letters, digits, symbols or spaces) of %zu bytes: longer than the "
                 "%d MiB this encoder takes (~25 bytes of memory per byte)", m, TOK_MAX_PRETOKEN >> 20);
     if (m > c->work_cap) {
         c->work_cap = m;

@@ -23,10 +23,11 @@
  *       out^T = weight @ inp^T, so weight is read in place and only the small
  *       inp is transposed: the forward gets ~15-20% faster than v2.
  *
- * The final version (v3) was promoted into train_gpt.c; the lab #includes
- * train_gpt.c to validate and time that very code.
+ * The final version (v3) was promoted into gptc/matmul.h (train_gpt.c's
+ * matmul_forward / matmul_backward call it); the lab #includes that header
+ * to validate and time that very code.  dev/MATMUL.md explains its design.
  *
- * Small BT (generation with the KV cache, BT = 1): matmul_forward takes a
+ * Small BT (generation with the KV cache, BT = 1): mm_forward takes a
  * matrix-vector path (mm_matvec) for BT <= MM_MV_MAXN.  The lab checks it
  * bit for bit against mm_gemm_t on odd shapes and, last, times one d12
  * token's matmuls at BT = 1..12 through both (weights streamed from memory).
@@ -41,15 +42,11 @@
 #endif
 
 /* ========================================================================= */
-/* The FINAL version lives in train_gpt.c (promoted from this lab, as v3):   */
+/* The FINAL version lives in gptc/matmul.h (promoted from this lab, as v3): */
 /* the lab includes it, so what it validates and times below is exactly the  */
 /* code the trainer runs -- one copy, no drift.                              */
 /* ========================================================================= */
-#define GPT_NO_MAIN
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../train_gpt.c" /* provides: matmul_forward/backward and the mm_* GEMM engine */
-#pragma GCC diagnostic pop
+#include "../gptc/matmul.h" /* provides: mm_forward, mm_backward_dinp/dweight, the mm_* GEMM engine */
 
 /* ------------------------------------------------------------------------- */
 /* reference: straightforward loops, double accumulation                     */
@@ -161,7 +158,7 @@ typedef struct { const char* name; fwd_fn fwd; dinp_fn dinp; dw_fn dweight; } Ve
 static const Version versions[] = {
     {"v1 llm.c loops", v1_forward, v1_dinp, v1_dweight},
     {"v2 packed W^T", v2_forward, mm_backward_dinp, mm_backward_dweight},
-    {"v3 final", matmul_forward, mm_backward_dinp, mm_backward_dweight},
+    {"v3 final", mm_forward, mm_backward_dinp, mm_backward_dweight},
 };
 #define NVERSIONS ((int)(sizeof(versions) / sizeof(versions[0])))
 
@@ -327,14 +324,14 @@ static Times time_version(const Version* v, int BT, int C, int OC, int reps) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* small BT (generation): matmul_forward's matrix-vector path (mm_matvec)    */
+/* small BT (generation): mm_forward's matrix-vector path (mm_matvec)    */
 /* ------------------------------------------------------------------------- */
 static void gemm_forward(float* out, const float* inp, const float* weight, const float* bias,
                          int BT, int C, int OC) {
     mm_gemm_t(OC, BT, C, weight, C, inp, C, out, OC, bias);
 }
 
-/* matmul_forward at BT <= MM_MV_MAXN (mm_matvec) against mm_gemm_t, bit for bit:
+/* mm_forward at BT <= MM_MV_MAXN (mm_matvec) against mm_gemm_t, bit for bit:
    the KV-cache logits of gpt_decode are bit-identical to the full forward's only
    if every output is the same fma chain in both.  Odd shapes: OC not a multiple
    of 16 (edge blocks), C not a multiple of 16 (the column tail), with and
@@ -354,7 +351,7 @@ static int check_small_bt(void) {
             long diff = 0;
             for (int with_bias = 0; with_bias < 2; with_bias++) {
                 const float* bb = with_bias ? bias : NULL;
-                matmul_forward(a, inp, w, bb, BT, C, OC);
+                mm_forward(a, inp, w, bb, BT, C, OC);
                 gemm_forward(b, inp, w, bb, BT, C, OC);
                 for (long i = 0; i < nout; i++) diff += memcmp(&a[i], &b[i], sizeof(float)) != 0;
             }
@@ -371,7 +368,7 @@ static int check_small_bt(void) {
 
 /* One d12 token's matmuls at BT = 1..12: 12 layers x (qkv, attproj, fc, fcproj)
    + the lm head, every layer its own weights (494 MB), so that, as in
-   generation, they stream from memory.  mm_gemm_t against matmul_forward. */
+   generation, they stream from memory.  mm_gemm_t against mm_forward. */
 static void time_small_bt(int reps) {
     static const int shapes[][3] = {{768, 2304, 12}, {768, 768, 12}, {768, 3072, 12}, {3072, 768, 12}, {768, 50304, 1}};
     float* w[5];
@@ -384,11 +381,11 @@ static void time_small_bt(int reps) {
     }
     float* inp = alloc_rand(16L * 3072), *bias = alloc_rand(50304), *out = alloc_rand(16L * 50304);
     printf("\nsmall BT (generation): one d12 token's matmuls, %.0f MB of weights, median of %d\n", bytes * 1e-6, reps);
-    printf("  %3s %14s %16s %8s  %s\n", "BT", "mm_gemm_t ms", "matmul_fwd ms", "speedup", "(matmul_forward: GB/s of weights)");
+    printf("  %3s %14s %16s %8s  %s\n", "BT", "mm_gemm_t ms", "matmul_fwd ms", "speedup", "(mm_forward: GB/s of weights)");
     for (int BT = 1; BT <= 12; BT++) {
         double med[2];
         for (int f = 0; f < 2; f++) {
-            fwd_fn fn = f == 0 ? gemm_forward : matmul_forward;
+            fwd_fn fn = f == 0 ? gemm_forward : mm_forward;
             double t[64];
             for (int r = 0; r < reps + 1; r++) {
                 double t0 = now_sec();
@@ -431,7 +428,7 @@ int main(int argc, char** argv) {
         for (int s = 0; s < nv; s++) all_ok &= validate(&versions[vi], vshapes[s][0], vshapes[s][1], vshapes[s][2]);
     }
     if (!all_ok) { printf("VALIDATION FAILED\n"); return 1; }
-    printf("small BT: matmul_forward (mm_matvec for BT <= %d) against mm_gemm_t, bitwise:\n", MM_MV_MAXN);
+    printf("small BT: mm_forward (mm_matvec for BT <= %d) against mm_gemm_t, bitwise:\n", MM_MV_MAXN);
     if (nv > 0 && !check_small_bt()) { printf("SMALL-BT CHECK FAILED\n"); return 1; }
     printf("determinism:\n");
     for (int vi = 1; vi < NVERSIONS && nv > 0; vi++) {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# dev/test_dist.sh -- data-parallel training (comm/comm.h) under mpirun, against one process.
+# dev/test_dist.sh -- data-parallel training (gptc/comm.h) under mpirun, against one process.
 # On the odd config and a small one (with dropout), 8 steps with warmup, cosine decay and active clipping:
 #   - 2 ranks x A micro-batches against 1 rank x 2A: every step's loss, gradient norm and lr, the
 #     validation losses and the final weights within test_gpt's fp32 bounds (test_gpt

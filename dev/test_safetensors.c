@@ -37,7 +37,7 @@ Last line: "N passed, N failed"; the exit status is non-zero on any failure.
 */
 
 #define GPT_NO_MAIN
-#include "../train_gpt.c"          // provides: GPTConfig, GPT, gpt_setup, gpt_forward, config_validate, parse_descriptor, die
+#include "../train_gpt.c"          // provides: GPT, gpt_setup, gpt_forward, config_from_descriptor, die
 #include "../data/safetensors.h"   // provides: st_*, hf_gpt2_read_config / load / save, HF_GPT2_PARAMS
 
 // The fp32 bound of test_gpt.c for activations: |ours - ref| <= atol + rtol |ref|, atol = 3e-5 *
@@ -228,7 +228,7 @@ static void test_units(void) {
     }
     // the header's table against train_gpt.c's, for a config whose dimensions all differ
     GPTConfig gc;
-    if (parse_descriptor(&gc, "L3H5C60T17V311") != NULL) { die("bad descriptor"); }
+    if (config_from_descriptor(&gc, "L3H5C60T17V311") != NULL) { die("bad descriptor"); }
     GPT model;
     gpt_setup_table(&model, &gc);
     HfGpt2Config hc;
@@ -342,7 +342,7 @@ static void test_variant(const char* dir, const Variant* v, const Variant* all, 
 
     // the config: from config.json, or inferred from the shapes, = the descriptor it was made from
     GPTConfig want;
-    if (parse_descriptor(&want, v->desc) != NULL) { die("%s: bad descriptor %s", dir, v->desc); }
+    if (config_from_descriptor(&want, v->desc) != NULL) { die("%s: bad descriptor %s", dir, v->desc); }
     HfGpt2Config wc;
     wc.maxT = want.max_seq_len; wc.V = want.vocab_size; wc.L = want.num_layers; wc.NH = want.num_heads; wc.C = want.channels;
     fmt(name, sizeof(name), "%s/config", v->name);

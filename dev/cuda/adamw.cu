@@ -192,7 +192,7 @@ static const double W_ATOL = 1e-8, MV_ATOL = 1e-12, OPT_RTOL = 1e-6;
 
 static void run_model(const char* desc, int only, int last) {
     GPTConfig cfg;
-    if (parse_descriptor(&cfg, desc) != NULL) { die("bad descriptor %s", desc); }
+    if (config_from_descriptor(&cfg, desc) != NULL) { die("bad descriptor %s", desc); }
     GPT ref;
     gpt_setup(&ref, &cfg);
     size_t n = ref.num_parameters;

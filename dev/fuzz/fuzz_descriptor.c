@@ -1,11 +1,11 @@
 // fuzz_descriptor.c -- libFuzzer harness: the fuzzer's bytes as a model descriptor (-e d12,
-// -e L4H4C256T1024V50257): parse_descriptor, then config_validate. A descriptor that passes both
+// -e L4H4C256T1024V50257): config_from_descriptor (gptc/cli.h's parse_descriptor), then config_validate. A descriptor that passes both
 // must have sizes that fit: the parameter count and its bytes are recomputed exactly (128-bit) and
 // compared with the size_t values of the shape table. No weights are allocated (a valid descriptor
 // may describe a model of many GB).
 // Built and run by dev/fuzz/run.sh; see dev/fuzz/README.md.
 #include "fuzz_common.h"  // provides: die() that returns here, fz_begin/fz_end
-#include "train_gpt.c"    // provides: parse_descriptor, config_validate, param_specs (GPT_NO_MAIN)
+#include "train_gpt.c"    // provides: config_from_descriptor, config_validate, param_specs (GPT_NO_MAIN)
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static char desc[128];
@@ -16,7 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static ParamSpec specs[NUM_PARAMETER_TENSORS];
     fz_begin();
     if (setjmp(fz_jmp) == 0) {
-#ifdef FZ_DESC_STR
+#if defined(FZ_DESC_CFG)
+        int ok = config_from_descriptor(&cfg, desc) == NULL;
+#elif defined(FZ_DESC_STR)
         int ok = parse_descriptor(&cfg, desc) == NULL;
 #else
         int ok = parse_descriptor(&cfg, desc) != 0;

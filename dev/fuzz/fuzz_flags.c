@@ -2,7 +2,7 @@
 // arguments) for parse_options, the trainer's flag parser.
 // Built and run by dev/fuzz/run.sh; see dev/fuzz/README.md.
 #include "fuzz_common.h"  // provides: die() that returns here, fz_begin/fz_end
-#include "train_gpt.c"    // provides: parse_options (GPT_NO_MAIN)
+#include "gptc/cli.h"    // provides: parse_options (the flag table)
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static char buf[4096];

@@ -2,7 +2,7 @@
 // the whole data loader (loader_init, which checks every shard of a glob, then batches).
 // Built and run by dev/fuzz/run.sh; see dev/fuzz/README.md.
 #include "fuzz_common.h"  // provides: die() that returns here, fz_begin/fz_end, fz_write_input
-#include "train_gpt.c"    // provides: the loaders (GPT_NO_MAIN)
+#include "gptc/dataloader.h" // provides: load_shard, loader_init/next_batch/free
 
 enum { FZ_B = 2, FZ_T = 8, FZ_V = 97 };  // the sweep's tiny model: B=2 T=8 V=97
 

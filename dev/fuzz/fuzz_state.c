@@ -22,7 +22,8 @@ static void setup(void) {
     gpt_build_from_descriptor(&m, FZ_DESC, 1337);
     gpt_write_model(&m, model_path);
     gpt_free(&m);
-    int header[256] = {SHARD_MAGIC, SHARD_VERSION, FZ_NTOK};
+    int32_t header[256];
+    shard_header(header, FZ_NTOK);
     uint16_t tok[FZ_NTOK];
     for (int i = 0; i < FZ_NTOK; i++) { tok[i] = (uint16_t)((7 * i + 3) % FZ_V); }
     FILE* f = fopen(shard_path, "wb");
@@ -47,7 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #else
         load_checkpoint(&model, &st, dir, 1);
 #endif
-#ifdef FZ_RESUME_OPTIONS
+#if defined(FZ_RESUME_RECORD)
+        TrainOptions o = default_options();
+        o.verbose = 0;
+        TrainOptions run = resume_options(&o, st.options, st.options_len, st.step, state_path);
+        (void)run;
+#elif defined(FZ_RESUME_OPTIONS)
         TrainOptions o = default_options();
         o.verbose = 0;
         TrainOptions run = resume_options(&o, &st, state_path);

@@ -22,12 +22,18 @@ echo 'int LLVMFuzzerTestOneInput(const unsigned char* d, unsigned long n) { (voi
 "$CC" -fsanitize=fuzzer -o "$OUT/probe" "$OUT/probe.c" 2> /dev/null ||
     { echo "error: $CC cannot link -fsanitize=fuzzer (Debian: apt-get install clang libclang-rt-dev)"; exit 1; }
 
-# The loaders' signatures are changing: switches for the ones that differ between versions
+# The loaders' signatures are changing: switches for the ones that differ between versions (SRC
+# may be an older checkout; since the house was split, the loaders live in gptc/*.h)
 SW=()
-grep -q 'static void load_checkpoint(GPT\* model, TrainState\* st, int B, int T' "$SRC/train_gpt.c" && SW+=(-DFZ_CKPT_BT)
-grep -q 'static void loader_seek(DataLoader\* d, long epoch, long shard_pos, long sample_pos, const char\* where)' "$SRC/train_gpt.c" && SW+=(-DFZ_SEEK_WHERE)
-grep -q 'static TrainOptions resume_options(' "$SRC/train_gpt.c" && SW+=(-DFZ_RESUME_OPTIONS)
-grep -q 'static const char\* parse_descriptor(' "$SRC/train_gpt.c" && SW+=(-DFZ_DESC_STR)
+SRCS=("$SRC/train_gpt.c")
+[ -d "$SRC/gptc" ] && SRCS+=("$SRC"/gptc/*.h)
+has() { grep -qE "$1" "${SRCS[@]}"; }
+has 'static void load_checkpoint\(GPT\* model, TrainState\* st, int B, int T' && SW+=(-DFZ_CKPT_BT)
+has 'void loader_seek\(DataLoader\* d, long epoch, long shard_pos, long sample_pos, const char\* where\)' && SW+=(-DFZ_SEEK_WHERE)
+if has 'TrainOptions resume_options\(const TrainOptions\* o, const char\* rec'; then SW+=(-DFZ_RESUME_RECORD)
+elif has 'static TrainOptions resume_options\('; then SW+=(-DFZ_RESUME_OPTIONS); fi
+if has 'static const char\* config_from_descriptor\('; then SW+=(-DFZ_DESC_CFG)
+elif has 'static const char\* parse_descriptor\(GPTConfig'; then SW+=(-DFZ_DESC_STR); fi
 echo "sources: $SRC (switches: ${SW[*]:-none})"
 
 for h in "${HARNESSES[@]}"; do

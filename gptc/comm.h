@@ -1,4 +1,4 @@
-// comm/comm.h -- the processes of a data-parallel run and the collectives they need, over MPI.
+// gptc/comm.h -- the processes of a data-parallel run and the collectives they need, over MPI.
 //
 // What it is: one small table (Comm) that the training loop calls to average gradients, shard
 // and gather the AdamW state (ZeRO-1), combine losses and check that every process runs the same
@@ -21,12 +21,16 @@
 // - The shard of rank r is the r-th of `size` contiguous pieces of ceil(n/size) elements of a flat
 //   array (comm_shard), the last ones shorter: the same layout on the CPU (MPI) and the GPU (NCCL).
 
-#ifndef COMM_H
-#define COMM_H
+#ifndef GPTC_COMM_H
+#define GPTC_COMM_H
 
 #include <stddef.h>   // provides: size_t
 #include <stdint.h>   // provides: uint64_t
+#include <stdio.h>    // provides: snprintf, printf
 #include <stdlib.h>   // provides: atexit
+#include <string.h>   // provides: strcmp, strlen, memcpy
+#include "utils.h"    // provides: die, malloc_or_die
+#include "rand.h"     // provides: mix64 (the records' hash)
 #ifdef USE_MPI
 #include <mpi.h>      // provides: MPI_Init, MPI_Allreduce, MPI_Reduce_scatter, MPI_Allgatherv, ...
 #endif
@@ -191,4 +195,53 @@ static inline void comm_bcast_bytes(void* buf, size_t bytes, int root) { (void)b
 static inline void comm_barrier(void) {}
 
 #endif
-#endif
+// The start-up lines of a data-parallel run: the ranks, and the AdamW state each holds (`mine` of
+// `full` floats; zero: ZeRO-1). Nothing on one process.
+static inline void comm_print_shards(size_t full, size_t mine, int zero) {
+    if (g_comm.size == 1) { return; }
+    double full_mib = full * sizeof(float) / 1048576.0, mine_mib = mine * sizeof(float) / 1048576.0;
+    printf("ranks: %d (%s)%s, AdamW state %.1f MiB per rank%s\n", g_comm.size, g_comm.name,
+           zero ? ", ZeRO-1" : "", mine_mib, zero ? "" : " (-z 1 shards it)");
+    if (zero) { printf("ZeRO-1 saves %.1f MiB of AdamW state per rank (%.1f MiB unsharded)\n", full_mib - mine_mib, full_mib); }
+}
+
+// Every rank must run the same thing. rec (len bytes) is this rank's record of what it runs, as
+// NUL-terminated strings "key", "value", "key", "value", ...; rank 0's is the reference. When the
+// records differ, the lowest rank that differs names its first differing pair and stops the job
+// (its exit aborts every rank, see the contract above).
+static inline void comm_check_same(const char* rec, size_t len) {
+    if (g_comm.size == 1) { return; }
+    uint64_t h = mix64(len);
+    for (size_t i = 0; i < len; i++) { h = mix64(h ^ (uint8_t)rec[i]); }
+    uint64_t lo, hi;
+    comm_allreduce_minmax_u64(h, &lo, &hi);
+    if (lo == hi) { return; }
+    // they differ: every rank compares its record with rank 0's, pair by pair
+    uint64_t len0 = len;
+    comm_bcast_bytes(&len0, sizeof(len0), 0);
+    char* rec0 = (char*)malloc_or_die(len0 + 1);
+    if (g_comm.rank == 0) { memcpy(rec0, rec, len); }
+    comm_bcast_bytes(rec0, len0, 0);
+    rec0[len0] = '\0';
+    char what[600] = "";
+    for (size_t i = 0, j = 0; i < len && j < len0 && what[0] == '\0'; ) {
+        const char* f = rec + i; const char* v = f + strlen(f) + 1;
+        const char* f0 = rec0 + j; const char* v0 = f0 + strlen(f0) + 1;
+        if (strcmp(f, f0) != 0 || strcmp(v, v0) != 0) {
+            snprintf(what, sizeof(what), "%s %.200s here, %s %.200s on rank 0", f, v, f0, v0);
+        }
+        i = (size_t)(v - rec) + strlen(v) + 1;
+        j = (size_t)(v0 - rec0) + strlen(v0) + 1;
+    }
+    uint64_t first, last;
+    comm_allreduce_minmax_u64(what[0] != '\0' ? (uint64_t)g_comm.rank : UINT64_MAX, &first, &last);
+    if (first == (uint64_t)g_comm.rank) {
+        die("rank %d of %d does not run what rank 0 runs: %s (give every rank the same flags, files and build)",
+            g_comm.rank, g_comm.size, what);
+    }
+    if (first == UINT64_MAX) { die("rank %d: the ranks' records differ in length", g_comm.rank); }
+    comm_barrier(); // the differing rank's exit ends the job
+    die("ranks disagree (see the error of rank %llu)", (unsigned long long)first);
+}
+
+#endif // GPTC_COMM_H

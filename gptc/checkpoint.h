@@ -1,0 +1,355 @@
+// gptc/checkpoint.h -- the output directory of a run: checkpoints, the training state, the log,
+// and the lock that keeps two runs out of one directory.
+//
+// Layout of an output directory (-o):
+//   model_NNNNNNNN.bin  the weights after NNNNNNNN completed steps (the model file, below)
+//   state_NNNNNNNN.bin  everything else a resume needs (below); written last, so a state file
+//                       marks a complete checkpoint
+//   log.txt             "s:S trl:LOSS norm:NORM lr:LR" per step (S = steps done before it, i.e.
+//                       the step printed as S+1), "s:S vl:LOSS" per validation after S steps;
+//                       losses with 9 significant digits (they read back exactly)
+//   .lock               an advisory flock held for the whole run (the kernel drops it when the
+//                       process ends, even on kill -9), naming the holder
+// The model file (llm.c's layout, so llm.c's fp32 checkpoints load here, and train_gpt -e loads
+// any of ours), little-endian:
+//   int32 header[256] = {20240326 (magic), 3 (version: fp32), maxT, V, L, NH, C, Vp, 0...}
+//   then every parameter as float32 in the order of train_gpt.c's parameter table (GPT_PARAMETERS):
+//   wte (Vp,C), wpe (maxT,C), ln1w (L,C), ln1b (L,C), qkvw (L,3C,C), qkvb (L,3C), attprojw (L,C,C),
+//   attprojb (L,C), ln2w (L,C), ln2b (L,C), fcw (L,4C,C), fcb (L,4C), fcprojw (L,C,4C), fcprojb (L,C),
+//   lnfw (C), lnfb (C). Linear weights are (out, in); rows V..Vp-1 of wte are 0.
+// The state file (version 2), little-endian:
+//   int64 header[64], its slots named by the StateSlot enum below: {20240527, 2, step,
+//       num_parameters, epoch, shard_pos, sample_pos, sampler rng key, rng counter, B, T,
+//       options_len, training-data identity, 0...}
+//   options_len bytes: the options that define the run, as NUL-terminated strings
+//       "flag", "value", "flag", "value", ... (gptc/cli.h's run_options_record)
+//   AdamW's m, then v: num_parameters float32 each
+// Every file goes through a temp file + rename (gptc/utils.h), so a crash never destroys the
+// previous checkpoint. Reading checks every field: the header against the file name, the model,
+// the file's size and its range, before anything is allocated.
+// What it is not: the model's config checks (train_gpt.c's config_validate) or the options'
+// meaning (gptc/cli.h). Functions take plain arrays and paths, not the model.
+
+#ifndef GPTC_CHECKPOINT_H
+#define GPTC_CHECKPOINT_H
+
+#include <fcntl.h>     // provides: open, O_RDWR, O_CREAT
+#include <glob.h>      // provides: glob, globfree
+#include <stdint.h>    // provides: int64_t, uint64_t
+#include <stdio.h>     // provides: snprintf, sscanf, fgets, remove
+#include <string.h>    // provides: memset, strrchr, strspn, strstr
+#include <sys/file.h>  // provides: flock
+#include <sys/stat.h>  // provides: mkdir, stat
+#include <unistd.h>    // provides: pread, pwrite, ftruncate, gethostname, getpid
+#include "utils.h"     // provides: die, fopen_input_or_die, fread_or_die, checked_mul, atomic writes
+#include "rand.h"      // provides: Rng (the sampler's state)
+
+#define MODEL_MAGIC 20240326
+#define MODEL_VERSION_FP32 3
+#define MODEL_HEADER_INTS 256
+#define MODEL_HEADER_BYTES (MODEL_HEADER_INTS * sizeof(int32_t))
+enum ModelSlot { MODEL_SLOT_MAGIC, MODEL_SLOT_VERSION, MODEL_SLOT_CONFIG }; // config: 6 slots from 2
+
+// Opens a model file and checks its magic and version; returns the file positioned at the weights,
+// its size, and its config {maxT, V, L, NH, C, Vp} (unchecked: the caller validates it and the
+// size it implies).
+static inline FILE* model_file_open(const char* path, int config[6], long* fsize) {
+    FILE* f = fopen_input_or_die(path);
+    *fsize = file_size_or_die(f, path);
+    int32_t header[MODEL_HEADER_INTS];
+    if (*fsize < (long)sizeof(header)) { die("%s: truncated model file (%ld bytes, header is 1024)", path, *fsize); }
+    fread_or_die(header, sizeof(int32_t), MODEL_HEADER_INTS, f, path);
+    if (header[MODEL_SLOT_MAGIC] != MODEL_MAGIC) {
+        die("%s: bad magic %d in model file (expected %d; is this an llm.c/train_gpt model file?)",
+            path, header[MODEL_SLOT_MAGIC], MODEL_MAGIC);
+    }
+    if (header[MODEL_SLOT_VERSION] != MODEL_VERSION_FP32) {
+        die("%s: model file version %d not supported (expected %d = fp32%s)", path, header[MODEL_SLOT_VERSION],
+            MODEL_VERSION_FP32, header[MODEL_SLOT_VERSION] == 5 ? "; version 5 is llm.c's bf16 export" : "");
+    }
+    for (int i = 0; i < 6; i++) { config[i] = header[MODEL_SLOT_CONFIG + i]; }
+    return f;
+}
+
+// The name of the tensor that holds element i of a model's flat parameters (for error messages)
+typedef const char* (*TensorName)(const void* model, size_t i);
+
+// Reads the n weights of an opened model file (positioned by model_file_open) and closes it; every
+// weight must be finite: a NaN or inf in a file would train silently into NaN.
+static inline void model_file_read(FILE* f, const char* path, float* params, size_t n, TensorName name,
+                                   const void* model) {
+    fread_or_die(params, sizeof(float), n, f, path);
+    fclose(f);
+    size_t bad = first_nonfinite(params, n);
+    if (bad < n) {
+        die("%s: parameter %zu (in %s) is %g: the file holds non-finite weights (a diverged run?)", path,
+            bad, name(model, bad), (double)params[bad]);
+    }
+}
+
+// writes a model file: config {maxT, V, L, NH, C, Vp}, then the n parameters
+static inline void model_file_write(const char* path, const int config[6], const float* params, size_t n) {
+    char tmp[4200];
+    FILE* f = open_for_atomic_write(path, tmp, sizeof(tmp));
+    int32_t header[MODEL_HEADER_INTS];
+    memset(header, 0, sizeof(header));
+    header[MODEL_SLOT_MAGIC] = MODEL_MAGIC;
+    header[MODEL_SLOT_VERSION] = MODEL_VERSION_FP32;
+    for (int i = 0; i < 6; i++) { header[MODEL_SLOT_CONFIG + i] = config[i]; }
+    fwrite_or_die(header, sizeof(int32_t), MODEL_HEADER_INTS, f, tmp);
+    fwrite_or_die(params, sizeof(float), n, f, tmp);
+    finish_atomic_write(f, tmp, path);
+}
+
+#define STATE_MAGIC 20240527
+#define STATE_VERSION 2
+#define MAX_OPTIONS_BYTES 65536 // the recorded options: a few hundred bytes, plus paths
+
+// the slots of the state file's int64 header[64]
+enum StateSlot {
+    STATE_SLOT_MAGIC, STATE_SLOT_VERSION, STATE_SLOT_STEP, STATE_SLOT_NUM_PARAMETERS,
+    STATE_SLOT_EPOCH, STATE_SLOT_SHARD_POS, STATE_SLOT_SAMPLE_POS, STATE_SLOT_RNG_KEY,
+    STATE_SLOT_RNG_COUNTER, STATE_SLOT_B, STATE_SLOT_T, STATE_SLOT_OPTIONS_LEN,
+    STATE_SLOT_DATA_IDENTITY,
+    STATE_HEADER_SLOTS = 64
+};
+
+typedef struct {
+    long step;
+    long epoch, shard_pos, sample_pos;
+    Rng rng;
+    uint64_t data_identity;    // DataLoader.identity of the training data
+    int B, T;                  // of the state file's header: must agree with its recorded -b, -t
+    char* options; size_t options_len; // the recorded options (malloc'd; see the format above)
+} TrainState;
+
+static inline void checkpoint_paths(char* model_path, char* state_path, size_t size, const char* dir,
+                                    long step) {
+    snprintf(model_path, size, "%s/model_%08ld.bin", dir, step);
+    snprintf(state_path, size, "%s/state_%08ld.bin", dir, step);
+}
+
+// Writes st, the batch (B, T) and AdamW's moments m, v (n floats each) as a state file.
+static inline void state_write(const char* path, const TrainState* st, int B, int T, const float* m,
+                               const float* v, size_t n) {
+    char tmp[4200];
+    FILE* f = open_for_atomic_write(path, tmp, sizeof(tmp));
+    int64_t header[STATE_HEADER_SLOTS];
+    memset(header, 0, sizeof(header));
+    header[STATE_SLOT_MAGIC] = STATE_MAGIC;
+    header[STATE_SLOT_VERSION] = STATE_VERSION;
+    header[STATE_SLOT_STEP] = st->step;
+    header[STATE_SLOT_NUM_PARAMETERS] = (int64_t)n;
+    header[STATE_SLOT_EPOCH] = st->epoch;
+    header[STATE_SLOT_SHARD_POS] = st->shard_pos;
+    header[STATE_SLOT_SAMPLE_POS] = st->sample_pos;
+    header[STATE_SLOT_RNG_KEY] = (int64_t)st->rng.key;
+    header[STATE_SLOT_RNG_COUNTER] = (int64_t)st->rng.counter;
+    header[STATE_SLOT_B] = B;
+    header[STATE_SLOT_T] = T;
+    header[STATE_SLOT_OPTIONS_LEN] = (int64_t)st->options_len;
+    header[STATE_SLOT_DATA_IDENTITY] = (int64_t)st->data_identity;
+    fwrite_or_die(header, sizeof(int64_t), STATE_HEADER_SLOTS, f, tmp);
+    fwrite_or_die(st->options, 1, st->options_len, f, tmp);
+    fwrite_or_die(m, sizeof(float), n, f, tmp);
+    fwrite_or_die(v, sizeof(float), n, f, tmp);
+    finish_atomic_write(f, tmp, path);
+}
+
+// Reads the state file of checkpoint `step` into st and AdamW's moments into *m, *v (malloc'd,
+// n floats each: finite, and v >= 0), for a model of n parameters (from model_path, its tensors
+// named by name) and context maxT. The data position is range-checked later, against the data
+// (loader_seek); the options by the caller (resume_options).
+static inline void state_read(const char* path, long step, size_t n, const char* model_path, int maxT,
+                              TrainState* st, float** m, float** v, TensorName name, const void* model) {
+    FILE* f = fopen_input_or_die(path);
+    long fsize = file_size_or_die(f, path);
+    int64_t h[STATE_HEADER_SLOTS];
+    if (fsize < (long)sizeof(h)) { die("%s: truncated state file (%ld bytes, header is 512)", path, fsize); }
+    fread_or_die(h, sizeof(int64_t), STATE_HEADER_SLOTS, f, path);
+    if (h[STATE_SLOT_MAGIC] != STATE_MAGIC) {
+        die("%s: bad magic %lld in state file (expected %d)", path, (long long)h[STATE_SLOT_MAGIC], STATE_MAGIC);
+    }
+    if (h[STATE_SLOT_VERSION] != STATE_VERSION) {
+        die("%s: state file version %lld not supported (expected %d%s)", path,
+            (long long)h[STATE_SLOT_VERSION], STATE_VERSION, h[STATE_SLOT_VERSION] == 1 ?
+            "; version 1 did not record the run's options: restart from its model with -e" : "");
+    }
+    if (h[STATE_SLOT_STEP] != step) {
+        die("%s: header says step %lld, the file name says %ld (renamed or corrupt file)", path,
+            (long long)h[STATE_SLOT_STEP], step);
+    }
+    if (h[STATE_SLOT_NUM_PARAMETERS] != (int64_t)n) {
+        die("%s: state is for %lld parameters but %s has %zu", path,
+            (long long)h[STATE_SLOT_NUM_PARAMETERS], model_path, n);
+    }
+    int64_t epoch = h[STATE_SLOT_EPOCH], shard = h[STATE_SLOT_SHARD_POS], sample = h[STATE_SLOT_SAMPLE_POS];
+    if (epoch < 0 || epoch > MAX_EPOCH || shard < 0 || sample < 0) {
+        die("%s: data position (epoch %lld, shard %lld, sample %lld) out of range", path, (long long)epoch,
+            (long long)shard, (long long)sample);
+    }
+    int64_t B = h[STATE_SLOT_B], T = h[STATE_SLOT_T];
+    if (B < 1 || B > MAX_MICRO_BATCH_TOKENS || T < 1 || T > maxT || B * T > MAX_MICRO_BATCH_TOKENS) {
+        // (the product only of bounded factors)
+        die("%s: batch B=%lld T=%lld out of range", path, (long long)B, (long long)T);
+    }
+    int64_t options_len = h[STATE_SLOT_OPTIONS_LEN];
+    if (options_len < 0 || options_len > MAX_OPTIONS_BYTES) {
+        die("%s: options length %lld out of range [0, %d]", path, (long long)options_len, MAX_OPTIONS_BYTES);
+    }
+    size_t moments = checked_mul(2 * sizeof(float), n, path);
+    size_t expect = checked_add(sizeof(h) + (size_t)options_len, moments, path);
+    if ((size_t)fsize != expect) { die("%s: state file is %ld bytes, expected %zu (truncated?)", path, fsize, expect); }
+    st->options_len = (size_t)options_len;
+    st->options = (char*)malloc_or_die(st->options_len + 1);
+    fread_or_die(st->options, 1, st->options_len, f, path);
+    st->options[st->options_len] = '\0';
+    *m = (float*)malloc_or_die(n * sizeof(float));
+    *v = (float*)malloc_or_die(n * sizeof(float));
+    fread_or_die(*m, sizeof(float), n, f, path);
+    fread_or_die(*v, sizeof(float), n, f, path);
+    fclose(f);
+    for (int j = 0; j < 2; j++) {
+        size_t bad = first_nonfinite(j == 0 ? *m : *v, n);
+        if (bad < n) { die("%s: AdamW %c[%zu] (in %s) is not finite", path, "mv"[j], bad, name(model, bad)); }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((*v)[i] < 0.0f) {
+            die("%s: AdamW v[%zu] (in %s) is negative (%g): a second moment is a mean of squares", path, i,
+                name(model, i), (double)(*v)[i]);
+        }
+    }
+    st->step = (long)h[STATE_SLOT_STEP];
+    st->epoch = (long)epoch; st->shard_pos = (long)shard; st->sample_pos = (long)sample;
+    st->rng.key = (uint64_t)h[STATE_SLOT_RNG_KEY]; st->rng.counter = (uint64_t)h[STATE_SLOT_RNG_COUNTER];
+    st->data_identity = (uint64_t)h[STATE_SLOT_DATA_IDENTITY];
+    st->B = (int)B; st->T = (int)T;
+}
+
+// The steps that have a state file in dir, ascending (malloc'd, *count of them; NULL if none).
+// Only names that are exactly state_<digits>.bin count.
+static inline long* list_checkpoints(const char* dir, size_t* count) {
+    char pattern[4200];
+    snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
+    glob_t g;
+    long* steps = NULL;
+    *count = 0;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        steps = (long*)malloc_or_die(g.gl_pathc * sizeof(long));
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char* name = strrchr(g.gl_pathv[i], '/');
+            name = name != NULL ? name + 1 : g.gl_pathv[i];
+            const char* digits = name + strlen("state_");
+            size_t nd = strspn(digits, "0123456789");
+            if (nd == 0 || nd > 12 || strcmp(digits + nd, ".bin") != 0) { continue; }
+            steps[(*count)++] = strtol(digits, NULL, 10);
+        }
+        globfree(&g);
+        // ascending (insertion sort: a directory holds a handful)
+        for (size_t i = 1; i < *count; i++) {
+            long x = steps[i];
+            size_t j = i;
+            while (j > 0 && steps[j - 1] > x) { steps[j] = steps[j - 1]; j--; }
+            steps[j] = x;
+        }
+    }
+    return steps;
+}
+
+// the largest step with a state file in dir, or -1
+static inline long latest_checkpoint(const char* dir) {
+    size_t n;
+    long* steps = list_checkpoints(dir, &n);
+    long best = n > 0 ? steps[n - 1] : -1;
+    free(steps);
+    return best;
+}
+
+// keeps the newest `keep` checkpoints in dir and removes the others (keep <= 0: keeps all).
+// The state file goes first: without it the pair is no longer a checkpoint.
+static inline void remove_old_checkpoints(const char* dir, int keep) {
+    if (keep <= 0) { return; }
+    size_t n;
+    long* steps = list_checkpoints(dir, &n);
+    for (size_t i = 0; i + (size_t)keep < n; i++) {
+        char model_path[4096], state_path[4096];
+        checkpoint_paths(model_path, state_path, sizeof(model_path), dir, steps[i]);
+        if (remove(state_path) != 0 || remove(model_path) != 0) {
+            fprintf(stderr, "warning: could not remove old checkpoint %s (%s)\n", model_path, strerror(errno));
+        }
+    }
+    free(steps);
+}
+
+// log.txt of a resumed run: the lines of steps before the checkpoint's, as the uninterrupted run
+// wrote them (a killed run logged steps past its last checkpoint; they are run again), and the
+// validation at the checkpoint's step itself when the resumed run will not redo it (keep_val_at_step)
+static inline void truncate_log(const char* path, long step, int keep_val_at_step) {
+    FILE* f = fopen(path, "rb");
+    if (f == NULL) { return; }
+    char tmp[4300];
+    FILE* out = open_for_atomic_write(path, tmp, sizeof(tmp));
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long s;
+        int keep = sscanf(line, "s:%ld", &s) == 1 &&
+                   (s < step || (s == step && keep_val_at_step && strstr(line, " vl:") != NULL));
+        if (keep) { fwrite_or_die(line, 1, strlen(line), out, tmp); }
+    }
+    fclose(f);
+    finish_atomic_write(out, tmp, path);
+}
+
+// dir/log.txt, to append to: a new run's, empty; a resumed run's (resume_step >= 0) first cut
+// back to the lines before its checkpoint (truncate_log)
+static inline FILE* log_open(const char* dir, long resume_step, int keep_val_at_step) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/log.txt", dir);
+    if (resume_step >= 0) { truncate_log(path, resume_step, keep_val_at_step); }
+    return fopen_or_die(path, resume_step >= 0 ? "a" : "w");
+}
+
+// One run per output directory: an advisory lock on dir/.lock, held until the run ends (or the
+// process dies: the kernel releases it). The file says who holds it, for the error message.
+static inline int lock_out_dir(const char* dir) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) { die("%s: cannot open the lock file (%s)", path, strerror(errno)); }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder[256] = "";
+        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        die("-o %s: another run is using this directory (%s); wait for it to end or choose another -o",
+            dir, holder[0] != '\0' ? holder : "holder unknown");
+    }
+    char host[128] = "?";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    char who[256];
+    int len = snprintf(who, sizeof(who), "pid %ld on %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)len, 0) != len) {
+        die("%s: cannot write the lock file (%s)", path, strerror(errno));
+    }
+    return fd;
+}
+
+// Checks the output directory before anything is written: the paths fit, the directory exists,
+// no other run uses it (a lock, returned in *lock_fd), and a fresh run (resume 0) does not mix with
+// an earlier run's checkpoints. Returns the checkpoint step to resume from, or -1.
+static inline long prepare_out_dir(const char* dir, int resume, int* lock_fd) {
+    if (strlen(dir) + 64 > 4096) { die("-o %.60s...: path too long (limit %d bytes)", dir, 4096 - 64); }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die("-o %s: cannot create directory (%s)", dir, strerror(errno)); }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) { die("-o %s: not a directory", dir); }
+    *lock_fd = lock_out_dir(dir);
+    long latest = latest_checkpoint(dir);
+    if (!resume && latest >= 0) {
+        die("-o %s: holds the checkpoints of an earlier run (latest: step %ld); resume it with -y 1, "
+            "choose another -o, or delete them", dir, latest);
+    }
+    return resume ? latest : -1;
+}
+
+#endif // GPTC_CHECKPOINT_H
