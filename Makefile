@@ -122,7 +122,7 @@ EMU_MPI_FLAGS = $(if $(MPI_FLAGS),-DUSE_MPI -DOMPI_SKIP_MPICXX)
 # type when the CPU has AVX-512.
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
-.PHONY: all cuda test test-reference test-bad-input test-crafted-input test-safetensors test-dist test-cuda test-cuda-emu clean clean-ref
+.PHONY: all cuda test test-reference test-docs test-bad-input test-crafted-input test-safetensors test-dist test-cuda test-cuda-emu clean clean-ref
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
@@ -283,18 +283,31 @@ test-bad-input: train_gpt train_gptcu_emu
 	BIN=./train_gptcu_emu bash dev/test_bad_input.sh
 
 # make test: first what it needs (dev/deps.sh test: as root it installs what is missing, else it
-# prints the apt-get command and make stops), then every test in a sub-make, so that the last line
-# is the verdict with the total wall time, on a failure too (each test's own closing line is above).
+# prints the apt-get command and make stops), then each test target in a sub-make, timed, stopping at
+# the first failure; last, a summary: each target's verdict and wall time, then the verdict with the
+# total wall time (on a failure too; each test's own closing line is above).
 TEST_START := $(if $(filter test,$(MAKECMDGOALS)),$(shell date +%s))
 test: deps-test
-	@start=$(or $(TEST_START),$$(date +%s)); \
-	$(MAKE) --no-print-directory test-all; rc=$$?; t=$$(($$(date +%s) - start)); \
+	@start=$(or $(TEST_START),$$(date +%s)); rc=0; summary=""; \
+	for t in $(TESTS); do \
+	    s=$$(date +%s); \
+	    if $(MAKE) --no-print-directory $$t; then v=ok; else v=FAILED; rc=1; fi; \
+	    d=$$(($$(date +%s) - s)); summary="$$summary$$(printf '  %-26s %-7s %4dm%02ds' $$t $$v $$((d / 60)) $$((d % 60)))\n"; \
+	    [ $$rc -eq 0 ] || break; \
+	done; \
+	t=$$(($$(date +%s) - start)); \
+	printf "make test: wall time by target\n$$summary"; \
 	if [ $$rc -eq 0 ]; then verdict="all passed"; else verdict="FAILED (the first failure is above)"; fi; \
 	echo "make test: $$verdict: $(TESTS); total wall time $$((t / 60))m$$((t % 60))s"; \
 	exit $$rc
 
-TESTS = test-reference test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-safetensors test-dist test-cuda-emu
+TESTS = test-reference test-docs test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-safetensors test-dist test-cuda-emu
 test-all: $(TESTS)
+
+# README's flag table against ./train_gpt -h: the same flags with the same defaults (and the check
+# must fail on a README that disagrees: it tries one)
+test-docs: train_gpt
+	bash dev/test_flags_doc.sh
 
 deps-test:
 	@CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" sh dev/deps.sh test

@@ -1,5 +1,5 @@
 /*
-train_gpt.cu -- GPT-2 training on NVIDIA GPUs (one per process): the model of train_gpt.c with CUDA kernels.
+train_gpt.cu -- GPT-2 training on NVIDIA GPUs (one per process): train_gpt.c's model in CUDA.
 
 What it is: the GPU half of the trainer. train_gpt.c is #included for everything that is not
 arithmetic on the model (config, parameter table, model/state file formats, data loader,
@@ -47,10 +47,10 @@ dev/cuda/emu_nccl.h stands in for NCCL over MPI.
 */
 
 #define GPT_NO_MAIN
-#include "train_gpt.c" // provides: the model tables, file formats, loader, sampler, Backend, run_training, CLI
+#include "train_gpt.c" // provides: the model's tables, Backend, run_training, train_main, gptc/
 
 #ifdef GPT_CUDA_EMU
-#include "dev/cuda/emu_cublaslt.h" // provides: cuBLASLt's matmul API on the CPU (the emulator build)
+#include "dev/cuda/emu_cublaslt.h" // provides: cuBLASLt's matmul API on the CPU (emulator build)
 #include "dev/cuda/emu_nccl.h"     // provides: NCCL's collectives over MPI (the emulator build)
 #else
 #include <cuda_runtime.h>
@@ -347,11 +347,13 @@ __global__ void attention_forward_kernel(floatX* __restrict__ out, float* __rest
 }
 
 // Backward. With P = softmax(S), S = scale * Q K^T (causal), O = P V and dO given:
-//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,  dK = scale dS^T Q
+//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = scale dS K,
+//   dK = scale dS^T Q
 // P is recomputed from S and the saved lse. With dropout O = P' V, P' = P * M (M: mask / (1-p)):
-// dV = P'^T dO and dP = (dO V^T) * M, while rowsum(dO * O) = rowsum(dP * P) still holds. Two kernels, so nothing is ever added from two
-// threads: one thread per key row j accumulates dK_j, dV_j over queries i >= j; one thread per
-// query row i accumulates dQ_i over keys j <= i. delta_i = rowsum(dO_i * O_i) comes first.
+// dV = P'^T dO and dP = (dO V^T) * M, while rowsum(dO * O) = rowsum(dP * P) still holds. Two
+// kernels, so nothing is ever added from two threads: one thread per key row j accumulates dK_j,
+// dV_j over queries i >= j; one thread per query row i accumulates dQ_i over keys j <= i.
+// delta_i = rowsum(dO_i * O_i) comes first.
 
 __global__ void attention_delta_kernel(float* __restrict__ delta, const floatX* __restrict__ dout,
                                        const floatX* __restrict__ out, int B, int T, int C,
@@ -385,7 +387,8 @@ attention_backward_dkdv_kernel(floatX* __restrict__ dqkv, const floatX* __restri
                                const float* __restrict__ delta, int T, int C, int NH,
                                DropSite drop) {
     const int R = AttTile<D>::BWD;
-    __shared__ float kown[R][D + 1], vown[R][D + 1], qs[R][D + 1], dos[R][D + 1]; // +1: no bank conflicts
+    // (+1: no bank conflicts)
+    __shared__ float kown[R][D + 1], vown[R][D + 1], qs[R][D + 1], dos[R][D + 1];
     __shared__ float lse_s[R], delta_s[R];
     int hs = C / NH, b = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * R;
     int j = k0 + threadIdx.x;
@@ -581,7 +584,7 @@ __device__ static inline floatX param_from_master(float w, long idx) {
     uint32_t r =
         hash32(((uint32_t)idx ^ (uint32_t)(idx >> 32)) * 0x9E3779B9u ^ hash32(bits)) & 0xffffu;
     uint32_t up = bits + r;
-    if ((up & 0x7f800000u) == 0x7f800000u) { up = bits; } // within an ulp of FLT_MAX: never round to inf
+    if ((up & 0x7f800000u) == 0x7f800000u) { up = bits; } // near FLT_MAX: never round to inf
     return __ushort_as_bfloat16((unsigned short)(up >> 16));
 #endif
 }
@@ -732,7 +735,7 @@ static void residual_layernorm_forward_gpu(floatX* res, floatX* out, float* mean
     LAUNCH_CHECK("residual_layernorm_forward_kernel");
 }
 
-// dst (C) += column sums of dout (N,C) [times norm when x is given]; part: 2 * COL_CHUNKS * C floats
+// dst (C) += column sums of dout (N,C) [times norm when x is given]; part: 2*COL_CHUNKS*C floats
 static void column_sums_gpu(float* dw, float* db, const floatX* dout, const floatX* x,
                             const float* mean, const float* rstd, int N, int C, float* part) {
     dim3 grid(ceil_div(C, COL_THREADS_X), COL_CHUNKS), block(COL_THREADS_X, COL_THREADS_Y);
@@ -760,7 +763,7 @@ static void layernorm_backward_gpu(floatX* dinp, float* dweight, float* dbias, c
 static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp,
                                const floatX* weight, const floatX* bias, int BT, int C, int OC,
                                int fuse_gelu) {
-    // cuBLASLt's epilogue: gelu_out = gelu(acc + bias), out = acc + bias (its aux ld must be a multiple of 8)
+    // cuBLASLt's epilogue: gelu_out = gelu(acc + bias), out = acc + bias (aux ld: a multiple of 8)
     if (gelu_out != NULL && fuse_gelu && OC % 8 == 0) {
         matmul_lt(gelu_out, FLOATX_CUDA, OC, weight, 1, C, inp, 0, C, OC, BT, C, 1.0f, 0.0f, bias,
                   1, out, "matmul_forward+gelu");
@@ -775,7 +778,7 @@ static void matmul_forward_gpu(floatX* out, floatX* gelu_out, const floatX* inp,
     }
 }
 
-// dinp (BT,C) = scale * dout @ weight;  dweight (OC,C) += scale * dout^T @ inp;  dbias += colsum(dout)
+// dinp (BT,C) = scale * dout @ weight; dweight (OC,C) += scale * dout^T @ inp; dbias += colsum
 // (dbias has no scale: only the lm head, which has no bias, is called with scale != 1)
 static void matmul_backward_gpu(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
                                 const floatX* inp, const floatX* weight, int BT, int C, int OC,
@@ -796,7 +799,8 @@ static void gelu_backward_gpu(floatX* dinp, const floatX* inp, const floatX* dou
 #define ATT_DISPATCH(hs, CALL)                                                                   \
     do { if ((hs) <= 16) { CALL(16); } else if ((hs) <= 32) { CALL(32); }                         \
          else if ((hs) <= 64) { CALL(64); } else if ((hs) <= 128) { CALL(128); }                  \
-         else { die("head size %d > 128 is not supported by the attention kernels", hs); } } while (0)
+         else { die("head size %d > 128 is not supported by the attention kernels", hs); }         \
+    } while (0)
 
 // the kernels' view of site `site` of a forward's dropout (drop NULL: none)
 static DropSite drop_site(const Dropout* drop, int site) {
@@ -918,12 +922,12 @@ typedef struct {
     int alloc_B, alloc_T, B, T, has_targets;
     int fuse_gelu;                                      // GELU in the matmul epilogue
     int* inputs;  int* targets;                         // (alloc_B*alloc_T) on the GPU
-    int* host_inputs;                                   // the last forward's inputs, for the buckets
+    int* host_inputs;                                   // the last forward's inputs (buckets)
     int* buckets;  int* host_buckets;                   // 4 * BT ints: tok, start, len, positions
     double* norm_partial;   float* norm_coef;           // (NORM_BLOCKS), (2): norm, coef
     float* host_logits;  floatX* host_row;              // (Vp) one row for the sampler
     // generation (gpu_decode): keys and values (L, maxT, C) each, one position's activations,
-    // the layernorm statistics (2) and the attention scores (NH, maxT); allocated at the first decode
+    // the layernorm statistics (2) and the attention scores (NH, maxT); at the first decode
     floatX* kcache;  floatX* vcache;  floatX* dec;  float* dec_stats;  float* dec_att;
     float* host_losses;                                 // (BT)
 } GpuModel;
@@ -1011,7 +1015,7 @@ static void gpu_attach(GPT* model, int B, int T) {
                           cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemset(g->grads_memory, 0, g->n_pad * sizeof(float)));
     CUDA_CHECK(cudaMemset(g->params_memory, 0, g->n_pad * sizeof(floatX)));
-    if (model->m_memory != NULL) { // resuming: the moments (this rank's shard of them) come from the state file
+    if (model->m_memory != NULL) { // resuming: the moments (this rank's shard) from the state file
         CUDA_CHECK(cudaMemcpy(g->m, model->m_memory, ns * sizeof(float), cudaMemcpyHostToDevice));
         CUDA_CHECK(cudaMemcpy(g->v, model->v_memory, ns * sizeof(float), cudaMemcpyHostToDevice));
     } else {
@@ -1020,7 +1024,8 @@ static void gpu_attach(GPT* model, int B, int T) {
     }
     gpu_params_from_master(model, g);
     int k = 0;
-#define X_PTR_X(name, d0, d1, d2, init, decay) g->params.name = g->params_memory + model->specs[k++].offset;
+#define X_PTR_X(name, d0, d1, d2, init, decay) \
+    g->params.name = g->params_memory + model->specs[k++].offset;
     GPT_PARAMETERS(X_PTR_X)
 #undef X_PTR_X
     param_pointers(&g->grads, g->grads_memory, model->specs);
@@ -1040,7 +1045,7 @@ static void gpu_attach(GPT* model, int B, int T) {
     g->host_row = (floatX*)malloc_or_die((size_t)cfg->padded_vocab_size * sizeof(floatX));
     g->host_losses = (float*)malloc_or_die(BT * sizeof(float));
 #ifdef PRECISION_FP32
-    g->fuse_gelu = 0; // the fp32 build checks against PyTorch at 1e-5: our own tanh GELU, not the library's
+    g->fuse_gelu = 0; // checked against PyTorch at 1e-5: our own tanh GELU, not the library's
 #else
     g->fuse_gelu = 1;
 #endif
@@ -1095,8 +1100,8 @@ static GpuLayerActs gpu_layer_acts(const GpuModel* g, const GPTConfig* cfg, int 
     return la;
 }
 
-// generation's attention at position pos of layer l (train_gpt.c's attention_cached): the position's
-// key and value join the KV cache, then decode_attention_kernel over positions 0..pos
+// generation's attention at position pos of layer l (as train_gpt.c's block_forward): the
+// position's key and value join the KV cache, then decode_attention_kernel over positions 0..pos
 static void attention_cached_gpu(floatX* out, const floatX* qkv, GpuModel* g, const GPTConfig* cfg,
                                  int l, int pos) {
     int C = cfg->channels, NH = cfg->num_heads, maxT = cfg->max_seq_len;
@@ -1148,7 +1153,7 @@ static float gpu_forward(GPT* model, const int* inputs, const int* targets, int 
             "for",
             B, T, g->alloc_B, g->alloc_T);
     }
-    gpu_activation_pointers(&g->acts, g->acts_memory, cfg, (size_t)B, (size_t)T); // this (B,T)'s layout
+    gpu_activation_pointers(&g->acts, g->acts_memory, cfg, (size_t)B, (size_t)T); // (B,T)'s layout
     g->B = B; g->T = T; g->has_targets = targets != NULL;
     int BT = B * T;
     size_t sBT = (size_t)BT;
@@ -1257,7 +1262,7 @@ static void gpu_backward(GPT* model, float loss_scale) {
         block_backward_gpu(g, cfg, l, &la, l == 0 ? a.encoded : a.residual3 + (l - 1) * sBT * C,
                            drop);
     }
-    if (drop != NULL) { dropout_gpu(a.dresidual, a.dresidual, (long)sBT * C, drop, 0); } // encoded's
+    if (drop != NULL) { dropout_gpu(a.dresidual, a.dresidual, (long)sBT * C, drop, 0); } // encoded
     int nb = gpu_token_buckets(g, cfg->vocab_size);
     int* bk = g->buckets;
     encoder_backward_gpu(gr.wte, gr.wpe, a.dresidual, bk, bk + BT, bk + 2 * BT, bk + 3 * BT, nb, B,
