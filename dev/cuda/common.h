@@ -4,8 +4,9 @@ the tolerance check with its pass/fail count, the check that the check can fail,
 the version switch.
 
 What it is not: a second copy of the trainer. It is included AFTER train_gpt.cu (which brings
-train_gpt.c), and uses their RNG (stream_key, stream_draw, uniform_pm1), error checks (CUDA_CHECK,
-LAUNCH_CHECK, die), cuda_alloc and to_float/to_floatX.
+train_gpt.c and gptc/), and uses their RNG (gptc/rand.h: stream_key, stream_draw, uniform_pm1),
+error checks (gptc/cuda_common.h: CUDA_CHECK, LAUNCH_CHECK; die), cuda_alloc and
+to_float/to_floatX.
 
 Rules:
   - Inputs are uniform in (-scale, scale) and never 0 (uniform_pm1 forces the lowest bit), so a

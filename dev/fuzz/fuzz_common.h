@@ -1,9 +1,10 @@
 // fuzz_common.h -- what every libFuzzer harness of dev/fuzz/ shares: the project's loaders with a
 // die() that returns to the harness instead of exiting, and the cleanup that makes that safe.
 //
-// What it is: an include that a harness puts first, then `#include "train_gpt.c"` (GPT_NO_MAIN),
-// so the harness calls the real static loader functions on the fuzzer's bytes.
-// What it is not: a change to the loaders. Nothing in train_gpt.c or data/tokenizer.h is edited;
+// What it is: an include that a harness puts first, then the header it exercises (or
+// `#include "train_gpt.c"` with GPT_NO_MAIN), so the harness calls the real static loader
+// functions on the fuzzer's bytes.
+// What it is not: a change to the loaders. Nothing in train_gpt.c, gptc/ or data/ is edited;
 // the redirection is done with macros that apply only to the text included after this file.
 //
 // Why: libFuzzer runs every input in one process, and a loader that rejects an input calls

@@ -92,7 +92,7 @@ for h in "${HARNESSES[@]}"; do
         out=$(FUZZ_TMP=/dev/shm timeout 30 "$OUT/fuzz_$h" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 "$f" 2>&1)
         sig=$(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|^fuzz_[a-z]+:' <<< "$out" |
               sed -E 's/==[0-9]+==//; s/ on address 0x[0-9a-f]+.*//; s/ \(pc 0x.*//; s/^.*(runtime error:)/\1/; s/0x[0-9a-f]+/0x../g; s/\(0x\.\. after adjustments[^)]*\) //')
-        frame=$(grep -m1 -E '^ +#[0-9]+ .* in [a-z_]+ .*(train_gpt\.c|tokenizer\.h):[0-9]+' <<< "$out" |
+        frame=$(grep -m1 -E '^ +#[0-9]+ .* in [a-z_]+ .*(train_gpt\.c|gptc/[a-z_]+\.h|data/[a-z_]+\.h):[0-9]+' <<< "$out" |
                 sed -E 's/^.* in ([a-z_0-9]+) .*\/([a-z_]+\.[ch]):([0-9]+).*/\1 \2:\3/')
         kind=crash
         [[ $(basename "$f") == timeout-* || $sig == *"timeout"* ]] && kind=hang
