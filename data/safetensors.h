@@ -11,7 +11,7 @@
 // config struct, and the parameter order is its own table (HF_GPT2_PARAMS), which
 // dev/test_safetensors.c holds against train_gpt.c's GPT_PARAMETERS.
 //
-// The file format (huggingface/safetensors, README "Format"):
+// The file format (huggingface/safetensors, its README's "Format"):
 //   8 bytes   N, little-endian uint64: the length of the header
 //   N bytes   UTF-8 JSON, one object: {"NAME": {"dtype": "F32", "shape": [d0, d1, ...],
 //             "data_offsets": [begin, end]}, ..., optionally "__metadata__": {string: string}};

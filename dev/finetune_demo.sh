@@ -29,7 +29,7 @@ brown=$(printf '%s/brown/model_%08d.bin' "$OUT" "$PRETRAIN")
 # Fine-tuning: a new run from the pretrained weights, short warmup, dropout 0.1. The from-scratch
 # run has exactly the same flags, so the init is the only difference. (This 16M model saw 0.3M
 # Brown tokens: it takes the pretraining lr well. A well-trained GPT-2 wants a far smaller one:
-# README's recipe.)
+# README.md's fine-tuning recipe, -l 3e-5.)
 ft=(-x "$FINETUNE" -l 1e-3 -u 20 -D 0.1 -v 50 -s 0 -k 1)
 echo "== 2. fine-tuning the Brown model on Shakespeare: $FINETUNE steps"
 ./train_gpt -e "$brown" "${shakes[@]}" "${ft[@]}" -o "$OUT/finetune" > "$OUT/finetune.log"

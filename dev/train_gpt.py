@@ -1,5 +1,5 @@
 """
-dev/train_gpt.py -- the PyTorch reference for train_gpt.c (formats, init and descriptors: README.md).
+dev/train_gpt.py -- the PyTorch reference for train_gpt.c (formats: gptc/README.md; init: gptc/rand.h).
 
 What it is: the same GPT-2 as the C trainer, written so that every intermediate the C code
 computes is a real tensor here, plus the tools to produce what the C tests compare against:
@@ -11,7 +11,7 @@ What it deliberately is not: a fast or general trainer. No sampling, no checkpoi
 Dropout (--dropout, for --write-reference) applies the C trainer's masks, drawn from the same
 counter-based RNG, so the two compute the same activations and gradients. The reference path always runs on the CPU in float32 with the hand-written ops.
 
-Non-obvious rules (README.md states them for both sides):
+Non-obvious rules (gptc/rand.h and train_gpt.c state them for the C side):
 - Init uses no torch RNG: a counter-based RNG (SplitMix64's mixer) + Marsaglia polar, computed
   in numpy so that C can reproduce every float32 bit. The RNG is written twice: a vectorized
   numpy version (used) and a scalar pure-Python one (the executable definition), see --self-test.
@@ -197,7 +197,7 @@ def check_config(c, where):
     return c
 
 def parse_model(desc):
-    """'d12' / 'dN' or letter+integer pairs like 'L3H5C60T17V311' (README.md: Descriptors)."""
+    """'d12' / 'dN' or letter+integer pairs like 'L3H5C60T17V311' (README.md's Flags: descriptors)."""
     fixed = {12: (12, 768), 24: (16, 1024), 36: (20, 1280), 48: (25, 1600)}   # L -> (NH, C)
     if len(desc) > 1 and desc[0] == "d" and desc[1:].isdigit():
         L = int(desc[1:])
@@ -232,7 +232,7 @@ def param_table(c):
             ("lnfw", (C,), "ones", 0, False), ("lnfb", (C,), "zeros", 0, False)]
 
 def init_params(c, seed, chunk=1 << 20):
-    """{name: float32 array} as README.md's "Initialization without files" defines them; normals are generated `chunk` elements at a time."""
+    """{name: float32 array} as gptc/rand.h's init specification defines them; normals are generated `chunk` elements at a time."""
     params = {}
     for k, (name, shape, init, std, _) in enumerate(param_table(c)):
         a = np.zeros(int(np.prod(shape)), np.float32)
