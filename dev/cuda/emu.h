@@ -10,8 +10,10 @@
 // EXECUTION MODEL
 //   * A launch runs synchronously: blocks one after another (x fastest, then
 //     y, then z). Inside a block every thread is a cooperative user-space
-//     fiber (ucontext), run in linear thread-id order until it reaches a
-//     barrier (__syncthreads, __syncwarp, a shuffle) or returns.
+//     fiber, run in linear thread-id order until it reaches a barrier
+//     (__syncthreads, __syncwarp, a shuffle) or returns. A fiber has its own
+//     mmap'ed stack; a switch is a pure user-space stack switch on x86-64 ELF
+//     with GCC/Clang (a few instructions, no system call), ucontext elsewhere.
 //   * A block barrier releases when every unfinished thread of the block waits
 //     at it; a warp barrier (warp = 32 consecutive linear thread ids) when
 //     every unfinished lane of the warp waits at it. No runnable fiber and
@@ -44,6 +46,13 @@
 // ENVIRONMENT
 //   EMU_STACK_KB   fiber stack size per thread in KiB (default 64). A stack
 //                  overflow hits a guard region and prints a message.
+//
+// BUILD OPTIONS
+//   -DEMU_FIBER_UCONTEXT  switch fibers with ucontext on x86-64 too (slower:
+//                  swapcontext saves the signal mask, a system call a switch).
+//   Not for AddressSanitizer builds (none are made of the emulator): ASan
+//   would need __sanitizer_start/finish_switch_fiber around every switch.
+//   Not for x86 shadow stacks (CET, opt-in in glibc): aborts with a message.
 #pragma once
 
 #ifndef GPT_CUDA_EMU
@@ -52,8 +61,14 @@
 
 #include <signal.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__) && !defined(EMU_FIBER_UCONTEXT)
+#define EMU_FIBER_ASM 1  // the stack switch below
+#else
+#define EMU_FIBER_ASM 0
+#include <ucontext.h>
+#endif
 
 #include <math.h>
 #include <algorithm>
@@ -218,6 +233,44 @@ EMU_MINMAX(double, double, float, fmin(a, b), fmax(a, b))
 #undef EMU_MINMAX_INT
 #undef EMU_MINMAX
 
+// ---------------------------------------------------------------- fiber switch (x86-64)
+#if EMU_FIBER_ASM
+// emu_fiber_switch(save, load): push the callee-saved registers on the running stack, store rsp
+// in *save, set rsp = load, pop the other side's registers and return on its stack. It is an
+// ordinary call to the compiler, which keeps nothing but rbx, rbp, r12-r15 live across it.
+// Not saved: the signal mask (no one changes it; saving it is swapcontext's system call), and
+// the x87 control word and MXCSR control bits (also callee-saved): no kernel and no emulator
+// code changes rounding or exception masks, so every fiber runs with the values it started with.
+// Its own comdat section and .weak: the header may be in several translation units of a program
+// and the linker keeps one copy. .hidden: a direct call, no PLT. endbr64 (a NOP without CET)
+// lets -fno-plt's indirect call reach it under IBT.
+asm(".pushsection .text.emu_fiber_switch,\"axG\",@progbits,emu_fiber_switch,comdat\n"
+    "    .weak emu_fiber_switch\n"
+    "    .hidden emu_fiber_switch\n"
+    "    .type emu_fiber_switch, @function\n"
+    "    .p2align 4\n"
+    "emu_fiber_switch:\n"
+    "    endbr64\n"
+    "    pushq %rbp\n"
+    "    pushq %rbx\n"
+    "    pushq %r12\n"
+    "    pushq %r13\n"
+    "    pushq %r14\n"
+    "    pushq %r15\n"
+    "    movq %rsp, (%rdi)\n"
+    "    movq %rsi, %rsp\n"
+    "    popq %r15\n"
+    "    popq %r14\n"
+    "    popq %r13\n"
+    "    popq %r12\n"
+    "    popq %rbx\n"
+    "    popq %rbp\n"
+    "    ret\n"
+    "    .size emu_fiber_switch, .-emu_fiber_switch\n"
+    ".popsection\n");
+extern "C" __attribute__((visibility("hidden"))) void emu_fiber_switch(void** save_sp, void* load_sp);
+#endif
+
 // ---------------------------------------------------------------- emulator state
 namespace emu {
 namespace detail {
@@ -240,7 +293,11 @@ struct Site {  // where a thread waits, for messages
 };
 
 struct Fiber {
+#if EMU_FIBER_ASM
+    void* sp;  // saved stack pointer while switched out
+#else
     ucontext_t ctx;
+#endif
     St st;
     WarpOp wop;
     Site site;
@@ -273,7 +330,11 @@ struct State {
     std::vector<Fiber> fib = std::vector<Fiber>(kMaxThreads);  // never resized: contexts live here
     std::vector<char*> stacks;
     size_t stack_bytes = 0;
+#if EMU_FIBER_ASM
+    void* main_sp = nullptr;  // the scheduler's stack pointer while a fiber runs
+#else
     ucontext_t main_ctx;
+#endif
     int n = 0, cur = 0, n_done = 0, n_at_block = 0;
     Warp warp[kMaxThreads / 32];
 
@@ -328,6 +389,16 @@ inline void ensure_stacks(int n) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGSEGV, &sa, nullptr);
         sigaction(SIGBUS, &sa, nullptr);
+#if EMU_FIBER_ASM
+        // A CET shadow stack would fault on the first return into a fiber. rdsspq is a NOP
+        // (ssp stays 0) where shadow stacks are off or unsupported.
+        unsigned long long ssp = 0;
+        asm volatile("rdsspq %0" : "+r"(ssp));
+        if (ssp != 0) {
+            std::fprintf(stderr, "emu: x86 shadow stack is on; rebuild with -DEMU_FIBER_UCONTEXT\n");
+            std::abort();
+        }
+#endif
     }
     while ((int)S.stacks.size() < n) {  // stacks are kept for all later blocks and launches
         size_t total = S.stack_bytes + kGuardBytes;
@@ -340,19 +411,50 @@ inline void ensure_stacks(int n) {
     }
 }
 
+// ---------------------------------------------------------------- switching
+inline void fiber_entry();
+
+#if EMU_FIBER_ASM
+// A fresh fiber's stack, from its (page-aligned, so 16-aligned) top down:
+//   top-8          0             fiber_entry's return address: it never returns; unwinders stop
+//   top-16         &fiber_entry  where the first switch's ret goes
+//   top-64..top-24 six zeros     rbp, rbx, r12-r15 for that switch to pop (rbp 0 ends frame walks)
+// The ret leaves rsp = top-8, so rsp % 16 == 8 at fiber_entry's first instruction: what the SysV
+// ABI guarantees a called function (16-aligned before the call, which pushed 8 bytes).
+inline void fiber_init(Fiber& f, char* stack, size_t bytes) {
+    std::uintptr_t* top = reinterpret_cast<std::uintptr_t*>(stack + bytes);
+    top[-1] = 0;
+    top[-2] = reinterpret_cast<std::uintptr_t>(&fiber_entry);
+    for (int i = 3; i <= 8; i++) top[-i] = 0;
+    f.sp = top - 8;
+}
+inline void switch_to_fiber(Fiber& f) { emu_fiber_switch(&S.main_sp, f.sp); }
+inline void switch_to_scheduler(Fiber& f) { emu_fiber_switch(&f.sp, S.main_sp); }
+#else
+inline void fiber_init(Fiber& f, char* stack, size_t bytes) {
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stack;
+    f.ctx.uc_stack.ss_size = bytes;
+    f.ctx.uc_link = nullptr;
+    makecontext(&f.ctx, fiber_entry, 0);  // S.cur tells the fiber who it is
+}
+inline void switch_to_fiber(Fiber& f) { swapcontext(&S.main_ctx, &f.ctx); }
+inline void switch_to_scheduler(Fiber& f) { swapcontext(&f.ctx, &S.main_ctx); }
+#endif
+
 // ---------------------------------------------------------------- scheduler
 inline void set_thread(int t) {
     const unsigned bx = g_blockDim.x, by = g_blockDim.y;
     g_threadIdx = uint3{t % bx, (t / bx) % by, t / (bx * by)};
 }
 
-inline void fiber_entry() {
+inline void fiber_entry() {  // S.cur tells the fiber who it is
     S.thunk(S.args);
     Fiber& f = S.fib[S.cur];
     f.st = St::Done;
     S.n_done++;
     S.warp[S.cur >> 5].done++;
-    swapcontext(&f.ctx, &S.main_ctx);  // never resumed: the next block re-makes the context
+    switch_to_scheduler(f);  // never resumed: the next block re-inits every fiber's stack
     std::abort();
 }
 
@@ -429,11 +531,7 @@ inline void run_block_fibers() {
     ensure_stacks(n);
     for (int t = 0; t < n; t++) {
         Fiber& f = S.fib[t];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = S.stacks[t];
-        f.ctx.uc_stack.ss_size = S.stack_bytes;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_entry, 0);  // S.cur tells the fiber who it is
+        fiber_init(f, S.stacks[t], S.stack_bytes);
         f.st = St::Run;
         f.wop = WarpOp::None;
         f.site = Site{"", "", 0};
@@ -455,7 +553,7 @@ inline void run_block_fibers() {
             if (S.fib[t].st != St::Run) continue;
             S.cur = t;
             set_thread(t);
-            swapcontext(&S.main_ctx, &S.fib[t].ctx);
+            switch_to_fiber(S.fib[t]);
         }
         if (S.n_done == n) break;
         bool released = false;
@@ -585,7 +683,7 @@ inline void warp_wait(WarpOp op, const char* what, const char* file, int line) {
     f.st = St::AtWarp;
     f.wop = op;
     S.warp[S.cur >> 5].waiting++;
-    swapcontext(&f.ctx, &S.main_ctx);
+    switch_to_scheduler(f);
 }
 
 enum ShflKind { kIdx, kXor, kDown };
@@ -654,7 +752,7 @@ inline void __syncthreads(const char* file = __builtin_FILE(), int line = __buil
     Fiber& f = begin_wait("__syncthreads", file, line);
     f.st = St::AtBlock;
     S.n_at_block++;
-    swapcontext(&f.ctx, &S.main_ctx);
+    switch_to_scheduler(f);
 }
 inline void __syncwarp(unsigned mask = 0xffffffffu, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     emu::detail::check_mask(mask, "__syncwarp", file, line);
