@@ -142,7 +142,7 @@ static int g_ignore_dropout = 0;     // --ignore-dropout: run without the refere
 // worst element of |a - ref| against the bound; returns 1 when every element is within it.
 // `stride_a`/`stride_r` let (B,T,Vp) logits be compared with the (B,T,V) reference.
 static int within(const float* a, const float* ref, size_t rows, size_t cols, size_t stride_a,
-                  size_t stride_r, float atol, float rtol, double* max_abs, double* max_rel) {
+                  size_t stride_r, float rtol, float atol, double* max_abs, double* max_rel) {
     int ok = 1;
     *max_abs = 0.0; *max_rel = 0.0;
     for (size_t r = 0; r < rows; r++) {
@@ -158,8 +158,6 @@ static int within(const float* a, const float* ref, size_t rows, size_t cols, si
     return ok;
 }
 
-// compares and reports one tensor; then proves the comparison can fail by perturbing one reference
-// element just past the bound (and restoring it)
 // floor * rms(ref), the absolute tolerance of a tensor whose values come from sums (see below)
 static float rms_floor(const float* ref, size_t rows, size_t cols, size_t stride, float floor) {
     double ss = 0.0;
@@ -186,6 +184,8 @@ static double rel_l2(const float* a, const float* ref, size_t rows, size_t cols,
 // when > 0 (the bf16 build), every tensor must also satisfy rel_l2 <= g_l2_tol
 static float g_l2_tol = 0.0f;
 
+// compares and reports one tensor; then proves the comparison can fail by perturbing one reference
+// element just past the bound (and restoring it)
 static void check_strided(const char* name, const float* ours, float* ref, size_t rows, size_t cols,
                           size_t stride_a, size_t stride_r, float rtol, float atol) {
     if (g_corrupt != NULL && strcmp(g_corrupt, name) == 0) {
@@ -194,7 +194,7 @@ static void check_strided(const char* name, const float* ours, float* ref, size_
         printf("(--corrupt: perturbed %s[%zu])\n", name, i);
     }
     double max_abs, max_rel;
-    int ok = within(ours, ref, rows, cols, stride_a, stride_r, atol, rtol, &max_abs, &max_rel);
+    int ok = within(ours, ref, rows, cols, stride_a, stride_r, rtol, atol, &max_abs, &max_rel);
     // sensitivity: move the largest-magnitude reference element by twice the allowed error
     size_t worst = 0;
     for (size_t r = 0; r < rows; r++) {
@@ -206,7 +206,7 @@ static void check_strided(const char* name, const float* ours, float* ref, size_
     float bump = 2.0f * (atol + rtol * fabsf(saved));
     ref[worst] = saved + (bump > 0.0f ? bump : fmaxf(fabsf(saved) * 1e-6f, 1e-30f));
     double a2, r2;
-    int can_fail = !within(ours, ref, rows, cols, stride_a, stride_r, atol, rtol, &a2, &r2);
+    int can_fail = !within(ours, ref, rows, cols, stride_a, stride_r, rtol, atol, &a2, &r2);
     ref[worst] = saved;
     char l2[96] = "";
     if (g_l2_tol > 0.0f && rows * cols > 4) {

@@ -204,7 +204,8 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
 
 // One query row of one head: a (n) = softmax(scale * q . k_j) over keys j = 0..n-1 (key j at
 // keys + j*stride, value j at values + j*stride), then o (hs) = sum_j a_j v_j; with dropout, a_j
-// enters o times element first + j's mask / (1-p). Shared by the training forward and generation.
+// enters o multiplied by dropout's factor for element first + j (0, or 1/(1-p)). Shared by the
+// training forward and generation.
 static inline void attention_row(float* o, float* a, const float* q, const float* keys,
                                  const float* values, size_t stride, int n, int hs, float scale,
                                  const Dropout* drop, uint64_t site_key, uint64_t first) {
@@ -401,7 +402,8 @@ typedef struct {
 } GPTConfig;
 
 // The parameter table: names, shapes, init and weight decay, in file order. Everything about
-// parameters (struct fields, sizes, pointers, init, decay, checkpoint order) is generated from it.
+// parameters (struct fields, sizes, pointers, init, decay, checkpoint order) is generated from it:
+// an "X-macro", expanded once per use with X defined as the line each row should become.
 // (data/safetensors.h keeps a table of its own, Hugging Face's names and layout for these tensors,
 // so that it stands alone; dev/test_safetensors.c fails when the two disagree.)
 enum { INIT_ZEROS, INIT_ONES, INIT_NORMAL, INIT_RESIDUAL };
@@ -443,7 +445,6 @@ typedef struct {
 static size_t param_specs(ParamSpec* specs, const GPTConfig* cfg) {
     size_t Vp = (size_t)cfg->padded_vocab_size, C = (size_t)cfg->channels;
     size_t L = (size_t)cfg->num_layers, maxT = (size_t)cfg->max_seq_len, total = 0;
-    (void)Vp; (void)L; (void)maxT;
     ParamSpec* p = specs;
 #define X_SPEC(name_, d0, d1, d2, init_, decay_)                                                   \
     p->name = #name_; p->dims[0] = (d0); p->dims[1] = (d1); p->dims[2] = (d2);                    \
@@ -477,31 +478,31 @@ typedef struct { // shapes: GPT_PARAMETERS' without the L
     float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
 } LayerParams;
 
-// The activations of one forward pass, sized for (B,T): names and element counts. Per-layer
-// tensors are stacked over L.
+// The activations of one forward pass, sized for (B,T): names (llm.c's) and element counts.
+// Per-layer tensors are stacked over L.
 #define GPT_ACTIVATIONS(X)            \
-    X(encoded,   B * T * C)           \
-    X(ln1,       L * B * T * C)       \
+    X(encoded,   B * T * C)           /* wte[token] + wpe[position]: the residual stream */ \
+    X(ln1,       L * B * T * C)       /* layernorm 1's output (and its per-row mean, 1/std) */ \
     X(ln1_mean,  L * B * T)           \
     X(ln1_rstd,  L * B * T)           \
-    X(qkv,       L * B * T * 3 * C)   \
-    X(att,       L * B * NH * T * T)  \
-    X(atty,      L * B * T * C)       \
-    X(attproj,   L * B * T * C)       \
-    X(residual2, L * B * T * C)       \
+    X(qkv,       L * B * T * 3 * C)   /* queries, keys, values */ \
+    X(att,       L * B * NH * T * T)  /* attention probabilities (before dropout) */ \
+    X(atty,      L * B * T * C)       /* attention's output y = att . v, heads side by side */ \
+    X(attproj,   L * B * T * C)       /* y's projection: the attention branch */ \
+    X(residual2, L * B * T * C)       /* the stream after the attention's add */ \
     X(ln2,       L * B * T * C)       \
     X(ln2_mean,  L * B * T)           \
     X(ln2_rstd,  L * B * T)           \
-    X(fch,       L * B * T * 4 * C)   \
-    X(fch_gelu,  L * B * T * 4 * C)   \
-    X(fcproj,    L * B * T * C)       \
-    X(residual3, L * B * T * C)       \
-    X(lnf,       B * T * C)           \
+    X(fch,       L * B * T * 4 * C)   /* the MLP's hidden layer ("fc h"), before GELU */ \
+    X(fch_gelu,  L * B * T * 4 * C)   /* and after */ \
+    X(fcproj,    L * B * T * C)       /* the MLP branch */ \
+    X(residual3, L * B * T * C)       /* the stream after the MLP's add: the block's output */ \
+    X(lnf,       B * T * C)           /* the final layernorm */ \
     X(lnf_mean,  B * T)               \
     X(lnf_rstd,  B * T)               \
     X(logits,    B * T * Vp)          \
-    X(losses,    B * T)               \
-    X(lse,       B * T)
+    X(losses,    B * T)               /* -log p(target) per position */ \
+    X(lse,       B * T)               /* log-sum-exp of each row of logits (for the backward) */
 
 // The backward needs only a few activation-gradient buffers, reused layer after layer.
 #define GPT_BACKWARD_SCRATCH(X)       \
@@ -568,7 +569,7 @@ static void gpt_setup_table(GPT* model, const GPTConfig* cfg) {
     memset(model, 0, sizeof(*model));
     model->config = *cfg;
     model->num_parameters = param_specs(model->specs, cfg);
-    model->shard_begin = 0; model->shard_end = model->num_parameters; // set_zero narrows it
+    model->shard_begin = 0; model->shard_end = model->num_parameters; // gpt_set_zero narrows it
 }
 
 // the table, then one block for the weights
@@ -695,12 +696,15 @@ static void gpt_build(GPT* model, const char* init, uint64_t seed) {
 // ----------------------------------------------------------------------------------------------
 // 4. Forward, backward, AdamW
 
-// The activations' size for (B,T): the table's products in double first (no overflow), bounded so
-// that activation_pointers' size_t arithmetic is exact.
+// (B,T) must fit the model (T <= maxT) and the activations' size: the table's products in double
+// first (no overflow), bounded so that activation_pointers' size_t arithmetic is exact.
 #define X_ACT_DOUBLE(name, n) total += (double)(n);
 static void activation_size_check(const GPTConfig* cfg, int B_, int T_) {
     double B = B_, T = T_, C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads;
     double Vp = cfg->padded_vocab_size;
+    if (T_ > cfg->max_seq_len) {
+        die("-t %d: exceeds the model's maximum sequence length %d", T_, cfg->max_seq_len);
+    }
     if (B * T > (double)MAX_MICRO_BATCH_TOKENS) {
         die("-b %d -t %d: %.0f tokens per micro-batch is more than the limit %ld", B_, T_, B * T,
             MAX_MICRO_BATCH_TOKENS);
@@ -974,7 +978,7 @@ static float gpt_clip_grad_norm(GPT* model, float max_norm) {
 // n = warmup, then a cosine decay to exactly max_lr * final_frac at n = total (GPT-3's schedule):
 //   n <= warmup:  max_lr * n / warmup
 //   n >  warmup:  min_lr + (max_lr - min_lr) * (1 + cos(pi * (n - warmup) / (total - warmup))) / 2
-// (warmup >= total leaves no decay: the run ends at the peak; the CLI warns about it.)
+// (warmup >= total leaves no decay: the run ends at or below the peak; run_training warns.)
 static double lr_schedule(int step, int total, double max_lr, int warmup, double final_frac) {
     int n = step + 1;
     if (n <= warmup) { return max_lr * (double)n / (double)warmup; }
@@ -1078,7 +1082,8 @@ typedef struct {
     const float* (*decode)(GPT* model, int token, int pos); // gpt_decode, or NULL: no KV cache
 } Backend;
 
-// as a fresh GPU copy: zero gradients, activations sized for (B,T) (any smaller B, T may follow)
+// as the GPU's attach does for its copy: zero gradients, activations sized for (B,T) (any smaller
+// B, T may follow)
 static void cpu_attach(GPT* model, int B, int T) {
     if (model->grads_memory != NULL) {
         memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
@@ -1143,24 +1148,11 @@ static void generate_and_print(const Backend* be, GPT* model, int max_T, const T
 // Loads the model and the optimizer state of checkpoint `step` in dir into a model not yet built.
 // (The data position is checked against the data by loader_seek, the options by resume_options.)
 static void load_checkpoint(GPT* model, TrainState* st, const char* dir, long step) {
-    char model_path[4096], path[4096];
+    char model_path[CKPT_PATH_BYTES], path[CKPT_PATH_BYTES];
     checkpoint_paths(model_path, path, sizeof(model_path), dir, step);
     gpt_build_from_checkpoint(model, model_path);
     state_read(path, step, model->num_parameters, model_path, model->config.max_seq_len, st,
                &model->m_memory, &model->v_memory, param_name_at, model);
-}
-
-// ZeRO-1 (zero = 1): this rank keeps AdamW's m and v only for its shard of the flat parameters
-// (comm_shard); moments already loaded in full (a checkpoint) are cut down to the shard.
-static void gpt_set_zero(GPT* model, int zero) {
-    size_t n = model->num_parameters, b = 0, e = n;
-    if (zero) { comm_shard(n, g_comm.size, g_comm.rank, &b, &e); }
-    if (model->m_memory != NULL && (b != 0 || e != n)) {
-        memmove(model->m_memory, model->m_memory + b, (e - b) * sizeof(float));
-        memmove(model->v_memory, model->v_memory + b, (e - b) * sizeof(float));
-    }
-    model->zero = zero;
-    model->shard_begin = b; model->shard_end = e;
 }
 
 // The checkpoint after st->step steps: the backend's weights and moments back in the host arrays
@@ -1182,14 +1174,14 @@ static void checkpoint_run(const Backend* be, GPT* model, TrainState* st, const 
         comm_gather_f32(model->v_memory, v, n);
     }
     if (g_comm.rank == 0) {
-        char model_path[4096], state_path[4096];
+        char model_path[CKPT_PATH_BYTES], state_path[CKPT_PATH_BYTES];
         checkpoint_paths(model_path, state_path, sizeof(model_path), o->out_dir, st->step);
         gpt_write_model(model, model_path);
         state_write(state_path, st, o->B, o->T, m, v, model->num_parameters);
         remove_old_checkpoints(o->out_dir, o->keep_last);
+        if (o->verbose) { printf("saved checkpoint %s\n", model_path); } // (verbose: rank 0 only)
     }
     if (model->zero) { free(m); free(v); }
-    if (o->verbose) { printf("saved checkpoint %s/model_%08ld.bin\n", o->out_dir, st->step); }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -1226,10 +1218,23 @@ static void check_finite(const char* what, double x, long step) {
     }
 }
 
+// ZeRO-1 (zero = 1): this rank keeps AdamW's m and v only for its shard of the flat parameters
+// (comm_shard); moments already loaded in full (a checkpoint) are cut down to the shard.
+static void gpt_set_zero(GPT* model, int zero) {
+    size_t n = model->num_parameters, b = 0, e = n;
+    if (zero) { comm_shard(n, g_comm.size, g_comm.rank, &b, &e); }
+    if (model->m_memory != NULL && (b != 0 || e != n)) {
+        memmove(model->m_memory, model->m_memory + b, (e - b) * sizeof(float));
+        memmove(model->v_memory, model->v_memory + b, (e - b) * sizeof(float));
+    }
+    model->zero = zero;
+    model->shard_begin = b; model->shard_end = e;
+}
+
 // The model and state a run starts from: with -y 1 the newest checkpoint in -o (its options merged
 // into *run: resume_options), else -e's. Returns its step, or -1; state_path its file, or "".
 static long start_run(const TrainOptions* cmdline, TrainOptions* run, GPT* model, TrainState* st,
-                      int* lock_fd, char* state_path, size_t size) {
+                      int* lock_fd, char state_path[CKPT_PATH_BYTES]) {
     const char* dir = cmdline->out_dir;
     int have_out = dir != NULL && dir[0] != '\0';
     if (cmdline->resume && !have_out) { die("-y 1 needs an output directory (-o) to resume from"); }
@@ -1238,16 +1243,15 @@ static long start_run(const TrainOptions* cmdline, TrainOptions* run, GPT* model
     *run = *cmdline;
     state_path[0] = '\0';
     if (step >= 0) {
+        char model_path[CKPT_PATH_BYTES];
+        checkpoint_paths(model_path, state_path, CKPT_PATH_BYTES, dir, step);
         load_checkpoint(model, st, dir, step);
-        snprintf(state_path, size, "%s/state_%08ld.bin", dir, step);
         *run = resume_options(cmdline, st->options, st->options_len, st->step, state_path);
         if (st->B != run->B || st->T != run->T) {
             die("%s: the header's batch B=%d T=%d disagrees with its recorded options -b %d -t %d "
                 "(corrupt file)", state_path, st->B, st->T, run->B, run->T);
         }
-        if (run->verbose) {
-            printf("resuming from %s/model_%08ld.bin (step %ld)\n", dir, step, step);
-        }
+        if (run->verbose) { printf("resuming from %s (step %ld)\n", model_path, step); }
     } else {
         if (cmdline->resume && cmdline->verbose) {
             printf("no checkpoint in %s: starting from scratch\n", dir);
@@ -1255,6 +1259,7 @@ static long start_run(const TrainOptions* cmdline, TrainOptions* run, GPT* model
         gpt_build(model, cmdline->init, (uint64_t)cmdline->seed);
         st->rng.key = stream_key((uint64_t)cmdline->seed, 99ULL); // the sampler's stream
     }
+    activation_size_check(&model->config, run->B, run->T);
     gpt_set_zero(model, run->zero && g_comm.size > 1);
     return step;
 }
@@ -1312,14 +1317,9 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     TrainState st;
     memset(&st, 0, sizeof(st));
     int lock_fd = -1;
-    char state_path[4200];
-    long resume_step = start_run(&cmdline, &run, &model, &st, &lock_fd, state_path,
-                                 sizeof(state_path));
+    char state_path[CKPT_PATH_BYTES];
+    long resume_step = start_run(&cmdline, &run, &model, &st, &lock_fd, state_path);
     const GPTConfig* cfg = &model.config;
-    if (o->T > cfg->max_seq_len) {
-        die("-t %d: exceeds the model's maximum sequence length %d", o->T, cfg->max_seq_len);
-    }
-    activation_size_check(cfg, o->B, o->T);
     long total_batch;
     int accum = batch_arithmetic(o, g_comm.size, &total_batch); // micro-batches a step on each rank
     if (o->verbose && o->sample_every > 0 && be->decode == NULL && o->gen_len > o->T - 1) {
@@ -1331,12 +1331,12 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     int val_batches;
     int have_val = open_data(o, cfg->vocab_size, &st, state_path, &train, &val, &val_batches);
     t_check = wall_seconds() - t_check;
-    char model_data[256]; // every rank must run the same options, model, data and build
-    snprintf(model_data, sizeof(model_data), "L%dH%dC%dT%dV%dVp%d %016llx %016llx %s",
-             cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size,
-             cfg->padded_vocab_size, (unsigned long long)train.identity,
-             (unsigned long long)(have_val ? val.identity : 0), be->name);
-    check_ranks_agree(o, model_data);
+    char model_text[128], data_text[64]; // every rank must run the same options, model, data, build
+    snprintf(model_text, sizeof(model_text), "L%dH%dC%dT%dV%dVp%d", cfg->num_layers, cfg->num_heads,
+             cfg->channels, cfg->max_seq_len, cfg->vocab_size, cfg->padded_vocab_size);
+    snprintf(data_text, sizeof(data_text), "%016llx %016llx", (unsigned long long)train.identity,
+             (unsigned long long)(have_val ? val.identity : 0));
+    check_ranks_agree(o, model_text, data_text, be->name);
     // (a warning, after every check that can stop the run: an error stays one line)
     if (o->warmup >= o->max_steps && g_comm.rank == 0) {
         fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning "

@@ -82,7 +82,7 @@ dev/cuda/emu_nccl.h stands in for NCCL over MPI.
 // --- dropout at one site (train_gpt.c's "dropout": the same masks, from the same hash of the
 // element's index). The kernels take the site's key; threshold 0 means no dropout at that site.
 
-struct DropSite {
+struct DropSite {       // gptc/rand.h's Dropout with the site's key already mixed in, by value
     uint64_t key;       // stream_key(pass key, site)
     uint32_t threshold; // drop when the draw's top 24 bits are below it; 0: off
     float scale;        // 1/(1-p)
@@ -1453,6 +1453,6 @@ static const Backend gpu_backend = { "cuda " PRECISION_NAME,
                                      gpu_detach,
                                      gpu_decode };
 
-#ifndef GPT_NO_MAIN_CU
+#ifndef GPT_NO_MAIN_CU // test_gpt.c, compiled as CUDA, includes this file for its gpu_backend
 int main(int argc, char** argv) { return train_main(argc, argv, &gpu_backend); }
 #endif

@@ -44,6 +44,11 @@
 #include "utils.h"     // provides: die, fopen_input_or_die, fread_or_die, checked_mul, atomic writes
 #include "rand.h"      // provides: Rng (the sampler's state)
 
+// Room for a path in an output directory: prepare_out_dir keeps -o to CKPT_PATH_BYTES - 64 bytes,
+// so every name in it fits; a temp name (".tmp.PID" appended, gptc/utils.h) fits CKPT_TMP_BYTES.
+#define CKPT_PATH_BYTES 4096
+#define CKPT_TMP_BYTES (CKPT_PATH_BYTES + 64)
+
 #define MODEL_MAGIC 20240326
 #define MODEL_VERSION_FP32 3
 #define MODEL_HEADER_INTS 256
@@ -89,7 +94,7 @@ static inline void model_file_read(FILE* f, const char* path, float* params, siz
 
 // writes a model file: config {maxT, V, L, NH, C, Vp}, then the n parameters
 static inline void model_file_write(const char* path, const int config[6], const float* params, size_t n) {
-    char tmp[4200];
+    char tmp[CKPT_TMP_BYTES];
     FILE* f = open_for_atomic_write(path, tmp, sizeof(tmp));
     int32_t header[MODEL_HEADER_INTS];
     memset(header, 0, sizeof(header));
@@ -132,7 +137,7 @@ static inline void checkpoint_paths(char* model_path, char* state_path, size_t s
 // Writes st, the batch (B, T) and AdamW's moments m, v (n floats each) as a state file.
 static inline void state_write(const char* path, const TrainState* st, int B, int T, const float* m,
                                const float* v, size_t n) {
-    char tmp[4200];
+    char tmp[CKPT_TMP_BYTES];
     FILE* f = open_for_atomic_write(path, tmp, sizeof(tmp));
     int64_t header[STATE_HEADER_SLOTS];
     memset(header, 0, sizeof(header));
@@ -229,7 +234,7 @@ static inline void state_read(const char* path, long step, size_t n, const char*
 // The steps that have a state file in dir, ascending (malloc'd, *count of them; NULL if none).
 // Only names that are exactly state_<digits>.bin count.
 static inline long* list_checkpoints(const char* dir, size_t* count) {
-    char pattern[4200];
+    char pattern[CKPT_PATH_BYTES];
     snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
     glob_t g;
     long* steps = NULL;
@@ -272,7 +277,7 @@ static inline void remove_old_checkpoints(const char* dir, int keep) {
     size_t n;
     long* steps = list_checkpoints(dir, &n);
     for (size_t i = 0; i + (size_t)keep < n; i++) {
-        char model_path[4096], state_path[4096];
+        char model_path[CKPT_PATH_BYTES], state_path[CKPT_PATH_BYTES];
         checkpoint_paths(model_path, state_path, sizeof(model_path), dir, steps[i]);
         if (remove(state_path) != 0 || remove(model_path) != 0) {
             fprintf(stderr, "warning: could not remove old checkpoint %s (%s)\n", model_path, strerror(errno));
@@ -287,7 +292,7 @@ static inline void remove_old_checkpoints(const char* dir, int keep) {
 static inline void truncate_log(const char* path, long step, int keep_val_at_step) {
     FILE* f = fopen(path, "rb");
     if (f == NULL) { return; }
-    char tmp[4300];
+    char tmp[CKPT_TMP_BYTES];
     FILE* out = open_for_atomic_write(path, tmp, sizeof(tmp));
     char line[512];
     while (fgets(line, sizeof(line), f) != NULL) {
@@ -303,7 +308,7 @@ static inline void truncate_log(const char* path, long step, int keep_val_at_ste
 // dir/log.txt, to append to: a new run's, empty; a resumed run's (resume_step >= 0) first cut
 // back to the lines before its checkpoint (truncate_log)
 static inline FILE* log_open(const char* dir, long resume_step, int keep_val_at_step) {
-    char path[4200];
+    char path[CKPT_PATH_BYTES];
     snprintf(path, sizeof(path), "%s/log.txt", dir);
     if (resume_step >= 0) { truncate_log(path, resume_step, keep_val_at_step); }
     return fopen_or_die(path, resume_step >= 0 ? "a" : "w");
@@ -312,7 +317,7 @@ static inline FILE* log_open(const char* dir, long resume_step, int keep_val_at_
 // One run per output directory: an advisory lock on dir/.lock, held until the run ends (or the
 // process dies: the kernel releases it). The file says who holds it, for the error message.
 static inline int lock_out_dir(const char* dir) {
-    char path[4200];
+    char path[CKPT_PATH_BYTES];
     snprintf(path, sizeof(path), "%s/.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT, 0644);
     if (fd < 0) { die("%s: cannot open the lock file (%s)", path, strerror(errno)); }
@@ -339,7 +344,9 @@ static inline int lock_out_dir(const char* dir) {
 // no other run uses it (a lock, returned in *lock_fd), and a fresh run (resume 0) does not mix with
 // an earlier run's checkpoints. Returns the checkpoint step to resume from, or -1.
 static inline long prepare_out_dir(const char* dir, int resume, int* lock_fd) {
-    if (strlen(dir) + 64 > 4096) { die("-o %.60s...: path too long (limit %d bytes)", dir, 4096 - 64); }
+    if (strlen(dir) + 64 > CKPT_PATH_BYTES) {
+        die("-o %.60s...: path too long (limit %d bytes)", dir, CKPT_PATH_BYTES - 64);
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die("-o %s: cannot create directory (%s)", dir, strerror(errno)); }
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) { die("-o %s: not a directory", dir); }

@@ -459,17 +459,19 @@ static inline TrainOptions resume_options(const TrainOptions* o, const char* rec
 }
 
 // Every rank of a data-parallel job must run the same thing: the run's options (-i compared by the
-// data's content, in `what`: each machine may mount the shards elsewhere), -z, and `what` (the
-// model, the data's identity, the backend), and the same build. The first difference stops the job.
-static inline void check_ranks_agree(const TrainOptions* o, const char* what) {
+// data's content instead: each machine may mount the shards elsewhere), -z, the model (its config,
+// as text), the data (the shards' identities, as text), and the same build (backend, compile time).
+// The lowest rank that differs names the first difference and stops the job (gptc/comm.h).
+static inline void check_ranks_agree(const TrainOptions* o, const char* model, const char* data,
+                                     const char* backend) {
     if (g_comm.size == 1) { return; }
     TrainOptions same = *o;
     same.train_pattern = "(compared by content)";
     size_t len;
     char* rec = run_options_record(&same, &len);
     char extra[600];
-    int n = snprintf(extra, sizeof(extra), "-z%c%d%cmodel, data%c%.300s%cbuild%c%s %s", 0, o->zero, 0, 0,
-                     what, 0, 0, __DATE__, __TIME__);
+    int n = snprintf(extra, sizeof(extra), "-z%c%d%cmodel%c%.200s%cdata%c%.100s%cbuild%c%.100s %s %s",
+                     0, o->zero, 0, 0, model, 0, 0, data, 0, 0, backend, __DATE__, __TIME__);
     if (len + (size_t)n + 1 > MAX_OPTIONS_BYTES) { die("the run's options are too long"); }
     memcpy(rec + len, extra, (size_t)n + 1);
     comm_check_same(rec, len + (size_t)n + 1);
