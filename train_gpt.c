@@ -1027,8 +1027,8 @@ static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps
         model->m_memory = (float*)calloc_or_die(se - sb, sizeof(float));
         model->v_memory = (float*)calloc_or_die(se - sb, sizeof(float));
     }
-    float step_size, bc2_sqrt;
-    adamw_corrections(lr, beta1, beta2, t, &step_size, &bc2_sqrt);
+    float step_size, bc2_sqrt; // (their addresses are taken: the loop gets copies, firstprivate,
+    adamw_corrections(lr, beta1, beta2, t, &step_size, &bc2_sqrt); // or it would not vectorize)
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         size_t lo, hi;
         float decay = adamw_tensor(model, k, lr, wd, &lo, &hi);
@@ -1038,7 +1038,7 @@ static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps
         float* m = model->m_memory + (lo - sb);
         float* v = model->v_memory + (lo - sb);
         size_t n = hi - lo;
-        #pragma omp parallel for
+        #pragma omp parallel for firstprivate(step_size, bc2_sqrt)
         for (size_t i = 0; i < n; i++) {
             float gi = g[i];
             float mi = beta1 * m[i] + (1.0f - beta1) * gi;
