@@ -1,6 +1,6 @@
 // fuzz_descriptor.c -- libFuzzer harness: the fuzzer's bytes as a model descriptor (-e d12,
-// -e L4H4C256T1024V50257): config_from_descriptor (gptc/cli.h's parse_descriptor), then config_validate. A descriptor that passes both
-// must have sizes that fit: the parameter count and its bytes are recomputed exactly (128-bit) and
+// -e L4H4C256T1024V50257): config_from_descriptor (gptc/cli.h's parse_descriptor), then
+// config_validate. A descriptor that passes both must have sizes that fit: the parameter count and its bytes are recomputed exactly (128-bit) and
 // compared with the size_t values of the shape table. No weights are allocated (a valid descriptor
 // may describe a model of many GB).
 // Built and run by dev/fuzz/run.sh; see dev/fuzz/README.md.
@@ -16,13 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static ParamSpec specs[NUM_PARAMETER_TENSORS];
     fz_begin();
     if (setjmp(fz_jmp) == 0) {
-#if defined(FZ_DESC_CFG)
         int ok = config_from_descriptor(&cfg, desc) == NULL;
-#elif defined(FZ_DESC_STR)
-        int ok = parse_descriptor(&cfg, desc) == NULL;
-#else
-        int ok = parse_descriptor(&cfg, desc) != 0;
-#endif
         if (ok) {
             config_validate(&cfg, desc);
             param_specs(specs, &cfg);

@@ -1,7 +1,7 @@
 // fuzz_state.c -- libFuzzer harness: the fuzzer's bytes as a training-state file next to a valid
 // model file of the sweep's tiny model, resumed the way run_training resumes: load_checkpoint, the
 // recorded options (state version 2), then the data position against a real loader.
-// Built and run by dev/fuzz/run.sh (which sets the FZ_* signature switches); see README.md.
+// Built and run by dev/fuzz/run.sh; see dev/fuzz/README.md.
 #include "fuzz_common.h"  // provides: die() that returns here, fz_begin/fz_end
 #include "train_gpt.c"    // provides: the loaders (GPT_NO_MAIN)
 
@@ -43,28 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     memset(&st, 0, sizeof(st));
     fz_begin();
     if (setjmp(fz_jmp) == 0) {
-#ifdef FZ_CKPT_BT
-        load_checkpoint(&model, &st, FZ_B, FZ_T, dir, 1);
-#else
         load_checkpoint(&model, &st, dir, 1);
-#endif
-#if defined(FZ_RESUME_RECORD)
         TrainOptions o = default_options();
         o.verbose = 0;
         TrainOptions run = resume_options(&o, st.options, st.options_len, st.step, state_path);
         (void)run;
-#elif defined(FZ_RESUME_OPTIONS)
-        TrainOptions o = default_options();
-        o.verbose = 0;
-        TrainOptions run = resume_options(&o, &st, state_path);
-        (void)run;
-#endif
         loader_init(&d, shard_path, FZ_B, FZ_T, FZ_V, 1, 1337, "-i");
-#ifdef FZ_SEEK_WHERE
         loader_seek(&d, st.epoch, st.shard_pos, st.sample_pos, state_path);
-#else
-        loader_seek(&d, st.epoch, st.shard_pos, st.sample_pos);
-#endif
         loader_next_batch(&d, inputs, targets);
         loader_free(&d);
         gpt_free(&model);

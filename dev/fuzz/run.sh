@@ -3,7 +3,8 @@
 #   bash dev/fuzz/run.sh [SECONDS] [HARNESS...]     (default 60 s each; all harnesses)
 # Prints per harness: execs, crashes, ooms (allocations over the limit), hangs, and the distinct
 # findings (first sanitizer line + the project frame), each with its reproducer file.
-# Environment: SRC=dir   the sources to fuzz (a folder with train_gpt.c and data/; default: here)
+# Environment: SRC=dir   the sources to fuzz (a checkout with train_gpt.c, gptc/ and data/ whose
+#                         loaders have these harnesses' signatures; default: here)
 #              OUT=dir   builds, corpora, findings (default build/fuzz; kept between runs)
 #              CC=clang  a clang with libFuzzer (-fsanitize=fuzzer)
 set -u
@@ -22,24 +23,12 @@ echo 'int LLVMFuzzerTestOneInput(const unsigned char* d, unsigned long n) { (voi
 "$CC" -fsanitize=fuzzer -o "$OUT/probe" "$OUT/probe.c" 2> /dev/null ||
     { echo "error: $CC cannot link -fsanitize=fuzzer (Debian: apt-get install clang libclang-rt-dev)"; exit 1; }
 
-# The loaders' signatures are changing: switches for the ones that differ between versions (SRC
-# may be an older checkout; since the house was split, the loaders live in gptc/*.h)
-SW=()
-SRCS=("$SRC/train_gpt.c")
-[ -d "$SRC/gptc" ] && SRCS+=("$SRC"/gptc/*.h)
-has() { grep -qE "$1" "${SRCS[@]}"; }
-has 'static void load_checkpoint\(GPT\* model, TrainState\* st, int B, int T' && SW+=(-DFZ_CKPT_BT)
-has 'void loader_seek\(DataLoader\* d, long epoch, long shard_pos, long sample_pos, const char\* where\)' && SW+=(-DFZ_SEEK_WHERE)
-if has 'TrainOptions resume_options\(const TrainOptions\* o, const char\* rec'; then SW+=(-DFZ_RESUME_RECORD)
-elif has 'static TrainOptions resume_options\('; then SW+=(-DFZ_RESUME_OPTIONS); fi
-if has 'static const char\* config_from_descriptor\('; then SW+=(-DFZ_DESC_CFG)
-elif has 'static const char\* parse_descriptor\(GPTConfig'; then SW+=(-DFZ_DESC_STR); fi
-echo "sources: $SRC (switches: ${SW[*]:-none})"
+echo "sources: $SRC"
 
 for h in "${HARNESSES[@]}"; do
     [ -f "dev/fuzz/fuzz_$h.c" ] || { echo "error: no harness dev/fuzz/fuzz_$h.c"; exit 1; }
     "$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Wall -Wextra \
-        -Wno-unused-function -Wno-unknown-pragmas -I"$SRC" "${SW[@]}" -o "$OUT/fuzz_$h" "dev/fuzz/fuzz_$h.c" -lm ||
+        -Wno-unused-function -Wno-unknown-pragmas -I"$SRC" -o "$OUT/fuzz_$h" "dev/fuzz/fuzz_$h.c" -lm ||
         { echo "error: could not build fuzz_$h"; exit 1; }
 done
 
