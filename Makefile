@@ -143,7 +143,7 @@ $(MPI_STAMP):
 train_gpt: export PREPARE_HINT = fix that and run make train_gpt again, or build the trainer alone \
     (NO_DATA=1 make train_gpt) and give ./train_gpt your own token shards: -i, -j, see data/README.md
 
-.PHONY: deps-build deps-test test-all
+.PHONY: deps-build deps-test
 deps-build:
 	@CC="$(CC)" sh dev/deps.sh -q build
 
@@ -302,12 +302,11 @@ test: deps-test
 	exit $$rc
 
 TESTS = test-reference test-docs test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-safetensors test-dist test-cuda-emu
-test-all: $(TESTS)
 
 # README's flag table against ./train_gpt -h: the same flags with the same defaults (and the check
 # must fail on a README that disagrees: it tries one)
 test-docs: train_gpt
-	bash dev/test_flags_doc.sh
+	PYTHON="$(PYTHON)" bash dev/test_flags_doc.sh
 
 deps-test:
 	@CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" sh dev/deps.sh test

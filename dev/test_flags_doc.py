@@ -84,11 +84,18 @@ def main():
     for d in diffs:
         print('   ', d)
     check('README = -h', not diffs, f'{len(hf)} flags, {len(diffs)} differences')
-    # can fail: -x's default changed and -K's row dropped in a copy of README's table
-    broken = dict(rf)
-    broken['-x'] = str(int(float(rf.get('-x', '0'))) + 1)
-    broken.pop('-K', None)
-    found = compare(hf, broken)
+    # can fail: a copy of README's text with -x's default changed and -K's row dropped, read by
+    # the same parser
+    lines = []
+    for line in readme.splitlines():
+        if line.startswith('| `-K` |'):
+            continue
+        if line.startswith('| `-x` |'):
+            cells = line.rstrip().rstrip('|').split('|')
+            cells[-1] = ' %d ' % (int(float(rf.get('-x', '0'))) + 1)
+            line = '|'.join(cells) + '|'
+        lines.append(line)
+    found = compare(hf, parse_readme('\n'.join(lines) + '\n'))
     check('README = -h can fail', any(d.startswith('-x:') for d in found) and any(d.startswith('-K:') for d in found),
           f'a changed default and a dropped row give {len(found)} differences')
     print(f'\n{passed} passed, {failed} failed')
