@@ -17,7 +17,7 @@ epilogue in bf16 and in our own kernel in fp32; GPT_FUSE_GELU=0 or 1 in the envi
 
 What it is not: a copy of the host code, or a wrapper of cuDNN. Attention is our own causal flash
 kernel (online softmax, no T x T matrix in memory, forward and backward; dropout's masks on the
-probabilities recomputed in both from train_gpt.c's hash); matmuls go through cuBLASLt.
+probabilities recomputed in both from gptc/rand.h's hash); matmuls go through cuBLASLt.
 
 Rules that are easy to miss:
   - As in train_gpt.c, parameter gradients ACCUMULATE (the weight-gradient matmuls run with
@@ -79,8 +79,8 @@ dev/cuda/emu_nccl.h stands in for NCCL over MPI.
 // ----------------------------------------------------------------------------------------------
 // Kernels
 
-// --- dropout at one site (train_gpt.c's "dropout": the same masks, from the same hash of the
-// element's index). The kernels take the site's key; threshold 0 means no dropout at that site.
+// --- dropout at one site (train_gpt.c's dropout_mask: the same masks, from gptc/rand.h's hash of
+// the element's index). The kernels take the site's key; threshold 0 means no dropout at that site.
 
 struct DropSite {       // gptc/rand.h's Dropout with the site's key already mixed in, by value
     uint64_t key;       // stream_key(pass key, site)
@@ -1453,6 +1453,6 @@ static const Backend gpu_backend = { "cuda " PRECISION_NAME,
                                      gpu_detach,
                                      gpu_decode };
 
-#ifndef GPT_NO_MAIN_CU // test_gpt.c, compiled as CUDA, includes this file for its gpu_backend
+#ifndef GPT_NO_MAIN_CU // test_gpt.c (as CUDA) and the kernel lab include this file: their own mains
 int main(int argc, char** argv) { return train_main(argc, argv, &gpu_backend); }
 #endif

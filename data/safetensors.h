@@ -53,7 +53,7 @@
 #include <string.h>    // provides: memcpy, memcmp, strcmp, strlen, strerror
 #include <sys/stat.h>  // provides: stat, mkdir, S_ISDIR
 #include <unistd.h>    // provides: pread, fsync, getpid
-#include "../gptc/utils.h" // provides: die (one line "error: ...", exit 1), open_input
+#include "../gptc/utils.h" // provides: die (one line "error: ...", exit 1), open_input, read_fd
 
 // A Hugging Face GPT-2 config: context, vocabulary, layers, heads, channels
 typedef struct { int maxT, V, L, NH, C; } HfGpt2Config;

@@ -41,14 +41,11 @@
 #ifndef TOKENIZER_H
 #define TOKENIZER_H
 
-#include <errno.h>          // provides: errno, ENOENT, EINTR
-#include <fcntl.h>          // provides: open, O_RDONLY, O_NONBLOCK
 #include <stdint.h>         // provides: uint8_t, uint32_t, uint64_t, int32_t, SIZE_MAX
 #include <stdio.h>          // provides: fprintf, snprintf
-#include <stdlib.h>         // provides: malloc, realloc, free, exit
-#include <string.h>         // provides: memcpy, memcmp, memset, strerror
-#include <sys/stat.h>       // provides: fstat, S_ISREG, S_ISDIR (input files must be regular files)
-#include <unistd.h>         // provides: read, close
+#include <stdlib.h>         // provides: realloc, free, exit
+#include <string.h>         // provides: memcpy, memcmp, memset
+#include <unistd.h>         // provides: close
 #include "unicode_tables.h" // provides: unicode_block_index, unicode_blocks, unicode_ascii_class
 #include "../gptc/utils.h"  // provides: die, open_input, read_fd (regular files only, read exactly)
 

@@ -381,7 +381,7 @@ static void time_small_bt(int reps) {
     }
     float* inp = alloc_rand(16L * 3072), *bias = alloc_rand(50304), *out = alloc_rand(16L * 50304);
     printf("\nsmall BT (generation): one d12 token's matmuls, %.0f MB of weights, median of %d\n", bytes * 1e-6, reps);
-    printf("  %3s %14s %16s %8s  %s\n", "BT", "mm_gemm_t ms", "matmul_fwd ms", "speedup", "(mm_forward: GB/s of weights)");
+    printf("  %3s %14s %16s %8s  %s\n", "BT", "mm_gemm_t ms", "mm_forward ms", "speedup", "(mm_forward: GB/s of weights)");
     for (int BT = 1; BT <= 12; BT++) {
         double med[2];
         for (int f = 0; f < 2; f++) {

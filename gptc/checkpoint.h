@@ -28,7 +28,8 @@
 // previous checkpoint. Reading checks every field: the header against the file name, the model,
 // the file's size and its range, before anything is allocated.
 // What it is not: the model's config checks (train_gpt.c's config_validate) or the options'
-// meaning (gptc/cli.h). Functions take plain arrays and paths, not the model.
+// meaning (gptc/cli.h). Functions take plain arrays and paths, not the GPT struct (a reader names a
+// bad tensor through a TensorName callback on an opaque model pointer).
 
 #ifndef GPTC_CHECKPOINT_H
 #define GPTC_CHECKPOINT_H

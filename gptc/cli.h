@@ -125,8 +125,6 @@
 #define FLAG_CTYPE_LONG long
 #define FLAG_CTYPE_FLOAT float
 
-enum FlagKind { FLAG_STR, FLAG_CHOICE, FLAG_INT, FLAG_LONG, FLAG_FLOAT };
-
 // FLAG_init, FLAG_train_pattern, ...: each flag's row number
 #define X_FLAG_ENUM(field, flag, kind, def, lo, hi, run, meta, help) FLAG_##field,
 enum { TRAIN_FLAGS(X_FLAG_ENUM) NUM_FLAGS };
@@ -140,8 +138,8 @@ typedef struct {
     unsigned char given[NUM_FLAGS];   // given[FLAG_x] = 1: the flag was on the command line
 } TrainOptions;
 
-typedef struct { const char* flag; int kind; int run; const char* meta; const char* help; } FlagInfo;
-#define X_FLAG_INFO(field, flag, kind, def, lo, hi, run, meta, help) {flag, FLAG_##kind, run, meta, help},
+typedef struct { const char* flag; int run; const char* meta; const char* help; } FlagInfo;
+#define X_FLAG_INFO(field, flag, kind, def, lo, hi, run, meta, help) {flag, run, meta, help},
 static const FlagInfo FLAG_INFO[NUM_FLAGS] = { TRAIN_FLAGS(X_FLAG_INFO) };
 #undef X_FLAG_INFO
 
@@ -323,7 +321,7 @@ static inline void usage(FILE* to, const char* prog) {
         char head[64], def[4200];
         snprintf(head, sizeof(head), "%s %s", fi->flag, fi->meta);
         flag_value_text(&d, k, def, sizeof(def));
-        if (k == FLAG_total_batch) { snprintf(def, sizeof(def), "%ld", d.total_batch); }
+        if (k == FLAG_total_batch) { snprintf(def, sizeof(def), "%ld", d.total_batch); } // -1, not B*T
         // the help's lines, the last with the default
         const char* line = fi->help;
         for (int first = 1; ; first = 0) {

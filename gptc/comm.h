@@ -115,9 +115,7 @@ static inline void comm_piece_layout(size_t n, size_t i, size_t k, int* counts, 
 
 // (counts, displs) for comm_piece_layout: 2 * size ints, freed by the caller
 static inline int* comm_layout_alloc(void) {
-    int* counts = (int*)malloc(2 * (size_t)g_comm.size * sizeof(int));
-    if (counts == NULL) { abort(); }
-    return counts;
+    return (int*)malloc_or_die(2 * (size_t)g_comm.size * sizeof(int));
 }
 
 // ZeRO-1's gradient step: x (n, every rank's) summed over ranks; this rank's shard of the sum

@@ -1,7 +1,7 @@
 // gptc/cuda_common.h -- what every CUDA part of the trainer shares: the precision, error checks,
 // device memory, warp reductions, and the cuBLASLt matmul.
 //
-// What it is: the plumbing of train_gpt.cu (and of dev/cuda's kernel lab, which includes it): the
+// What it is: the plumbing of train_gpt.cu (and of dev/cuda's kernel lab, through it): the
 // floatX type (bf16, or float with PRECISION_FP32) and its conversions; CUDA_CHECK, LAUNCH_CHECK,
 // CUBLAS_CHECK and NCCL_CHECK, each failure one "error:" line naming the call and file:line;
 // cuda_alloc, ceil_div; warp sums and maxima in a fixed order (so every reduction is

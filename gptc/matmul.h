@@ -343,7 +343,7 @@ static void mm_gemm_t(int M, int N, int K, const float* a, long lda,
  * transposed in registers, so that one vector then holds A(m..m+15, k) and
  * the 16 outputs of a column advance together, vectorised across m:
  *     acc(m..m+15, n) = acc + A(m..m+15, k) * x(n, k)    for k = 0, 1, ...
- * Each output is therefore computed as in the GEMM (6. DETERMINISM): init
+ * Each output is therefore computed as in the GEMM (dev/MATMUL.md, 6): init
  * (bias or 0), then one multiply-add per k in the order k = 0..K-1, written
  * as the same `acc += a * b` (on vectors), so the compiler contracts it to an
  * FMA exactly when it contracts the GEMM's kernel.  The vectors are explicit
@@ -355,7 +355,7 @@ static void mm_gemm_t(int M, int N, int K, const float* a, long lda,
  * GEMM.
  */
 #define MM_MV_ROWS 16   /* rows of weight per block: one vector of outputs          */
-#define MM_MV_MAXN 8    /* matmul_forward takes this path for BT <= MM_MV_MAXN      */
+#define MM_MV_MAXN 8    /* mm_forward takes this path for BT <= MM_MV_MAXN          */
                         /* (mm_matvec has a case for each N = 1..MM_MV_MAXN)       */
 
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)

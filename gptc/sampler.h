@@ -16,7 +16,7 @@
 #include <math.h>      // provides: expf, INFINITY
 #include <stdlib.h>    // provides: qsort
 #include <stdio.h>     // provides: printf, fwrite, fprintf
-#include "utils.h"     // provides: die, malloc_or_die
+#include "utils.h"     // provides: die, malloc_or_die, wall_seconds
 #include "rand.h"      // provides: Rng, rng_uniform
 #include "../data/tokenizer.h" // provides: Tokenizer, tokenizer_encode/decode, TokenIds
 

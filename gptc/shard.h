@@ -24,6 +24,9 @@
 
 // the header of a shard of ntok tokens (0 <= ntok <= MAX_SHARD_TOKENS)
 static inline void shard_header(int32_t header[SHARD_HEADER_INTS], long ntok) {
+    if (ntok < 0 || ntok > MAX_SHARD_TOKENS) {
+        die("a shard of %ld tokens: its header counts at most %ld", ntok, MAX_SHARD_TOKENS);
+    }
     memset(header, 0, SHARD_HEADER_INTS * sizeof(int32_t));
     header[0] = SHARD_MAGIC;
     header[1] = SHARD_VERSION;

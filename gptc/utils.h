@@ -1,11 +1,12 @@
 // gptc/utils.h -- how every program of this project fails, allocates, reads and writes files.
 //
-// What it is: the few helpers the trainer, the tokenizer and the safetensors reader share, so that
-// bad input is handled one way everywhere: die() prints ONE line "error: ..." on stderr and exits
-// with status 1; every size computed from untrusted numbers goes through checked_mul/checked_add;
-// every input file must be a regular file; every output file is written to a temp file and
-// renamed, so an interrupted write never destroys a good file. And the limits every untrusted
-// number (file headers, flags, descriptors) is checked against, each with its reason.
+// What it is: how bad input is handled: die() prints ONE line "error: ..." on stderr and exits with
+// status 1 (the tokenizer and the safetensors reader use it too, with open_input and read_fd:
+// every input file must be a regular file); the trainer's sizes from untrusted numbers go through
+// checked_mul/checked_add; its output files are written to a temp file and renamed, so an
+// interrupted write never destroys a good file. And the limits every untrusted number of the
+// trainer (file headers, flags, descriptors) is checked against, each with its reason. (data/'s
+// readers keep their own size checks and temp files, with messages naming their formats.)
 // What it is not: a general library. It includes only system headers (nothing of this project),
 // and it is written in the common subset of C11 and C++ (train_gpt.cu and the CUDA emulator
 // compile it as C++). Every function is static, so an includer pays only for what it calls.
