@@ -1430,8 +1430,9 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
 // 9. main: a training run, or (--prompt) generation, or (--export) a Hugging Face checkpoint
 
 // --prompt: generation without training. The model of -e (file or descriptor), the prompt encoded
-// by the tokenizer of -Z (a prompt longer than the model's context keeps its last maxT-1 tokens);
-// generation stops after -g tokens, at <|endoftext|>, or at the context's end.
+// by the tokenizer of -Z (a prompt longer than the model's context keeps its last maxT tokens);
+// generation stops after -g tokens, at <|endoftext|>, or at the context's end: the sequence holds
+// at most maxT + 1 tokens, the last drawn from the logits of position maxT - 1.
 static void run_generation(const TrainOptions* o, const Backend* backend) {
     Backend be = *backend;
     if (!o->kv_cache) { be.decode = NULL; }
@@ -1442,10 +1443,10 @@ static void run_generation(const TrainOptions* o, const Backend* backend) {
     if (tokenizer_init(&tok, o->tokenizer_path) != 0) {
         die("-Z %s: tokenizer file not found (make tokenizer writes it)", o->tokenizer_path);
     }
-    int* seq = (int*)malloc_or_die((size_t)maxT * sizeof(int));
+    int* seq = (int*)malloc_or_die(((size_t)maxT + 1) * sizeof(int));
     int n = encode_prompt(&tok, o->tokenizer_path, o->prompt, maxT, model.config.vocab_size, seq);
-    int window = be.decode != NULL ? maxT : n + o->gen_len < maxT ? n + o->gen_len : maxT;
-    be.attach(&model, 1, window);
+    int window = be.decode != NULL || n + o->gen_len > maxT ? maxT + 1 : n + o->gen_len;
+    be.attach(&model, 1, window - 1); // a forward sees at most window - 1 tokens
     Rng rng = {stream_key((uint64_t)o->seed, 99ULL), 0}; // the sampler's stream
     SampleOptions so = {o->temperature, o->top_k, o->top_p};
     model.dropout = dropout_make(0.0f, 0);

@@ -220,6 +220,24 @@ if [ -f data/gpt2_tokenizer.bin ]; then
     rule "--prompt: KV == full" '[ -n "$kv" ] && [ "$kv" = "$full" ]' "$(printf '%s' "$kv" | head -c 60 | tr '\n' ' ')"
 fi
 
+# generation at the edges of the context: maxT 1 and 2; an empty prompt (<|endoftext|> alone), one
+# token, exactly maxT tokens, longer; -g past the end. Each must exit 0, draw the same text with
+# and without the KV cache, and stop at maxT + 1 tokens in all.
+if [ -f data/gpt2_tokenizer.bin ]; then
+    edges=""; bad=0
+    for T in 1 2; do for p in "" "The" "The cat" "The cat sat on"; do
+        e=(-e L1H1C8T${T}V50257 -S 5 -g 9 --prompt "$p")
+        kv=$("$BIN" "${e[@]}" 2> "$W/gen_err"); rc1=$?; made=$(grep -o 'generated [0-9]*' "$W/gen_err")
+        full=$("$BIN" "${e[@]}" --kv-cache 0 2> /dev/null); rc2=$?
+        ntok=$(grep -o 'after a [0-9]*' "$W/gen_err" | grep -o '[0-9]*$')
+        if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ] || [ "$kv" != "$full" ] || [ -z "$ntok" ] ||
+           [ "$(( ntok + ${made#generated } ))" -ne $((T + 1)) ]; then bad=1; fi
+        edges="$edges T$T:${ntok:-?}+${made#generated }"
+    done; done
+    rule "--prompt at the context's edges" '[ $bad -eq 0 ]' "$edges"
+fi
+expect "--prompt, forward overflows" "not finite"  -- -e "$W/huge_w.bin" -Z data/gpt2_tokenizer.bin --prompt "a" -g 3
+
 echo
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -96,7 +96,14 @@ static inline int sample_sequence(NextLogits next, void* ctx, int V, int* seq, i
     int* order = (int*)malloc_or_die((size_t)V * sizeof(int));
     int len = n_prompt, made = 0;
     while (made < max_new && len < window) {
-        int token = sample_token(next(ctx, seq, len), V, so, rng, work, order);
+        const float* logits = next(ctx, seq, len);
+        for (int v = 0; v < V; v++) {
+            if (!isfinite(logits[v])) { // NaN or inf: the forward overflowed; no token is drawn
+                die("generation: the logits at position %d are not finite (logit %d is %g): the "
+                    "model's forward overflowed", len - 1, v, (double)logits[v]);
+            }
+        }
+        int token = sample_token(logits, V, so, rng, work, order);
         if (token == eot) { break; }
         seq[len++] = token;
         made++;
@@ -107,8 +114,9 @@ static inline int sample_sequence(NextLogits next, void* ctx, int V, int* seq, i
 }
 
 // Encodes a prompt for a model of context maxT and vocabulary V with tok (read from tok_path)
-// into seq (room for maxT - 1): a prompt longer than the context keeps its last maxT-1 tokens
-// (said on stderr). Returns the token count.
+// into seq (room for maxT): a prompt longer than the context keeps its last maxT tokens (said on
+// stderr); an empty prompt is <|endoftext|> alone (GPT-2's unconditional start). Returns the
+// token count, >= 1.
 static inline int encode_prompt(const Tokenizer* tok, const char* tok_path, const char* text, int maxT,
                                 int V, int* seq) {
     TokenIds ids;
@@ -117,13 +125,13 @@ static inline int encode_prompt(const Tokenizer* tok, const char* tok_path, cons
         die("-Z %s: a decode-only tokenizer file (version %d): encoding needs version 3", tok_path,
             tok->version);
     }
+    if (ids.len == 0) { tokenids_push(&ids, tok->eot); }
     size_t n = ids.len, first = 0;
-    if (n == 0) { die("--prompt: empty (give some text)"); }
-    if (n > (size_t)maxT - 1) {
-        first = n - ((size_t)maxT - 1);
+    if (n > (size_t)maxT) {
+        first = n - (size_t)maxT;
         fprintf(stderr, "note: the prompt is %zu tokens, the context %d: it keeps its last %d\n", n, maxT,
-                maxT - 1);
-        n = (size_t)maxT - 1;
+                maxT);
+        n = (size_t)maxT;
     }
     for (size_t i = first; i < first + n; i++) {
         if ((int)ids.ids[i] >= V) { die("--prompt: token %u is outside the model's vocabulary (V=%d)", ids.ids[i], V); }
