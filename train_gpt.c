@@ -1322,6 +1322,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     const GPTConfig* cfg = &model.config;
     long total_batch;
     int accum = batch_arithmetic(o, g_comm.size, &total_batch); // micro-batches a step on each rank
+    run.total_batch = total_batch; // recorded as what the run does (-d -1 under mpirun: B*T*ranks)
     if (o->verbose && o->sample_every > 0 && be->decode == NULL && o->gen_len > o->T - 1) {
         printf("note: -g %d is more than T-1 = %d: samples are %d tokens (they fit the -t %d "
                "window)\n", o->gen_len, o->T - 1, o->T - 1, o->T);

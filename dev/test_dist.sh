@@ -86,6 +86,14 @@ resume_from "$W/small.1" "$W/r12"; run "$W/r12" "${MPIRUN[@]}" -np 2 "$BIN" "${a
 compare "resume: 1 rank -> 2 ranks (ZeRO)" "" "$W/small.1" "$W/r12"
 resume_from "$W/small.2z1" "$W/r22"; run "$W/r22" "${MPIRUN[@]}" -np 2 "$BIN" "${args[@]}" -y 1 -z 0
 compare "resume: 2 ranks -> 2 ranks" -bitwise "$W/small.2z1" "$W/r22"
+# the default -d (B*T on each rank) is recorded as the run's tokens per step, B*T*ranks: a 2-rank
+# run resumed on 1 rank trains as many tokens a step, and on 2 ranks it resumes as launched
+nod=(-e L2H2C24T16V97 -i "$W/s_tr_*.bin" -j "$W/s_va_0.bin" -b 2 -t 8 -D 0.1 "${steps[@]}") # no -d
+run "$W/nod.2" "${MPIRUN[@]}" -np 2 "$BIN" "${nod[@]}"
+resume_from "$W/nod.2" "$W/nod21"; run "$W/nod21" "$BIN" "${nod[@]}" -y 1
+compare "default -d: 2 ranks -> 1 rank" "" "$W/nod.2" "$W/nod21"
+resume_from "$W/nod.2" "$W/nod22"; run "$W/nod22" "${MPIRUN[@]}" -np 2 "$BIN" "${nod[@]}" -y 1
+compare "default -d: 2 ranks -> 2 ranks" -bitwise "$W/nod.2" "$W/nod22"
 
 # expect NAME WORDS CMD...: the job must fail (non-zero, not killed by timeout) and say WORDS
 expect() {
