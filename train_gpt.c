@@ -1478,6 +1478,7 @@ static void run_export(const TrainOptions* o) {
 
 // the whole program: flags -> a training run on the given backend (train_gpt.cu passes its GPU one)
 static inline int train_main(int argc, char** argv, const Backend* backend) {
+    writes_fail_past_size_limit(); // (ulimit -f: an error line, not a kill by SIGXFSZ)
     comm_init(&argc, &argv); // under mpirun: this process's rank in the job
     TrainOptions o = parse_options(argc, argv);
     if (o.prompt != NULL || o.export_dir != NULL) {

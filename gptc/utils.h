@@ -16,6 +16,7 @@
 
 #include <errno.h>     // provides: errno, ENOENT, EINTR
 #include <math.h>      // provides: isfinite
+#include <signal.h>    // provides: signal, SIGXFSZ, SIG_IGN
 #include <fcntl.h>     // provides: open, O_RDONLY, O_NONBLOCK
 #include <stdarg.h>    // provides: va_list (die)
 #include <stdint.h>    // provides: uint64_t, SIZE_MAX
@@ -47,6 +48,10 @@
 // ----------------------------------------------------------------------------------------------
 // Errors
 
+// The temp file of the atomic write in progress (open_for_atomic_write), "" when none: die()
+// removes it, so a failed save leaves neither a half-written file nor its temp behind.
+static char g_atomic_tmp[4200];
+
 // One line "error: ..." on stderr, then exit(1): how every program of this project fails.
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2), noreturn))
@@ -58,8 +63,14 @@ static inline void die(const char* fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
+    if (g_atomic_tmp[0] != '\0') { remove(g_atomic_tmp); }
     exit(1);
 }
+
+// A write past the file-size limit (ulimit -f) would kill the process with SIGXFSZ: no error
+// line, and the temp file left behind. Ignored, the write fails with EFBIG instead, and its error
+// path says so and cleans up. Every program that writes files calls this first.
+static inline void writes_fail_past_size_limit(void) { signal(SIGXFSZ, SIG_IGN); }
 
 // The sizes of a model from a source we did not write (a file header, a descriptor, a config.json):
 // every one positive and within the limits above, and C divisible by NH, so that no size computed
@@ -211,19 +222,22 @@ static inline void fwrite_or_die(const void* src, size_t size, size_t n, FILE* f
 
 // Writes to path.tmp.PID, then finish_atomic_write renames it to path: an interrupted save never
 // destroys an existing file, and two processes writing the same path never share a temp file.
+// A write error between the two (fwrite_or_die, or die for any reason) removes the temp file.
 static inline FILE* open_for_atomic_write(const char* path, char* tmp, size_t tmpsize) {
-    if (snprintf(tmp, tmpsize, "%s.tmp.%ld", path, (long)getpid()) >= (int)tmpsize) {
+    if (snprintf(tmp, tmpsize, "%s.tmp.%ld", path, (long)getpid()) >= (int)tmpsize ||
+        strlen(tmp) >= sizeof(g_atomic_tmp)) {
         die("%s: path too long", path);
     }
-    return fopen_or_die(tmp, "wb");
+    FILE* f = fopen_or_die(tmp, "wb");
+    snprintf(g_atomic_tmp, sizeof(g_atomic_tmp), "%s", tmp);
+    return f;
 }
 static inline void finish_atomic_write(FILE* f, const char* tmp, const char* path) {
     if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
-        int err = errno;
-        remove(tmp);
-        die("%s: write failed (%s)", tmp, strerror(err));
+        die("%s: write failed (%s)", tmp, strerror(errno));
     }
     if (rename(tmp, path) != 0) { die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno)); }
+    g_atomic_tmp[0] = '\0';
 }
 
 // ----------------------------------------------------------------------------------------------
