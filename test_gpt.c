@@ -753,6 +753,21 @@ static void test_data_partition(void) {
     remove(f0); remove(f1); rmdir(dir);
 }
 
+// The checkpoints' checksum (gptc/checkpoint.h): CRC-32C's published check value, a running value
+// that does not depend on how the bytes are split, and a flipped bit that changes it.
+static void test_checksum(void) {
+    printf("\n== checkpoint checksum (CRC-32C)\n");
+    check_bool("crc32c check value", crc32c_update(0, "123456789", 9) == 0xE3069283u,
+               "crc32c(\"123456789\") = e3069283 (the published check value)");
+    unsigned char b[1001];
+    for (int i = 0; i < 1001; i++) { b[i] = (unsigned char)(i * 131 + 7); }
+    uint32_t whole = crc32c_update(0, b, sizeof(b));
+    check_bool("crc32c running value", crc32c_update(crc32c_update(0, b, 333), b + 333, 668) == whole,
+               "333 + 668 bytes give the CRC of all 1001");
+    b[500] ^= 4; // can fail: a flipped bit the CRC does not see
+    check_bool("crc32c sees one bit", crc32c_update(0, b, sizeof(b)) != whole, "one flipped bit changes it");
+}
+
 // matmul_forward at small BT (BT <= MM_MV_MAXN: gpt_decode's matrix-vector path) against the GEMM
 // (mm_gemm_t), bit for bit: OC not a multiple of 16 (edge blocks), C not a multiple of 16 (the
 // column tail), BT up to one past the threshold, with and without bias.
@@ -930,7 +945,7 @@ int main(int argc, char** argv) {
     if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < ndefaults; i++) { files[nfiles++] = defaults[i]; } }
     if (nfiles % 2 != 0) { die("give model and reference files in pairs (got %d files)", nfiles); }
     for (int i = 0; i < nfiles; i += 2) { test_pair(files[i], files[i + 1]); }
-    if (resume) { test_resume(); test_data_partition(); test_kv_cache(); }
+    if (resume) { test_resume(); test_data_partition(); test_kv_cache(); test_checksum(); }
     printf("\n%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

@@ -33,6 +33,9 @@ import shutil
 import struct
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ckpt_checksum  # noqa: E402  (dev/ckpt_checksum.py: re-signs crafted checkpoint files)
+
 # ===============================================================================================
 # LAYOUT TABLES -- update these when a format changes
 # ===============================================================================================
@@ -63,8 +66,8 @@ MODEL = {
     "header": ("i", 256),
     "fields": {0: ("magic", "fixed"), 1: ("version", "fixed"), 2: ("maxT", "fixed"),
                3: ("V", "model_vocab"), 4: ("L", "fixed"), 5: ("NH", "model_heads"),
-               6: ("C", "fixed"), 7: ("Vp", "fixed"), 8: ("reserved8", "free"),
-               255: ("reserved255", "free")},
+               6: ("C", "fixed"), 7: ("Vp", "fixed"), 8: ("checksum_kind", "checksum_kind"),
+               9: ("checksum", "fixed"), 10: ("reserved10", "free"), 255: ("reserved255", "free")},
 }
 # Token shard: int32 header[256] = {magic, version, ntok}, then ntok uint16.
 SHARD = {
@@ -84,7 +87,8 @@ STATE = {
         "fields": {**STATE_COMMON, 11: ("reserved11", "free"), 63: ("reserved63", "free")}},
     2: {"header": ("q", 64), "options_len_field": 11,
         "fields": {**STATE_COMMON, 11: ("options_len", "fixed"), 12: ("data_identity", "fixed"),
-                   13: ("reserved13", "free"), 63: ("reserved63", "free")}},
+                   13: ("checksum_kind", "checksum_kind"), 14: ("checksum", "fixed"),
+                   15: ("reserved15", "free"), 63: ("reserved63", "free")}},
 }
 # Tokenizer file: int32 header[256] = {magic, version, V, eot, merges M}, then V times
 # (uint8 n, n bytes), then (version 3) M times uint32 (left, right, merged).
@@ -140,6 +144,8 @@ def rule_expect(rule, value, base_value, ctx):
         return "any"
     if rule == "fixed":
         return "fail"
+    if rule == "checksum_kind":  # 0: none recorded (llm.c's files): the rest is not verified
+        return "any" if value == 0 else "fail"
     if rule == "model_vocab":    # V may shrink to any 1..Vp (the file's size is unchanged)
         return "any" if 1 <= value <= ctx["Vp"] else "fail"
     if rule == "model_heads":    # NH must divide C
@@ -218,14 +224,19 @@ def field_values(fmt, base_value):
         out.append((label, v))
     return out
 
-def header_cases(cs, prefix, data, layout, ctx, run):
-    """every listed field x every boundary value; run(name, expect, path) adds the case"""
+def header_cases(cs, prefix, data, layout, ctx, run, sign=None):
+    """every listed field x every boundary value; run(name, expect, path) adds the case. sign:
+    a checkpoint's files are signed again after the change (dev/ckpt_checksum.py), so that the
+    check of the field itself is reached; the checksum's own fields are left as changed."""
     fmt = layout["header"]
     h, _ = header_of(data, fmt)
     for index, (fname, rule) in sorted(layout["fields"].items()):
         for label, v in field_values(fmt, h[index]):
             name = "%s.h%d.%s=%s" % (prefix, index, fname, label)
-            run(name, rule_expect(rule, v, h[index], ctx), cs.file(name, set_field(data, fmt, index, v)))
+            d = set_field(data, fmt, index, v)
+            if sign is not None and not fname.startswith("checksum"):
+                d = sign(d)
+            run(name, rule_expect(rule, v, h[index], ctx), cs.file(name, d))
 
 def cut_cases(cs, prefix, data, boundaries, run, expect_full="any"):
     """truncations: at and around every section boundary, one byte short, one byte long"""
@@ -319,7 +330,7 @@ def model_cases(cs, dir_):
     nparams = (len(data) - hsize) // 4
     def run(name, expect, path):
         cs.add(name, expect, ["TRAIN"] + train_args(dir_, e=path))
-    header_cases(cs, "model", data, MODEL, ctx, run)
+    header_cases(cs, "model", data, MODEL, ctx, run, sign=lambda d: ckpt_checksum.sign(d, "model"))
     cut_cases(cs, "model", data, [("inside_header", 4), ("header_fields", 32), ("header", hsize),
                                   ("wpe", hsize + 4 * h[7] * h[6]), ("mid_params", hsize + 2 * nparams)], run)
     # size products that overflow: huge C and maxT with a tiny V, each at the base file's size
@@ -340,11 +351,19 @@ def model_cases(cs, dir_):
             d = set_field(d, MODEL["header"], i, v)
         name = "model.overflow." + label
         run(name, "fail", cs.file(name, d))
-    # contents: non-finite weights must be refused (they would train into NaN)
+    # contents: non-finite weights must be refused (they would train into NaN), checksum or not
     for label, word in (("nan", b"\x00\x00\xc0\x7f"), ("inf", b"\x00\x00\x80\x7f")):
         for where, off in (("first", hsize), ("last", len(data) - 4)):
-            name = "model.weight_%s_%s" % (where, label)
-            run(name, "fail", cs.file(name, data[:off] + word + data[off + 4:]))
+            for signed in (0, 1):
+                name = "model.weight_%s_%s%s" % (where, label, "_signed" if signed else "")
+                d = data[:off] + word + data[off + 4:]
+                run(name, "fail", cs.file(name, ckpt_checksum.sign(d, "model") if signed else d))
+    # one flipped bit anywhere (a weight, an unused header slot) fails the checksum
+    for where, off in (("weight", hsize + 4 * (nparams // 3) + 1), ("header_slot_200", 4 * 200)):
+        name = "model.bitflip_" + where
+        d = bytearray(data)
+        d[off] ^= 0x10
+        run(name, "fail", cs.file(name, bytes(d)))
     # not a file
     run("model.directory", "fail", base)
     run("model.dev_null", "fail", "/dev/null")
@@ -438,7 +457,10 @@ def state_cases(cs, dir_):
     for index, (fname, rule) in sorted(layout["fields"].items()):
         for label, v in field_values(fmt, h[index]):
             name = "state.h%d.%s=%s" % (index, fname, label)
-            resume(name, rule_expect(rule, v, h[index], ctx), set_field(data, fmt, index, v))
+            d = set_field(data, fmt, index, v)
+            if not fname.startswith("checksum"):
+                d = ckpt_checksum.sign(d, "state")   # (as header_cases: the field's own check is reached)
+            resume(name, rule_expect(rule, v, h[index], ctx), d)
     # truncation at every section boundary: header, options, m, v
     bounds = [("inside_header", 8), ("header", hsize)]
     if olen:
@@ -460,7 +482,10 @@ def state_cases(cs, dir_):
     for label, off, word in (("m_nan", m0, b"\x00\x00\xc0\x7f"), ("m_inf", m0 + 4 * (nparams - 1), b"\x00\x00\x80\x7f"),
                              ("v_nan", v0, b"\x00\x00\xc0\x7f"), ("v_negative", len(data) - 4, struct.pack("<f", -1.0)),
                              ("v_-inf", v0, b"\x00\x00\x80\xff")):
-        resume("state." + label, "fail", data[:off] + word + data[off + 4:])
+        resume("state." + label, "fail", ckpt_checksum.sign(data[:off] + word + data[off + 4:], "state"))
+    d = bytearray(data)
+    d[m0 + 4 * (nparams // 2) + 2] ^= 0x01   # one flipped bit of a moment: the checksum
+    resume("state.bitflip_m", "fail", bytes(d))
     # the options block (version 2): NUL-terminated "flag", "value" strings
     if olen:
         opts = data[hsize:hsize + olen]
@@ -482,7 +507,7 @@ def state_cases(cs, dir_):
             "options_flag_without_value_at_end": opts + b"-x\0",
         }
         for label, new in variants.items():
-            resume("state." + label, "fail", with_options(new))
+            resume("state." + label, "fail", ckpt_checksum.sign(with_options(new), "state"))
     # the pair: state without model, model broken, model of another size, file name vs header step
     resume("state.model_missing", "fail", data, model_bytes=None)
     resume("state.model_truncated", "fail", data, model_bytes=model[:len(model) - 4])

@@ -27,7 +27,7 @@ EOF
 # expect NAME WORDS -- ARGS...: runs train_gpt ARGS, wants exit 1 and one "error:" line with WORDS
 expect() {
     local name=$1 words=$2; shift 3
-    (ulimit -v "${LIMIT_KB:-unlimited}"; exec timeout 60 "$BIN" "$@") > "$W/out" 2> "$W/err" < /dev/null
+    (ulimit -v "${LIMIT_KB:-unlimited}" -f "${LIMIT_FILE_KB:-unlimited}"; exec timeout 60 "$BIN" "$@") > "$W/out" 2> "$W/err" < /dev/null
     local rc=$? lines; lines=$(wc -l < "$W/err")
     if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -q "^error: " "$W/err" && grep -qF -- "$words" "$W/err"; then
         printf 'PASS %-28s %s\n' "$name" "$(cat "$W/err")"; passed=$((passed + 1))
@@ -36,6 +36,10 @@ expect() {
         failed=$((failed + 1))
     fi
 }
+
+# rule NAME COND DETAIL: a check that passes when the shell condition COND holds
+rule() { if eval "$2"; then printf 'PASS %-28s %s\n' "$1" "$3"; passed=$((passed + 1));
+         else printf 'FAIL %-28s %s\n' "$1" "$3"; failed=$((failed + 1)); fi; }
 
 M=L1H1C8T16V97   # a tiny model: V = 97, maxT = 16
 shard "$W/good.bin" 20240520 1 400 400 96
@@ -141,9 +145,11 @@ rm -f "$W"/multi_*.bin
 # --- a diverging run stops before it saves anything; impossible settings are refused
 expect "lr * wd >= 1"         "must be below 1"    -- "${common[@]}" -l 10 -c 1000
 python3 -c "import struct,sys;d=bytearray(open(sys.argv[1],'rb').read());n=(len(d)-1024)//4;d[1024:]=struct.pack('<%df'%n,*([3e38]*n));open(sys.argv[2],'wb').write(d)" "$model" "$W/huge_w.bin"
+python3 dev/ckpt_checksum.py "$W/huge_w.bin"   # (signed again: these test what lies past the checksum)
 expect "diverged: no save"    "diverged"           -- "${common[@]}" -e "$W/huge_w.bin" -o "$W/div"
 if ls "$W/div"/model_* > /dev/null 2>&1; then echo "FAIL diverged run wrote a checkpoint"; failed=$((failed + 1)); fi
 python3 -c "import struct,sys;d=bytearray(open(sys.argv[1],'rb').read());d[2000:2004]=struct.pack('<f',float('nan'));open(sys.argv[2],'wb').write(d)" "$model" "$W/nan_w.bin"
+python3 dev/ckpt_checksum.py "$W/nan_w.bin"
 expect "model NaN weight"     "non-finite"         -- "${common[@]}" -e "$W/nan_w.bin"
 
 # --- state file fields: each checked against the file name, the model and its range.
@@ -163,6 +169,8 @@ else:
     d[off:off + 4] = struct.pack("<f", float(val))
 open(dst, "wb").write(d)
 EOF
+    # signed again, so that the field's own check is reached (not for the checksum's own slots)
+    [ "$1 $2" = "h 13" ] || [ "$1 $2" = "h 14" ] || python3 dev/ckpt_checksum.py "$W/st/state_00000001.bin"
 }
 st=(-e $M -i "$W/good.bin" -j "" -b 2 -t 8 -x 5 -u 0 -s 0 -o "$W/st" -y 1)
 setstate h 2 -1;                   expect "state step -1"      "header says step -1"  -- "${st[@]}"
@@ -179,6 +187,26 @@ setstate f 0 nan;                  expect "state v NaN"        "not finite"     
 nparam=$(python3 -c "import struct,sys;print(struct.unpack('<q',open(sys.argv[1],'rb').read()[24:32])[0])" "$good_state")
 setstate f $((2 * nparam - 1)) inf; expect "state m inf"       "not finite"           -- "${st[@]}"
 setstate h 1 1;                    expect "state version 1"    "version 1"            -- "${st[@]}"
+
+# --- checkpoints prove their integrity: one flipped bit, in the weights or the moments, is an
+# error naming the file (checked on -e of a model file and on every resume)
+flip() { python3 -c "import sys;d=bytearray(open(sys.argv[1],'rb').read());d[int(sys.argv[2])]^=int(sys.argv[3]);open(sys.argv[1],'wb').write(d)" "$@"; }
+cp "$model" "$W/flip.bin"; flip "$W/flip.bin" 3001 8
+expect "model bit flipped, -e" "checksum mismatch" -- "${common[@]}" -e "$W/flip.bin"
+setstate h 63 0; flip "$W/st/state_00000001.bin" $(( $(stat -c %s "$good_state") - 8 * nparam )) 1
+expect "state bit flipped (m)" "checksum mismatch" -- "${st[@]}"
+setstate h 63 0; flip "$W/st/model_00000001.bin" 1500 128
+expect "resume, model bit flipped" "checksum mismatch" -- "${st[@]}"
+setstate h 13 7;                   expect "state checksum kind" "unknown checksum kind" -- "${st[@]}"
+
+# --- a save past the file-size limit (ulimit -f, 20 MB: the state file of this 3.4M-parameter
+# model does not fit, its model file does): one error line, not a kill by SIGXFSZ, and no temp
+# file left; a later resume in the directory removes the temp files of killed saves (and only those)
+LIMIT_FILE_KB=20000 expect "save past ulimit -f" "File too large" -- "${common[@]}" -e L4H4C256V97 -o "$W/fsz"
+rule "failed save leaves no temp" '[ -z "$(ls "$W/fsz" | grep tmp)" ]' "$(ls "$W/fsz" | tr '\n' ' ')"
+cp -r "$W/run" "$W/dead"; touch "$W/dead/model_00000002.bin.tmp.4242" "$W/dead/state_00000002.bin.tmp.4242" "$W/dead/log.txt.tmp.77" "$W/dead/mine.tmp.1"
+"$BIN" "${common[@]}" -o "$W/dead" -y 1 -x 2 > /dev/null 2>&1
+rule "resume removes dead temps" '[ "$(ls "$W/dead" | grep tmp)" = "mine.tmp.1" ]' "$(ls "$W/dead" | tr '\n' ' ')"
 
 # --- a run owns its output directory
 expect "fresh run, old ckpts" "earlier run"        -- "${common[@]}" -o "$W/run"
@@ -206,9 +234,6 @@ fi
 expect "resume, -x <= step"   "already done"       -- "${common[@]}" -o "$W/keep" -y 1 -x 3
 
 # --- rules to hold (not bad input)
-# rule NAME COND DETAIL: a check that passes when the shell condition COND holds
-rule() { if eval "$2"; then printf 'PASS %-28s %s\n' "$1" "$3"; passed=$((passed + 1));
-         else printf 'FAIL %-28s %s\n' "$1" "$3"; failed=$((failed + 1)); fi; }
 # a resumed longer run keeps the final validation of the run it extends (-v 50: not on schedule)
 "$BIN" "${common[@]}" -j "$W/good.bin" -x 3 -v 50 -m 2 -o "$W/ext" > /dev/null 2>&1
 "$BIN" "${common[@]}" -j "$W/good.bin" -x 5 -v 50 -m 2 -o "$W/ext" -y 1 > /dev/null 2>&1

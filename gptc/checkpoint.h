@@ -12,18 +12,26 @@
 //                       process ends, even on kill -9), naming the holder
 // The model file (llm.c's layout, so llm.c's fp32 checkpoints load here, and train_gpt -e loads
 // any of ours), little-endian:
-//   int32 header[256] = {20240326 (magic), 3 (version: fp32), maxT, V, L, NH, C, Vp, 0...}
+//   int32 header[256] = {20240326 (magic), 3 (version: fp32), maxT, V, L, NH, C, Vp,
+//       checksum kind, checksum, 0...}
 //   then every parameter as float32 in the order of train_gpt.c's parameter table (GPT_PARAMETERS):
 //   wte (Vp,C), wpe (maxT,C), ln1w (L,C), ln1b (L,C), qkvw (L,3C,C), qkvb (L,3C), attprojw (L,C,C),
 //   attprojb (L,C), ln2w (L,C), ln2b (L,C), fcw (L,4C,C), fcb (L,4C), fcprojw (L,C,4C), fcprojb (L,C),
 //   lnfw (C), lnfb (C). Linear weights are (out, in); rows V..Vp-1 of wte are 0.
+//   The checksum (slots 8, 9; llm.c leaves them 0 and ignores them): kind CKPT_CRC32C, then the
+//   CRC-32C of the whole file with those two slots read as 0. Kind 0: none recorded (llm.c's
+//   files, dev/train_gpt.py's), nothing verified; any other kind is an error.
 // The state file (version 2), little-endian:
 //   int64 header[64], its slots named by the StateSlot enum below: {20240527, 2, step,
 //       num_parameters, epoch, shard_pos, sample_pos, sampler rng key, rng counter, B, T,
-//       options_len, training-data identity, 0...}
+//       options_len, training-data identity, checksum kind, checksum, 0...}
 //   options_len bytes: the options that define the run, as NUL-terminated strings
 //       "flag", "value", "flag", "value", ... (gptc/cli.h's run_options_record)
 //   AdamW's m, then v: num_parameters float32 each
+//   The checksum, as the model file's: kind CKPT_CRC32C, then the CRC-32C of the whole file
+//   with the two checksum slots read as 0 (kind 0: none, from before it was recorded).
+// Both checksums are verified whenever the file is read (-e, -y 1): a flipped bit in a
+// checkpoint is one error line naming the file, not a run that resumes from damaged weights.
 // Every file goes through a temp file + rename (gptc/utils.h), so a crash never destroys the
 // previous checkpoint. Reading checks every field: the header against the file name, the model,
 // the file's size and its range, before anything is allocated.
@@ -50,11 +58,75 @@
 #define CKPT_PATH_BYTES 4096
 #define CKPT_TMP_BYTES (CKPT_PATH_BYTES + 64)
 
+// ----------------------------------------------------------------------------------------------
+// CRC-32C (Castagnoli; the checksum of iSCSI, ext4 and SSE4.2's crc32 instruction): reflected
+// polynomial 0x82F63B78, initial value and final xor 0xFFFFFFFF; crc32c("123456789") =
+// 0xE3069283. crc32c_update(crc, p, n) continues a running value: start at 0, feed the bytes in
+// order. With SSE4.2 (x86-64 -march=native) the instruction does 8 bytes at a time; elsewhere a
+// table, 8 bytes at a time ("slicing-by-8"). Both give the same value.
+#define CKPT_CRC32C 0x43524333 // "CRC3" as a little-endian int32: a kind one flipped bit cannot zero
+
+#if defined(__SSE4_2__) && defined(__x86_64__)
+#include <nmmintrin.h> // provides: _mm_crc32_u8, _mm_crc32_u64
+static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
+    const unsigned char* p = (const unsigned char*)data;
+    uint64_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; n > 0; n--, p++) { c32 = _mm_crc32_u8(c32, *p); }
+    return ~c32;
+}
+#else
+static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
+    static uint32_t table[8][256]; // table[k][b]: the CRC of byte b followed by k zero bytes
+    static int ready = 0;
+    if (!ready) {
+        for (uint32_t b = 0; b < 256; b++) {
+            uint32_t c = b;
+            for (int i = 0; i < 8; i++) { c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u))); }
+            table[0][b] = c;
+        }
+        for (int k = 1; k < 8; k++) {
+            for (int b = 0; b < 256; b++) {
+                table[k][b] = (table[k - 1][b] >> 8) ^ table[0][table[k - 1][b] & 0xff];
+            }
+        }
+        ready = 1;
+    }
+    const unsigned char* p = (const unsigned char*)data;
+    uint32_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        c = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^ table[5][(lo >> 16) & 0xff] ^
+            table[4][lo >> 24] ^ table[3][p[4]] ^ table[2][p[5]] ^ table[1][p[6]] ^ table[0][p[7]];
+    }
+    for (; n > 0; n--, p++) { c = (c >> 8) ^ table[0][(c ^ *p) & 0xff]; }
+    return ~c;
+}
+#endif
+
+// Verifies a file's recorded checksum (kind, value) against the CRC computed while reading it.
+static inline void checksum_verify(const char* path, int64_t kind, uint32_t recorded, uint32_t computed) {
+    if (kind == 0) { return; } // none recorded: llm.c's files, and ours from before
+    if (kind != CKPT_CRC32C) { die("%s: unknown checksum kind %lld (corrupt file?)", path, (long long)kind); }
+    if (recorded != computed) {
+        die("%s: checksum mismatch (CRC-32C recorded %08x, computed %08x): the file was changed or "
+            "damaged after it was written", path, recorded, computed);
+    }
+}
+
 #define MODEL_MAGIC 20240326
 #define MODEL_VERSION_FP32 3
 #define MODEL_HEADER_INTS 256
 #define MODEL_HEADER_BYTES (MODEL_HEADER_INTS * sizeof(int32_t))
-enum ModelSlot { MODEL_SLOT_MAGIC, MODEL_SLOT_VERSION, MODEL_SLOT_CONFIG }; // config: 6 slots from 2
+enum ModelSlot { // config: 6 slots from 2
+    MODEL_SLOT_MAGIC, MODEL_SLOT_VERSION, MODEL_SLOT_CONFIG,
+    MODEL_SLOT_CHECKSUM_KIND = MODEL_SLOT_CONFIG + 6, MODEL_SLOT_CHECKSUM
+};
 
 // Opens a model file and checks its magic and version; returns the file positioned at the weights,
 // its size, and its config {maxT, V, L, NH, C, Vp} (unchecked: the caller validates it and the
@@ -80,12 +152,20 @@ static inline FILE* model_file_open(const char* path, int config[6], long* fsize
 // The name of the tensor that holds element i of a model's flat parameters (for error messages)
 typedef const char* (*TensorName)(const void* model, size_t i);
 
-// Reads the n weights of an opened model file (positioned by model_file_open) and closes it; every
-// weight must be finite: a NaN or inf in a file would train silently into NaN.
+// Reads the n weights of an opened model file (from model_file_open) and closes it; the file's
+// checksum must match, and every weight must be finite: a NaN or inf would train silently into NaN.
 static inline void model_file_read(FILE* f, const char* path, float* params, size_t n, TensorName name,
                                    const void* model) {
+    int32_t header[MODEL_HEADER_INTS];
+    rewind(f);
+    fread_or_die(header, sizeof(int32_t), MODEL_HEADER_INTS, f, path);
     fread_or_die(params, sizeof(float), n, f, path);
     fclose(f);
+    int32_t kind = header[MODEL_SLOT_CHECKSUM_KIND];
+    uint32_t recorded = (uint32_t)header[MODEL_SLOT_CHECKSUM];
+    header[MODEL_SLOT_CHECKSUM_KIND] = header[MODEL_SLOT_CHECKSUM] = 0;
+    uint32_t crc = crc32c_update(0, header, sizeof(header));
+    checksum_verify(path, kind, recorded, crc32c_update(crc, params, n * sizeof(float)));
     size_t bad = first_nonfinite(params, n);
     if (bad < n) {
         die("%s: parameter %zu (in %s) is %g: the file holds non-finite weights (a diverged run?)", path,
@@ -102,6 +182,9 @@ static inline void model_file_write(const char* path, const int config[6], const
     header[MODEL_SLOT_MAGIC] = MODEL_MAGIC;
     header[MODEL_SLOT_VERSION] = MODEL_VERSION_FP32;
     for (int i = 0; i < 6; i++) { header[MODEL_SLOT_CONFIG + i] = config[i]; }
+    uint32_t crc = crc32c_update(0, header, sizeof(header)); // (the checksum slots still 0)
+    header[MODEL_SLOT_CHECKSUM_KIND] = CKPT_CRC32C;
+    header[MODEL_SLOT_CHECKSUM] = (int32_t)crc32c_update(crc, params, n * sizeof(float));
     fwrite_or_die(header, sizeof(int32_t), MODEL_HEADER_INTS, f, tmp);
     fwrite_or_die(params, sizeof(float), n, f, tmp);
     finish_atomic_write(f, tmp, path);
@@ -116,7 +199,7 @@ enum StateSlot {
     STATE_SLOT_MAGIC, STATE_SLOT_VERSION, STATE_SLOT_STEP, STATE_SLOT_NUM_PARAMETERS,
     STATE_SLOT_EPOCH, STATE_SLOT_SHARD_POS, STATE_SLOT_SAMPLE_POS, STATE_SLOT_RNG_KEY,
     STATE_SLOT_RNG_COUNTER, STATE_SLOT_B, STATE_SLOT_T, STATE_SLOT_OPTIONS_LEN,
-    STATE_SLOT_DATA_IDENTITY,
+    STATE_SLOT_DATA_IDENTITY, STATE_SLOT_CHECKSUM_KIND, STATE_SLOT_CHECKSUM,
     STATE_HEADER_SLOTS = 64
 };
 
@@ -155,6 +238,11 @@ static inline void state_write(const char* path, const TrainState* st, int B, in
     header[STATE_SLOT_T] = T;
     header[STATE_SLOT_OPTIONS_LEN] = (int64_t)st->options_len;
     header[STATE_SLOT_DATA_IDENTITY] = (int64_t)st->data_identity;
+    uint32_t crc = crc32c_update(0, header, sizeof(header)); // (the checksum slots still 0)
+    crc = crc32c_update(crc, st->options, st->options_len);
+    crc = crc32c_update(crc, m, n * sizeof(float));
+    header[STATE_SLOT_CHECKSUM_KIND] = CKPT_CRC32C;
+    header[STATE_SLOT_CHECKSUM] = (int64_t)crc32c_update(crc, v, n * sizeof(float));
     fwrite_or_die(header, sizeof(int64_t), STATE_HEADER_SLOTS, f, tmp);
     fwrite_or_die(st->options, 1, st->options_len, f, tmp);
     fwrite_or_die(m, sizeof(float), n, f, tmp);
@@ -215,6 +303,13 @@ static inline void state_read(const char* path, long step, size_t n, const char*
     fread_or_die(*m, sizeof(float), n, f, path);
     fread_or_die(*v, sizeof(float), n, f, path);
     fclose(f);
+    int64_t kind = h[STATE_SLOT_CHECKSUM_KIND], recorded = h[STATE_SLOT_CHECKSUM];
+    if (recorded < 0 || recorded > (int64_t)UINT32_MAX) { kind = -1; } // (a CRC-32C is 32 bits)
+    h[STATE_SLOT_CHECKSUM_KIND] = h[STATE_SLOT_CHECKSUM] = 0;
+    uint32_t crc = crc32c_update(0, h, sizeof(h));
+    crc = crc32c_update(crc, st->options, st->options_len);
+    crc = crc32c_update(crc, *m, n * sizeof(float));
+    checksum_verify(path, kind, (uint32_t)recorded, crc32c_update(crc, *v, n * sizeof(float)));
     for (int j = 0; j < 2; j++) {
         size_t bad = first_nonfinite(j == 0 ? *m : *v, n);
         if (bad < n) { die("%s: AdamW %c[%zu] (in %s) is not finite", path, "mv"[j], bad, name(model, bad)); }
@@ -341,9 +436,31 @@ static inline int lock_out_dir(const char* dir) {
     return fd;
 }
 
+// Removes the temp files that runs killed mid-write left in dir (model_*.bin.tmp.PID,
+// state_*.bin.tmp.PID, log.txt.tmp.PID): under the lock no live run writes there, so every one is
+// a dead run's, and never a complete file (a complete one was renamed into place).
+static inline void remove_dead_temp_files(const char* dir) {
+    static const char* const patterns[] = {"model_*.bin.tmp.*", "state_*.bin.tmp.*", "log.txt.tmp.*"};
+    for (int p = 0; p < 3; p++) {
+        char pattern[CKPT_PATH_BYTES];
+        snprintf(pattern, sizeof(pattern), "%s/%s", dir, patterns[p]);
+        glob_t g;
+        if (glob(pattern, 0, NULL, &g) != 0) { continue; }
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char* pid = strrchr(g.gl_pathv[i], '.') + 1; // (the pattern has a '.')
+            if (pid[0] == '\0' || strspn(pid, "0123456789") != strlen(pid)) { continue; }
+            if (remove(g.gl_pathv[i]) == 0) {
+                printf("note: removed %s, the temp file of an interrupted save\n", g.gl_pathv[i]);
+            }
+        }
+        globfree(&g);
+    }
+}
+
 // Checks the output directory before anything is written: the paths fit, the directory exists,
 // no other run uses it (a lock, returned in *lock_fd), and a fresh run (resume 0) does not mix with
-// an earlier run's checkpoints. Returns the checkpoint step to resume from, or -1.
+// an earlier run's checkpoints; the temp files of killed runs are removed. Returns the checkpoint
+// step to resume from, or -1.
 static inline long prepare_out_dir(const char* dir, int resume, int* lock_fd) {
     if (strlen(dir) + 64 > CKPT_PATH_BYTES) {
         die("-o %.60s...: path too long (limit %d bytes)", dir, CKPT_PATH_BYTES - 64);
@@ -352,6 +469,7 @@ static inline long prepare_out_dir(const char* dir, int resume, int* lock_fd) {
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) { die("-o %s: not a directory", dir); }
     *lock_fd = lock_out_dir(dir);
+    remove_dead_temp_files(dir);
     long latest = latest_checkpoint(dir);
     if (!resume && latest >= 0) {
         die("-o %s: holds the checkpoints of an earlier run (latest: step %ld); resume it with -y 1, "
