@@ -19,9 +19,11 @@ passed=0; failed=0
 pass() { printf 'PASS %-34s %s\n' "$1" "$2"; passed=$((passed + 1)); }
 fail() { printf 'FAIL %-34s %s\n' "$1" "$2"; failed=$((failed + 1)); }
 
-# run ARGS...: ./tokenizer ARGS, stdin from $IN (default /dev/null), at most 10 s and 2 GB
+# run ARGS...: ./tokenizer ARGS, stdin from $IN (default /dev/null), at most 10 s and 2 GB, and
+# files of at most $FSIZE KiB when FSIZE is set (ulimit -f)
 run() {
-    ( ulimit -v 2000000; exec timeout -k 2 10 "$BIN" "$@" ) > "$W/out" 2> "$W/err" < "${IN:-/dev/null}"
+    ( ulimit -v 2000000; [ -z "${FSIZE:-}" ] || ulimit -f "$FSIZE"; exec timeout -k 2 10 "$BIN" "$@" ) \
+        > "$W/out" 2> "$W/err" < "${IN:-/dev/null}"
 }
 
 # expect NAME WORDS -- ARGS...: wants exit 1 and one "error:" line matching WORDS (a grep regex)
@@ -147,9 +149,17 @@ expect "build: merge twice"         "dup.bpe: .*twice"     -- build "$W/enc.json
 expect "build: only <|endoftext|>"  "enc_eot.json: .*single-byte" -- build "$W/enc_eot.json" "$W/vocab.bpe" "$W/b5.bin"
 expect "build: empty encoder.json"  "empty.json: .*JSON"   -- build "$W/empty.json" "$W/vocab.bpe" "$W/b6.bin"
 expect "build: garbage encoder.json" "garbage.json: .*JSON" -- build "$W/garbage.json" "$W/vocab.bpe" "$W/b7.bin"
-left=$(ls "$W"/b?.bin "$W"/b?.bin.tmp 2> /dev/null | wc -l)
-if [ "$left" -eq 0 ]; then pass "failed builds leave no file" ""
+FSIZE=100 expect "build: write past ulimit -f" "b8.bin.tmp.[0-9]*: write failed (File too large)" -- build "$W/enc.json" "$W/vocab.bpe" "$W/b8.bin"
+left=$(ls "$W"/b?.bin* 2> /dev/null | wc -l)
+if [ "$left" -eq 0 ]; then pass "failed builds leave no file" "no b?.bin, no temp file"
 else fail "failed builds leave no file" "$(ls "$W"/b?.bin* | tr '\n' ' ')"; fi
+# the temp file is OUT.tmp.PID: another run's temp file (here OUT.tmp) is not overwritten or moved
+echo "another run's temp file" > "$W/b9.bin.tmp"
+run build "$W/enc.json" "$W/vocab.bpe" "$W/b9.bin"
+rc=$?
+if [ $rc -eq 0 ] && [ -s "$W/b9.bin" ] && [ "$(cat "$W/b9.bin.tmp" 2> /dev/null)" = "another run's temp file" ]; then
+    pass "build: another run's temp file kept" "$(cat "$W/b9.bin.tmp")"
+else fail "build: another run's temp file kept" "exit $rc, b9.bin.tmp: $(head -c 100 "$W/b9.bin.tmp" 2>&1)"; fi
 
 # ---- shards: no shard smaller than the minimum (65,537 tokens) unless its split is smaller
 run "${T[@]}" --shard-tokens 65537 --val-every 4 shards "$W/s/x" "$W/docs"
@@ -171,6 +181,51 @@ else fail "shards: last shard merged" "exit $rc, shards $sizes(want train=65537+
 if grep -q "^warning: .*val split .*1001 tokens" "$W/err" && ! grep -q "train split" "$W/err"; then
     pass "shards: warns about a small split" "$(grep val "$W/err")"
 else fail "shards: warns about a small split" "stderr: $(head -c 300 "$W/err")"; fi
+
+# ---- shards: a dataset under a prefix is replaced whole (--replace) or not at all
+# snap DIR: every name under DIR, with a checksum for each file: shows a file changed, added
+# (a stale shard, a temp file, a staging folder) or removed
+snap() { (cd "$1" && find . | LC_ALL=C sort | while IFS= read -r f; do if [ -f "$f" ]; then cksum "$f"; else echo "$f"; fi; done); }
+# same NAME: the folder $W/r holds exactly the first dataset, byte for byte
+same() {
+    if [ "$(snap "$W/r")" = "$before" ]; then pass "$1" "$(ls "$W/r" | tr '\n' ' ')"
+    else fail "$1" "now: $(ls -R "$W/r" | tr '\n' ' ' | head -c 300)"; fi
+}
+run "${T[@]}" --shard-tokens 65537 --val-every 4 shards "$W/r/x" "$W/docs" # train 2 shards, val 1
+before=$(snap "$W/r")
+expect "shards: a dataset is there"  "r/x: a dataset is already there (3 shards.*--replace" -- "${T[@]}" shards "$W/r/x" "$W/docs"
+same "shards: refused run left it"
+# fails after writing its val shard (one document: train is empty); the old run overwrote the
+# previous val shard with it and then deleted it
+expect "shards: failing run"         "only 1 documents, so the train split is empty" -- "${T[@]}" --replace shards "$W/r/x" "$W/docs/d1.txt"
+same "shards: failing run left it"
+FSIZE=100 expect "shards: write past ulimit -f" "x_train_000000.bin: write failed (File too large)" -- "${T[@]}" --replace --shard-tokens 65537 shards "$W/r/x" "$W/docs"
+same "shards: ulimit -f run left it"
+# killed while it waits for stdin (a FIFO), after it wrote the shards of a first 64 MiB batch
+python3 -c "import sys; open(sys.argv[1], 'w').write('abcd efgh ijk lmnop\n' * (((64 << 20) // 20) + 1))" "$W/big.txt"
+mkfifo "$W/stdin"; touch "$W/mark"
+exec 3<> "$W/stdin" # a writer that never writes: the run waits for stdin after the first batch
+# (timeout passes the TERM on to ./tokenizer, and exits as it does)
+( ulimit -v 2000000; exec timeout -k 2 30 "$BIN" "${T[@]}" --replace shards "$W/r/x" "$W/big.txt" - ) \
+    < "$W/stdin" > "$W/out" 2> "$W/err" &
+pid=$!
+for i in $(seq 200); do [ -n "$(find "$W/r" -name 'x_val_000000.bin*' -newer "$W/mark" 2> /dev/null)" ] && break; sleep 0.1; done
+kill -TERM $pid; wait $pid; rc=$?
+exec 3>&-
+lines=$(wc -l < "$W/err")
+if [ $rc -eq 143 ] && [ "$lines" -eq 1 ] && grep -q "^error: .*interrupted by signal 15" "$W/err"; then
+    pass "shards: SIGTERM mid-run" "$(cat "$W/err")"
+else fail "shards: SIGTERM mid-run" "exit $rc (want 143), $lines stderr line(s): $(head -c 300 "$W/err")"; fi
+same "shards: SIGTERM run left it"
+rm -f "$W/big.txt"
+# fewer shards than the dataset there: the third shard must not stay beside the new two
+run "${T[@]}" --replace --val-every 4 shards "$W/r/x" "$W/docs"
+rc=$?
+got=$(cd "$W/r" && ls)
+if [ $rc -eq 0 ] && [ "$got" = "$(printf 'x_train_000000.bin\nx_val_000000.bin')" ] &&
+    [ "$(od -An -tu4 -j8 -N4 "$W/r/x_train_000000.bin" | tr -d ' ')" = 150003 ]; then
+    pass "shards: --replace replaces it whole" "$(echo $got) ($(grep -o 'previous.*removed' "$W/out"))"
+else fail "shards: --replace replaces it whole" "exit $rc, $(echo $got), stderr: $(head -c 200 "$W/err")"; fi
 
 # ---- encode prints ids as decimal text, one space between, a newline at the end
 printf '\tthe a the\n' > "$W/the.txt"

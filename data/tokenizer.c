@@ -10,8 +10,15 @@
 //   pre-token (tokenizer_safe_split), so the ids are identical to a single-threaded run.
 // - `encode` treats "<|endoftext|>" as plain text, like GPT-2's encoder.py (use --special to
 //   turn it into id 50256); `shards` always treats it as a document separator.
-// - Shards are written as NAME.tmp and renamed when complete: a crash never leaves a shard
-//   that looks finished.
+// - `shards` replaces a dataset whole or not at all, and only with --replace (an existing one is
+//   refused: re-encoding a large corpus costs hours). The new shards are written into a staging
+//   folder PREFIX.tmp.PID/ (which the trainer's glob PREFIX_train_*.bin does not match) and moved
+//   into place only when all are written and synced; see the shards section for the one window a
+//   SIGKILL or power loss can hit. A failing run removes only what it created (g_created).
+// - Every other written file (the tokenizer file of `build`) goes to NAME.tmp.PID, is synced and
+//   renamed (gptc/utils.h's atomic write): two runs never share a temp file.
+// - A write past `ulimit -f` fails with EFBIG (SIGXFSZ is ignored): one error line, like any
+//   other failed write, and the temp files are removed.
 // - No shard is smaller than SHARD_MIN_TOKENS (one training batch of B=64, T=1024) unless its
 //   whole split is (then a warning says so): a split's short last part joins the shard before.
 // - Every input is untrusted: input files must be regular files (a FIFO or /dev/zero is an
@@ -23,18 +30,24 @@
 // documents and starts the stream.
 
 #include <ctype.h>        // provides: isspace, isdigit
-#include <dirent.h>       // provides: opendir, readdir (walking input folders)
+#include <dirent.h>       // provides: opendir, readdir (walking input folders, listing a dataset)
 #include <errno.h>        // provides: errno
+#include <fcntl.h>        // provides: open, O_RDONLY, O_DIRECTORY (syncing and locking a folder)
+#include <signal.h>       // provides: sigaction, raise, kill, sig_atomic_t
+#include <stdarg.h>       // provides: va_list (format_path)
 #include <stdint.h>       // provides: uint16_t, uint32_t, uint64_t
-#include <stdio.h>        // provides: FILE, fopen, fwrite, printf, rename
-#include <stdlib.h>       // provides: malloc, free, qsort, exit
+#include <stdio.h>        // provides: FILE, fopen, fwrite, printf, rename, remove
+#include <stdlib.h>       // provides: malloc, free, qsort, exit, atexit
 #include <string.h>       // provides: strcmp, memcmp, strerror
-#include <sys/stat.h>     // provides: stat, fstat, S_ISREG, mkdir
+#include <sys/file.h>     // provides: flock (one dataset replacement at a time in a folder)
+#include <sys/stat.h>     // provides: stat, lstat, fstat, S_ISREG, S_ISDIR, mkdir
+#include <unistd.h>       // provides: fsync, getpid, unlink, rmdir
 #ifdef _OPENMP
 #include <omp.h>          // provides: omp_get_max_threads, omp_get_thread_num
 #endif
 #include "tokenizer.h"    // provides: Tokenizer, tokenizer_init/encode/decode, TokenIds, TokenizerCache,
-                          // and (gptc/utils.h) die, open_input, read_fd, file_kind
+                          // and (gptc/utils.h) die, malloc_or_die, open_input, read_fd, file_kind,
+                          // fwrite_or_die, open/finish_atomic_write, writes_fail_past_size_limit
 #include "../gptc/shard.h" // provides: shard_header, SHARD_HEADER_INTS (the token shard format)
 
 #define DEFAULT_TOKENIZER "data/gpt2_tokenizer.bin"
@@ -58,7 +71,79 @@
 // ----------------------------------------------------------------------------
 // Errors, files, timing (die, open_input, read_fd, wall_seconds: gptc/utils.h)
 
-static void* xmalloc(size_t bytes) { return tok_xrealloc(NULL, bytes, "tokenizer.c"); }
+typedef struct { char** paths; size_t n, cap; } PathList;
+
+static void path_list_add(PathList* l, const char* path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->paths = (char**)tok_xrealloc(l->paths, l->cap * sizeof(char*), "paths");
+    }
+    l->paths[l->n] = (char*)malloc_or_die(strlen(path) + 1);
+    strcpy(l->paths[l->n++], path);
+}
+
+static void path_list_free(PathList* l) {
+    for (size_t i = 0; i < l->n; i++) free(l->paths[i]);
+    free(l->paths);
+    memset(l, 0, sizeof(*l));
+}
+
+// What this run created and has not handed over yet (folders made for an output, the staging
+// folder and its shards): remove_created, registered with atexit in main, removes them newest
+// first on ANY exit -- die(), tokenizer.h's own error exits, an interrupted `shards` -- so a
+// failing run leaves nothing of its own behind. It removes nothing else: remove() takes only
+// empty folders, so a folder that holds someone's file stays. Cleared once the output is in place.
+// (The tokenizer file's temp is gptc/utils.h's g_atomic_tmp, removed here too.)
+static PathList g_created;
+
+static void remove_created(void) {
+    for (size_t i = g_created.n; i > 0; i--) remove(g_created.paths[i - 1]);
+    if (g_atomic_tmp[0] != '\0') remove(g_atomic_tmp);
+}
+
+static void created_clear(void) { path_list_free(&g_created); }
+
+// snprintf into a path buffer; a path that does not fit is an error, never a cut-off name.
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void format_path(char* out, size_t cap, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) die("%.100s...: path too long", out);
+}
+
+// Ctrl-C (SIGINT), kill (SIGTERM) or a closed terminal (SIGHUP) during `shards`: the handler only
+// notes the signal; the run stops at its next check (stop_if_signalled: between files, encoded
+// pieces and documents, never inside dataset_commit), removes what it created and dies of the
+// same signal, as a shell script expects. SIGKILL cannot be caught: see the shards section.
+static volatile sig_atomic_t g_stop_signal;
+
+static void note_stop_signal(int sig) { g_stop_signal = sig; }
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = note_stop_signal;
+    sa.sa_flags = 0; // no SA_RESTART: a read of stdin that waits returns EINTR (read_stdin)
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static void stop_if_signalled(const char* what) {
+    int sig = g_stop_signal;
+    if (sig == 0) return;
+    fprintf(stderr, "error: %s: interrupted by signal %d: removed what this run wrote "
+            "(an existing dataset is untouched)\n", what, sig);
+    remove_created();
+    signal(sig, SIG_DFL);
+    raise(sig);
+    exit(1); // not reached
+}
 
 // Reads all of stdin (a pipe, a terminal or a redirected file). The buffer gets one extra NUL
 // byte. stdin may never end (/dev/zero, `yes |`), and encode and shards hold all of it plus its
@@ -66,12 +151,18 @@ static void* xmalloc(size_t bytes) { return tok_xrealloc(NULL, bytes, "tokenizer
 // is an error (give shards files instead: it reads them in batches).
 static uint8_t* read_stdin(size_t* len) {
     struct stat st;
-    size_t cap = 1 << 16, n = 0, got;
+    size_t cap = 1 << 16, n = 0;
     if (fstat(0, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < MAX_STDIN_BYTES)
         cap = (size_t)st.st_size + 1; // a redirected file: one allocation, and EOF right after
-    uint8_t* buf = (uint8_t*)xmalloc(cap + 1);
-    while ((got = read_fd(0, buf + n, cap - n, "stdin")) > 0) {
-        n += got;
+    uint8_t* buf = (uint8_t*)malloc_or_die(cap + 1);
+    for (;;) {
+        // read_fd's loop, but an interrupted `shards` stops here: a terminal or a pipe may never
+        // send more, and read_fd would resume waiting
+        ssize_t r = read(0, buf + n, cap - n < (1u << 30) ? cap - n : (1u << 30));
+        if (r < 0 && errno == EINTR) { stop_if_signalled("stdin"); continue; }
+        if (r < 0) die("stdin: read error: %s", strerror(errno));
+        if (r == 0) break;
+        n += (size_t)r;
         if (n < cap) continue;
         if (cap >= MAX_STDIN_BYTES) die("stdin: %llu bytes or more: too large for one input (split it into files for shards)",
                                         (unsigned long long)MAX_STDIN_BYTES);
@@ -90,7 +181,7 @@ static uint8_t* read_file(const char* path, size_t* len) {
     size_t size;
     int fd = open_input(path, &size);
     if (fd < 0) die("%s: no such file", path);
-    uint8_t* buf = (uint8_t*)xmalloc(size + 1);
+    uint8_t* buf = (uint8_t*)malloc_or_die(size + 1);
     size_t got = read_fd(fd, buf, size, path);
     close(fd);
     if (got != size) die("%s: changed while reading: %zu of %zu bytes", path, got, size);
@@ -99,18 +190,16 @@ static uint8_t* read_file(const char* path, size_t* len) {
     return buf;
 }
 
-static void xfwrite(const void* p, size_t size, size_t count, FILE* f, const char* path) {
-    if (fwrite(p, size, count, f) != count) die("%s: write failed: %s", path, strerror(errno));
-}
-
-// mkdir -p of the folder part of `path` ("data/brown/brown" -> data/brown).
+// mkdir -p of the folder part of `path` ("data/brown/brown" -> data/brown). Folders it makes are
+// this run's (g_created) until the output is in place.
 static void make_parent_dirs(const char* path) {
     char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) die("%.100s...: path too long", path);
+    format_path(buf, sizeof(buf), "%s", path);
     for (char* p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("%s: cannot create folder: %s", buf, strerror(errno));
+        if (mkdir(buf, 0755) == 0) path_list_add(&g_created, buf);
+        else if (errno != EEXIST) die("%s: cannot create folder: %s", buf, strerror(errno));
         *p = '/';
     }
 }
@@ -155,7 +244,7 @@ static void encoder_init(Encoder* e, const Tokenizer* t, int threads, size_t chu
     e->threads = threads < 1 ? 1 : threads;
     e->chunk_bytes = chunk_bytes;
     e->force_heap = force_heap;
-    e->caches = (TokenizerCache*)xmalloc(e->threads * sizeof(TokenizerCache));
+    e->caches = (TokenizerCache*)malloc_or_die(e->threads * sizeof(TokenizerCache));
     for (int i = 0; i < e->threads; i++) {
         tokenizer_cache_init(&e->caches[i]);
         e->caches[i].force_heap = force_heap;
@@ -171,7 +260,7 @@ static void encoder_free(Encoder* e) {
 // positions and the pieces are spread over the threads; results equal one thread's.
 static void encode_segments(Encoder* e, Segment* segs, size_t n_segs) {
     size_t n_pieces = 0, cap = 64;
-    Piece* pieces = (Piece*)xmalloc(cap * sizeof(Piece));
+    Piece* pieces = (Piece*)malloc_or_die(cap * sizeof(Piece));
     for (size_t s = 0; s < n_segs; s++) {
         size_t start = 0;
         do {
@@ -194,6 +283,7 @@ static void encode_segments(Encoder* e, Segment* segs, size_t n_segs) {
 #ifdef _OPENMP
         thread = omp_get_thread_num();
 #endif
+        if (g_stop_signal) continue; // `shards` was interrupted: the caller stops after the loop
         Piece* p = &pieces[i];
         tokenizer_encode(e->tok, &e->caches[thread], segs[p->seg].text + p->start, p->end - p->start, &p->ids);
     }
@@ -268,7 +358,7 @@ static void id_printer_put(IdPrinter* p, const uint32_t* ids, size_t n) {
     char* full = p->buf + ID_PRINTER_BYTES - 16; // room for a space, 10 digits, an 8-byte store
     size_t started = (size_t)p->started;
     for (size_t i = 0; i < n; i++) {
-        if (out > full) { xfwrite(p->buf, 1, (size_t)(out - p->buf), stdout, "stdout"); out = p->buf; }
+        if (out > full) { fwrite_or_die(p->buf, 1, (size_t)(out - p->buf), stdout, "stdout"); out = p->buf; }
         *out = ' ';
         out += started; // a space before every id but the first
         started = 1;
@@ -301,7 +391,7 @@ static void id_printer_put(IdPrinter* p, const uint32_t* ids, size_t n) {
 
 static void id_printer_end(IdPrinter* p) {
     p->buf[p->len++] = '\n';
-    xfwrite(p->buf, 1, p->len, stdout, "stdout");
+    fwrite_or_die(p->buf, 1, p->len, stdout, "stdout");
     p->len = 0;
 }
 
@@ -324,7 +414,7 @@ static int cmd_encode(const Tokenizer* t, const char* tok_path, Encoder* e, int 
     else segment_list_add(&parts, text, n, 0);
     encode_segments(e, parts.segs, parts.n);
     IdPrinter p;
-    p.buf = (char*)xmalloc(ID_PRINTER_BYTES);
+    p.buf = (char*)malloc_or_die(ID_PRINTER_BYTES);
     p.len = 0; p.started = 0;
     for (size_t i = 0; i < parts.n; i++) {
         id_printer_put(&p, parts.segs[i].ids.ids, parts.segs[i].ids.len);
@@ -340,7 +430,7 @@ static int cmd_decode(const Tokenizer* t) {
     size_t n;
     uint8_t* text = read_stdin(&n);
     size_t i = 0, count = 0, out_len = 0;
-    char* out = (char*)xmalloc(1 << 16);
+    char* out = (char*)malloc_or_die(1 << 16);
     while (i < n) {
         if (isspace(text[i])) { i++; continue; }
         size_t start = i;
@@ -354,12 +444,12 @@ static int cmd_decode(const Tokenizer* t) {
         }
         size_t len = 0;
         const char* bytes = tokenizer_decode(t, (uint32_t)v, &len);
-        if (out_len + len > (1 << 16)) { xfwrite(out, 1, out_len, stdout, "stdout"); out_len = 0; }
+        if (out_len + len > (1 << 16)) { fwrite_or_die(out, 1, out_len, stdout, "stdout"); out_len = 0; }
         memcpy(out + out_len, bytes, len);
         out_len += len;
         count++;
     }
-    xfwrite(out, 1, out_len, stdout, "stdout");
+    fwrite_or_die(out, 1, out_len, stdout, "stdout");
     free(out); free(text);
     return 0;
 }
@@ -415,9 +505,9 @@ typedef struct { uint8_t** key; size_t* len; uint32_t* id; size_t mask; } BytesM
 static void bytes_map_init(BytesMap* m, size_t n) {
     size_t slots = 1;
     while (slots < 2 * n) slots *= 2;
-    m->key = (uint8_t**)xmalloc(slots * sizeof(uint8_t*));
-    m->len = (size_t*)xmalloc(slots * sizeof(size_t));
-    m->id = (uint32_t*)xmalloc(slots * sizeof(uint32_t));
+    m->key = (uint8_t**)malloc_or_die(slots * sizeof(uint8_t*));
+    m->len = (size_t*)malloc_or_die(slots * sizeof(size_t));
+    m->id = (uint32_t*)malloc_or_die(slots * sizeof(uint32_t));
     for (size_t i = 0; i < slots; i++) m->key[i] = NULL;
     m->mask = slots - 1;
 }
@@ -471,8 +561,8 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     uint8_t* js = read_file(json_path, &n);
     // encoder.json: {"token string": id, ...}; ids must be exactly 0 .. V-1
     size_t cap = 1 << 16, count = 0;
-    uint8_t** tok_bytes = (uint8_t**)xmalloc(cap * sizeof(uint8_t*));
-    size_t* tok_len = (size_t*)xmalloc(cap * sizeof(size_t));
+    uint8_t** tok_bytes = (uint8_t**)malloc_or_die(cap * sizeof(uint8_t*));
+    size_t* tok_len = (size_t*)malloc_or_die(cap * sizeof(size_t));
     for (size_t k = 0; k < cap; k++) tok_bytes[k] = NULL;
     uint32_t V = 0, eot = TOK_NONE;
     size_t i = 0;
@@ -499,7 +589,7 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
             die("%s: token string '%s' uses a character outside GPT-2's byte alphabet", json_path, (const char*)str);
         }
         if (rlen == 0 || rlen > 255) die("%s: %s", json_path, "a token is empty or longer than 255 bytes");
-        tok_bytes[id] = (uint8_t*)xmalloc(rlen);
+        tok_bytes[id] = (uint8_t*)malloc_or_die(rlen);
         memcpy(tok_bytes[id], raw, rlen);
         tok_len[id] = rlen;
         count++;
@@ -526,8 +616,8 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     // vocab.bpe: "#version: 0.2", then one merge "left right" per line, in rank order
     uint8_t* bpe = read_file(bpe_path, &n);
     size_t merges_cap = 1 << 16, M = 0;
-    uint32_t* merges = (uint32_t*)xmalloc(3 * merges_cap * sizeof(uint32_t));
-    uint8_t* made = (uint8_t*)xmalloc(V); // made[id]: some merge already makes token id
+    uint32_t* merges = (uint32_t*)malloc_or_die(3 * merges_cap * sizeof(uint32_t));
+    uint8_t* made = (uint8_t*)malloc_or_die(V); // made[id]: some merge already makes token id
     memset(made, 0, V);
     size_t line = 0;
     i = 0;
@@ -563,29 +653,29 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     free(bpe); free(made);
     if (M == 0) die("%s: no merges (expected GPT-2's vocab.bpe: a '#version' line, then one merge 'left right' per line)", bpe_path);
 
-    // write to a temp file, then rename: a half-written tokenizer file never appears
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", out_path) >= (int)sizeof(tmp)) die("%.100s...: path too long", out_path);
+    // write to OUT.tmp.PID, then rename: a half-written tokenizer file never appears, and a
+    // failed write (a full disk, ulimit -f) removes the temp (die, or remove_created at exit)
+    char tmp[4200];
     make_parent_dirs(out_path);
-    FILE* f = fopen(tmp, "wb");
-    if (!f) die("%s: cannot create: %s", tmp, strerror(errno));
+    FILE* f = open_for_atomic_write(out_path, tmp, sizeof(tmp));
     int32_t header[256];
     memset(header, 0, sizeof(header));
     header[0] = TOKENIZER_MAGIC; header[1] = TOKENIZER_VERSION; header[2] = (int32_t)V;
     header[3] = (int32_t)eot; header[4] = (int32_t)M;
-    xfwrite(header, sizeof(int32_t), 256, f, tmp);
+    fwrite_or_die(header, sizeof(int32_t), 256, f, tmp);
     for (uint32_t id = 0; id < V; id++) {
         uint8_t len = (uint8_t)tok_len[id];
-        xfwrite(&len, 1, 1, f, tmp);
-        xfwrite(tok_bytes[id], 1, len, f, tmp);
+        fwrite_or_die(&len, 1, 1, f, tmp);
+        fwrite_or_die(tok_bytes[id], 1, len, f, tmp);
     }
-    xfwrite(merges, sizeof(uint32_t), 3 * M, f, tmp);
-    if (fclose(f) != 0) die("%s: write failed: %s", tmp, strerror(errno));
+    fwrite_or_die(merges, sizeof(uint32_t), 3 * M, f, tmp);
+    if (fflush(f) != 0) die("%s: write failed (%s)", tmp, strerror(errno));
     // load it back before it takes the real name: every consistency check of tokenizer_init
     Tokenizer t;
     if (tokenizer_init(&t, tmp) != 0) die("%s: %s", tmp, "vanished after writing");
     tokenizer_free(&t);
-    if (rename(tmp, out_path) != 0) die("%s: cannot rename into place: %s", out_path, strerror(errno));
+    finish_atomic_write(f, tmp, out_path); // fsync, close, rename
+    created_clear(); // the folders made for it now hold it
     printf("wrote %s: %u tokens, %zu merges, eot %u\n", out_path, V, M, eot);
     for (uint32_t id = 0; id < V; id++) free(tok_bytes[id]);
     free(tok_bytes); free(tok_len); free(merges);
@@ -595,13 +685,172 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
 
 // ----------------------------------------------------------------------------
 // shards: text files -> llm.c token shards
+//
+// A dataset is every file PREFIX_train_NNNNNN.bin and PREFIX_val_NNNNNN.bin (six or more digits:
+// the names this program writes; nothing else under PREFIX is touched), and it is replaced whole
+// or not at all:
+//  1. Before any input is read, a dataset already under PREFIX is refused without --replace.
+//  2. The shards are written into the staging folder PREFIX.tmp.PID/, which the trainer's glob
+//     PREFIX_train_*.bin never looks into; each is synced (fsync) when it is closed.
+//  3. dataset_commit, holding a lock (flock) on PREFIX's folder so that two runs never commit at
+//     once, lists the old dataset again, moves its shards into PREFIX.tmp.PID/replaced/, syncs the
+//     folder, moves the new shards into place, syncs the folder again, and only then deletes the
+//     old shards and the staging folder. A failed move undoes the moves before it.
+// A failure or an interrupt (SIGINT, SIGTERM, SIGHUP) before step 3 removes the staging folder and
+// leaves every file under PREFIX as it was. The one window: a SIGKILL, a crash or a power loss
+// during step 3's moves (one rename per shard and two folder syncs: milliseconds) leaves PART of
+// the old dataset or PART of the new one under PREFIX, and the rest in PREFIX.tmp.PID/ -- never
+// some of each, because the folder is synced after the last old shard is out and before the
+// first new one is in. Run again with --replace. A SIGKILL at any other moment leaves only the
+// staging folder (the next run warns about it), which no glob of the dataset matches.
 
-// Writes one split's shards. A shard is closed at shard_tokens only once SHARD_MIN_TOKENS more
-// tokens have arrived (held back in `tail`): so no shard but a split's only one is shorter than
-// SHARD_MIN_TOKENS, and at the end a shorter tail joins the last shard, which then holds up to
-// shard_tokens + SHARD_MIN_TOKENS - 1 tokens.
+#define MAX_PREFIX_BYTES 2000 // OUT_PREFIX: room for PREFIX.tmp.PID/PREFIX_train_NNNNNN.bin in 4096
+
+static int compare_strings(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
+
+// "data/brown/brown" -> folder "data/brown", name part "brown"; "brown" -> ".", "brown"; "/b" -> "/", "b".
+static const char* split_prefix(const char* prefix, char* dir, size_t cap) {
+    const char* slash = strrchr(prefix, '/');
+    if (!slash) { format_path(dir, cap, "."); return prefix; }
+    format_path(dir, cap, "%.*s", slash == prefix ? 1 : (int)(slash - prefix), prefix);
+    return slash + 1;
+}
+
+// Is `name` a shard this program writes for the name part `base`: base_train_NNNNNN.bin or
+// base_val_NNNNNN.bin with six or more digits ("%06d")?
+static int is_shard_name(const char* name, const char* base) {
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0) return 0;
+    const char* p = name + n;
+    if (strncmp(p, "_train_", 7) == 0) p += 7;
+    else if (strncmp(p, "_val_", 5) == 0) p += 5;
+    else return 0;
+    const char* digits = p;
+    while (*p >= '0' && *p <= '9') p++;
+    return p - digits >= 6 && strcmp(p, ".bin") == 0;
+}
+
+// The file names of the dataset `base` in folder `dir` -> *old, sorted. With `warn`, it also
+// names what else the trainer's globs base_train_*.bin / base_val_*.bin match there (left as
+// is), and the staging folders of runs that were killed.
+static void dataset_list(const char* dir, const char* base, PathList* old, int warn) {
+    DIR* d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return; // no folder yet: no dataset
+        die("%s: cannot open folder: %s", dir, strerror(errno));
+    }
+    size_t n = strlen(base);
+    struct dirent* ent;
+    while ((ent = readdir(d)) != NULL) {
+        const char* name = ent->d_name;
+        if (strncmp(name, base, n) != 0) continue;
+        char path[4096];
+        format_path(path, sizeof(path), "%s/%s", dir, name);
+        if (is_shard_name(name, base)) {
+            struct stat st;
+            if (lstat(path, &st) != 0) {
+                if (errno == ENOENT) continue; // just moved by a run committing (step 1 holds no lock)
+                die("%s: cannot stat: %s", path, strerror(errno));
+            }
+            if (S_ISDIR(st.st_mode)) die("%s: is a folder, not a shard (move it away)", path);
+            path_list_add(old, name);
+            continue;
+        }
+        if (!warn) continue;
+        const char* rest = name + n;
+        size_t len = strlen(name);
+        int globbed = strncmp(rest, "_train_", 7) == 0 || strncmp(rest, "_val_", 5) == 0;
+        if (globbed && len > 4 && strcmp(name + len - 4, ".bin") == 0) {
+            fprintf(stderr, "warning: %s: not a shard name ./tokenizer writes, so it is neither replaced nor removed, "
+                    "but the trainer's glob for this prefix matches it\n", path);
+        } else if (strncmp(rest, ".tmp.", 5) == 0 && rest[5] && strspn(rest + 5, "0123456789") == strlen(rest + 5)) {
+            long pid = strtol(rest + 5, NULL, 10);
+            if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+                fprintf(stderr, "warning: %s: staging folder of a run that was killed (process %ld is gone): "
+                        "remove it\n", path, pid);
+        }
+    }
+    closedir(d);
+    qsort(old->paths, old->n, sizeof(char*), compare_strings);
+}
+
+// Step 3 above: puts the shards `fresh` (file names in `stage`) in place of the dataset `base` in
+// `dir`, or leaves `dir` as it was and dies. Returns how many old shards it replaced.
+static size_t dataset_commit(const char* dir, const char* base, const char* stage, const PathList* fresh,
+                             int replace, const char* prefix) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) die("%s: cannot open folder: %s", dir, strerror(errno));
+    while (flock(dfd, LOCK_EX) != 0) // waits while another run commits; a signal only waits on
+        if (errno != EINTR) die("%s: cannot lock folder: %s", dir, strerror(errno));
+    PathList old;
+    memset(&old, 0, sizeof(old));
+    dataset_list(dir, base, &old, 0); // again: another run may have committed meanwhile
+    if (old.n > 0 && !replace)
+        die("%s: another run wrote a dataset there meanwhile (%s/%s): it is left as it is, and this run's "
+            "shards are removed (--replace replaces it)", prefix, dir, old.paths[0]);
+    char trash[4096], from[4096], to[4096], failed[4096] = "";
+    format_path(trash, sizeof(trash), "%s/replaced", stage);
+    if (old.n > 0) {
+        if (mkdir(trash, 0755) != 0) die("%s: cannot create folder: %s", trash, strerror(errno));
+        path_list_add(&g_created, trash); // removed at exit only while empty: old shards stay
+    }
+    size_t n_out = 0, n_in = 0; // old shards moved out, new ones moved in
+    int err = 0;
+    for (; n_out < old.n; n_out++) {
+        format_path(from, sizeof(from), "%s/%s", dir, old.paths[n_out]);
+        format_path(to, sizeof(to), "%s/%s", trash, old.paths[n_out]);
+        if (rename(from, to) != 0) { err = errno; format_path(failed, sizeof(failed), "%s", from); break; }
+    }
+    // on disk, the old dataset is gone before the first new shard appears: no crash shows both
+    if (!failed[0] && fsync(dfd) != 0) { err = errno; format_path(failed, sizeof(failed), "%s", dir); }
+    for (; !failed[0] && n_in < fresh->n; n_in++) {
+        format_path(from, sizeof(from), "%s/%s", stage, fresh->paths[n_in]);
+        format_path(to, sizeof(to), "%s/%s", dir, fresh->paths[n_in]);
+        if (rename(from, to) != 0) { err = errno; format_path(failed, sizeof(failed), "%s", from); break; }
+    }
+    if (!failed[0] && fsync(dfd) != 0) { err = errno; format_path(failed, sizeof(failed), "%s", dir); }
+    if (failed[0]) { // undo: the new shards back into the staging folder (or deleted), the old back
+        int undone = 1;
+        while (n_in > 0) {
+            n_in--;
+            format_path(from, sizeof(from), "%s/%s", dir, fresh->paths[n_in]);
+            format_path(to, sizeof(to), "%s/%s", stage, fresh->paths[n_in]);
+            if (rename(from, to) != 0 && unlink(from) != 0) undone = 0;
+        }
+        while (n_out > 0) {
+            n_out--;
+            format_path(from, sizeof(from), "%s/%s", trash, old.paths[n_out]);
+            format_path(to, sizeof(to), "%s/%s", dir, old.paths[n_out]);
+            if (rename(from, to) != 0) undone = 0;
+        }
+        fsync(dfd);
+        if (!undone)
+            die("%s: cannot move into place (%s), and undoing the moves failed too: the old shards missing "
+                "from %s are in %s", failed, strerror(err), dir, trash);
+        die("%s: cannot move into place (%s): %s's dataset is left as it was", failed, strerror(err), prefix);
+    }
+    created_clear(); // in place: from here on, an exit removes nothing
+    int litter = 0;
+    for (size_t i = 0; i < old.n; i++) {
+        format_path(from, sizeof(from), "%s/%s", trash, old.paths[i]);
+        if (unlink(from) != 0) litter = 1;
+    }
+    if ((old.n > 0 && rmdir(trash) != 0) || rmdir(stage) != 0) litter = 1;
+    if (litter)
+        fprintf(stderr, "warning: %s: the new dataset is in place, but removing this folder failed: remove it\n", stage);
+    close(dfd); // releases the lock
+    size_t replaced = old.n;
+    path_list_free(&old);
+    return replaced;
+}
+
+// Writes one split's shards into the staging folder. A shard is closed at shard_tokens only once
+// SHARD_MIN_TOKENS more tokens have arrived (held back in `tail`): so no shard but a split's only
+// one is shorter than SHARD_MIN_TOKENS, and at the end a shorter tail joins the last shard, which
+// then holds up to shard_tokens + SHARD_MIN_TOKENS - 1 tokens.
 typedef struct {
-    char prefix[4000];
+    const char* stage;      // the staging folder PREFIX.tmp.PID
+    const char* base;       // the prefix's name part: shards are base_SPLIT_NNNNNN.bin
     const char* split;      // "train" or "val"
     size_t shard_tokens;    // tokens per shard (the last one may be shorter or a bit longer)
     uint16_t tail[SHARD_MIN_TOKENS]; size_t tail_len; // past shard_tokens, not yet placed
@@ -609,14 +858,14 @@ typedef struct {
     size_t count;           // tokens in the current shard
     uint64_t total;
     FILE* f;
-    char path[4096], tmp[4100];
+    char path[4096];        // the open shard, in the staging folder
     uint16_t buf[1 << 15];
     size_t buf_len;
-    char** written; int n_written;  // finished shard paths (to delete them on a late error)
+    PathList written;       // file names of the finished shards, for dataset_commit
 } ShardWriter;
 
 static void shard_flush(ShardWriter* w) {
-    xfwrite(w->buf, sizeof(uint16_t), w->buf_len, w->f, w->tmp);
+    fwrite_or_die(w->buf, sizeof(uint16_t), w->buf_len, w->f, w->path);
     w->buf_len = 0;
 }
 
@@ -625,14 +874,13 @@ static void shard_close(ShardWriter* w) {
     shard_flush(w);
     int32_t header[SHARD_HEADER_INTS];
     shard_header(header, (long)w->count);
-    if (fseek(w->f, 0, SEEK_SET) != 0) die("%s: seek failed: %s", w->tmp, strerror(errno));
-    xfwrite(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->tmp);
-    if (fclose(w->f) != 0) die("%s: write failed: %s", w->tmp, strerror(errno));
-    if (rename(w->tmp, w->path) != 0) die("%s: cannot rename into place: %s", w->path, strerror(errno));
+    if (fseek(w->f, 0, SEEK_SET) != 0) die("%s: seek failed: %s", w->path, strerror(errno));
+    fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->path);
+    // synced now: dataset_commit's folder syncs then publish complete files
+    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0 || fclose(w->f) != 0)
+        die("%s: write failed (%s)", w->path, strerror(errno));
     printf("  wrote %s (%zu tokens)\n", w->path, w->count);
-    w->written = (char**)tok_xrealloc(w->written, (w->n_written + 1) * sizeof(char*), "paths");
-    w->written[w->n_written] = (char*)xmalloc(strlen(w->path) + 1);
-    strcpy(w->written[w->n_written++], w->path);
+    path_list_add(&w->written, strrchr(w->path, '/') + 1);
     w->f = NULL;
     w->index++;
     w->count = 0;
@@ -641,13 +889,13 @@ static void shard_close(ShardWriter* w) {
 // Appends one token to the open shard, opening the next one if none is.
 static void shard_put(ShardWriter* w, uint16_t id) {
     if (!w->f) { // open lazily: no empty trailing shard
-        snprintf(w->path, sizeof(w->path), "%s_%s_%06d.bin", w->prefix, w->split, w->index);
-        snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", w->path);
-        w->f = fopen(w->tmp, "wb");
-        if (!w->f) die("%s: cannot create: %s", w->tmp, strerror(errno));
+        format_path(w->path, sizeof(w->path), "%s/%s_%s_%06d.bin", w->stage, w->base, w->split, w->index);
+        w->f = fopen(w->path, "wb");
+        if (!w->f) die("%s: cannot create: %s", w->path, strerror(errno));
+        path_list_add(&g_created, w->path);
         int32_t header[SHARD_HEADER_INTS];
         memset(header, 0, sizeof(header)); // the real header is written on close
-        xfwrite(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->tmp);
+        fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->path);
     }
     w->buf[w->buf_len++] = id;
     w->count++;
@@ -674,19 +922,6 @@ static void shard_finish(ShardWriter* w) {
     for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k]);
     w->tail_len = 0;
     shard_close(w);
-}
-
-static int compare_strings(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
-
-typedef struct { char** paths; size_t n, cap; } PathList;
-
-static void path_list_add(PathList* l, const char* path) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->paths = (char**)tok_xrealloc(l->paths, l->cap * sizeof(char*), "paths");
-    }
-    l->paths[l->n] = (char*)xmalloc(strlen(path) + 1);
-    strcpy(l->paths[l->n++], path);
 }
 
 // Adds a file, or every file under a folder (recursively, hidden names skipped, sorted so the
@@ -717,31 +952,49 @@ static void collect_inputs(PathList* out, const char* path, int depth) {
     }
     closedir(d);
     qsort(here.paths, here.n, sizeof(char*), compare_strings);
-    for (size_t i = 0; i < here.n; i++) { collect_inputs(out, here.paths[i], depth + 1); free(here.paths[i]); }
-    free(here.paths);
+    for (size_t i = 0; i < here.n; i++) collect_inputs(out, here.paths[i], depth + 1);
+    path_list_free(&here);
 }
 
 typedef struct {
     size_t shard_tokens, val_every, batch_bytes;
     int paragraphs;
+    int replace;      // --replace: an existing dataset under the prefix may be replaced (whole)
 } ShardOptions;
 
 static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, const ShardOptions* o,
                       const char* prefix, char** inputs, int n_inputs) {
     need_merges(t, tok_path);
     if (t->vocab_size > 65536) die("%s: vocab_size %u does not fit uint16 shards", tok_path, t->vocab_size);
+    if (strlen(prefix) > MAX_PREFIX_BYTES)
+        die("%.100s...: output prefix longer than %d bytes", prefix, MAX_PREFIX_BYTES);
     PathList files;
     memset(&files, 0, sizeof(files));
     for (int i = 0; i < n_inputs; i++) collect_inputs(&files, inputs[i], 0);
     if (files.n == 0) die("%s: %s", n_inputs ? inputs[0] : "(no input)", "no input files");
-    if (strlen(prefix) >= sizeof(((ShardWriter*)0)->prefix)) die("%.100s...: output prefix too long", prefix);
+    char dir[4096], stage[4096];
+    const char* base = split_prefix(prefix, dir, sizeof(dir));
+    PathList old;
+    memset(&old, 0, sizeof(old));
+    dataset_list(dir, base, &old, 1); // step 1: refuse before hours of encoding, not after
+    if (old.n > 0 && !o->replace)
+        die("%s: a dataset is already there (%zu shards: %s/%s, ...): give --replace to replace it whole, "
+            "or another OUT_PREFIX", prefix, old.n, dir, old.paths[0]);
+    path_list_free(&old);
+    catch_stop_signals();
     make_parent_dirs(prefix);
+    format_path(stage, sizeof(stage), "%s.tmp.%ld", prefix, (long)getpid());
+    if (mkdir(stage, 0755) != 0)
+        die("%s: cannot create the staging folder: %s%s", stage, strerror(errno),
+            errno == EEXIST ? " (left by a killed run: remove it)" : "");
+    path_list_add(&g_created, stage);
 
     ShardWriter* w[2]; // [0] train, [1] val
     for (int k = 0; k < 2; k++) {
-        w[k] = (ShardWriter*)xmalloc(sizeof(ShardWriter));
+        w[k] = (ShardWriter*)malloc_or_die(sizeof(ShardWriter));
         memset(w[k], 0, sizeof(ShardWriter));
-        snprintf(w[k]->prefix, sizeof(w[k]->prefix), "%s", prefix);
+        w[k]->stage = stage;
+        w[k]->base = base;
         w[k]->split = k == 0 ? "train" : "val";
         w[k]->shard_tokens = o->shard_tokens;
     }
@@ -756,9 +1009,10 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
         // Batch: read files until ~batch_bytes of text, encode it all in parallel, write in order.
         SegmentList docs;
         memset(&docs, 0, sizeof(docs));
-        uint8_t** buffers = (uint8_t**)xmalloc(files.n * sizeof(uint8_t*));
+        uint8_t** buffers = (uint8_t**)malloc_or_die(files.n * sizeof(uint8_t*));
         size_t n_buffers = 0, batch = 0;
         while (next_file < files.n && batch < o->batch_bytes) {
+            stop_if_signalled(prefix);
             const char* path = files.paths[next_file++];
             size_t len;
             uint8_t* text = read_file(path, &len);
@@ -778,6 +1032,7 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
         }
         encode_segments(e, docs.segs, docs.n);
         for (size_t d = 0; d < docs.n; d++) {
+            stop_if_signalled(prefix);
             // deterministic split: documents 0, N, 2N, ... are validation
             ShardWriter* out = w[n_docs % o->val_every == 0 ? 1 : 0];
             if (out == w[1]) n_val_docs++;
@@ -792,35 +1047,35 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
     shard_finish(w[0]);
     shard_finish(w[1]);
     double secs = wall_seconds() - t0;
-    int failed = 0;
-    if (n_docs == 0) {
-        fprintf(stderr, "error: %s: no text found in the inputs (all empty or binary)\n", inputs[0]);
-        failed = 1;
-    } else if (w[0]->total == 0 || w[1]->total == 0) {
-        fprintf(stderr, "error: %s: only %zu documents, so the %s split is empty (give more documents, "
-                "--val-every N, or --doc-split paragraphs)\n", prefix, n_docs, w[0]->total == 0 ? "train" : "val");
-        failed = 1;
-    }
-    if (failed) { // never leave a half-usable dataset behind
-        for (int k = 0; k < 2; k++) for (int i = 0; i < w[k]->n_written; i++) remove(w[k]->written[i]);
-        exit(1);
-    }
+    // never a half-usable dataset: these exits remove the staging folder (remove_created)
+    if (n_docs == 0) die("%s: no text found in the inputs (all empty or binary)", inputs[0]);
+    if (w[0]->total == 0 || w[1]->total == 0)
+        die("%s: only %zu documents, so the %s split is empty (give more documents, --val-every N, or "
+            "--doc-split paragraphs)", prefix, n_docs, w[0]->total == 0 ? "train" : "val");
     for (int k = 0; k < 2; k++)
         if (w[k]->total < SHARD_MIN_TOKENS)
             fprintf(stderr, "warning: %s: the %s split is only %llu tokens, less than one batch of B=64, T=1024 (%d): "
                     "train_gpt can use it only with B*T+1 <= %llu\n", prefix, w[k]->split,
                     (unsigned long long)w[k]->total, SHARD_MIN_TOKENS, (unsigned long long)w[k]->total);
-    printf("shards: %zu documents from %zu files, %.2f MB of text: train %llu tokens in %d shard(s), "
-           "val %llu tokens in %d shard(s) (%zu documents); %.1f MB/s\n",
-           n_docs, n_used_files, total_bytes / 1e6, (unsigned long long)w[0]->total, w[0]->n_written,
-           (unsigned long long)w[1]->total, w[1]->n_written, n_val_docs, total_bytes / 1e6 / secs);
+    stop_if_signalled(prefix); // the last check: dataset_commit runs to its end
+    PathList fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < w[k]->written.n; i++) path_list_add(&fresh, w[k]->written.paths[i]);
+    size_t replaced = dataset_commit(dir, base, stage, &fresh, o->replace, prefix);
+    printf("shards: %zu documents from %zu files, %.2f MB of text: train %llu tokens in %zu shard(s), "
+           "val %llu tokens in %zu shard(s) (%zu documents); %.1f MB/s\n",
+           n_docs, n_used_files, total_bytes / 1e6, (unsigned long long)w[0]->total, w[0]->written.n,
+           (unsigned long long)w[1]->total, w[1]->written.n, n_val_docs, total_bytes / 1e6 / secs);
+    printf("shards: in place as %s_{train,val}_NNNNNN.bin", prefix);
+    if (replaced > 0) printf(" (the previous dataset's %zu shard(s) removed)", replaced);
+    printf("\n");
+    path_list_free(&fresh);
     for (int k = 0; k < 2; k++) {
-        for (int i = 0; i < w[k]->n_written; i++) free(w[k]->written[i]);
-        free(w[k]->written);
+        path_list_free(&w[k]->written);
         free(w[k]);
     }
-    for (size_t i = 0; i < files.n; i++) free(files.paths[i]);
-    free(files.paths);
+    path_list_free(&files);
     return 0;
 }
 
@@ -894,6 +1149,8 @@ static void usage(int status) {
         "  --val-every N          shards: documents 0, N, 2N, ... go to val, 2..1e9 (default 20)\n"
         "  --doc-split MODE       shards: 'file' (default: a file is a document) or 'paragraphs'\n"
         "                         (also cut after every blank line); <|endoftext|> always cuts\n"
+        "  --replace              shards: replace the dataset already under OUT_PREFIX, whole\n"
+        "                         (default: refuse to touch it)\n"
         "  --reps N               bench: repetitions, best is reported, 1..1000 (default 5)\n"
         "  --chunk-bytes N        parallel piece size, 4096..2^30 (default 1048576)\n"
         "  --bpe-heap             use the long-word BPE for every word (testing)\n");
@@ -934,6 +1191,8 @@ static size_t parse_count(const char* flag, const char* value, uint64_t lo, uint
 }
 
 int main(int argc, char** argv) {
+    writes_fail_past_size_limit(); // a write past ulimit -f: EFBIG, one error line, temps removed
+    atexit(remove_created);        // on any exit: what this run created and did not hand over
     const char* tok_path = DEFAULT_TOKENIZER;
     int threads = 1, special = 0, force_heap = 0, reps = 5;
 #ifdef _OPENMP
@@ -942,7 +1201,7 @@ int main(int argc, char** argv) {
 #endif
     size_t chunk_bytes = 1 << 20;
     ShardOptions so;
-    so.shard_tokens = 100000000; so.val_every = 20; so.batch_bytes = 64u << 20; so.paragraphs = 0;
+    so.shard_tokens = 100000000; so.val_every = 20; so.batch_bytes = 64u << 20; so.paragraphs = 0; so.replace = 0;
     char* args[4096];
     int n_args = 0;
     for (int i = 1; i < argc; i++) {
@@ -956,6 +1215,7 @@ int main(int argc, char** argv) {
         }
         else if (strcmp(a, "--special") == 0) special = 1;
         else if (strcmp(a, "--bpe-heap") == 0) force_heap = 1;
+        else if (strcmp(a, "--replace") == 0) so.replace = 1;
         else if (strcmp(a, "--shard-tokens") == 0) {
             so.shard_tokens = parse_count(a, v, SHARD_MIN_TOKENS, SHARD_MAX_TOKENS, "a shard holds one batch of "
                                           "B=64, T=1024, and its count fits the header's int32");
