@@ -18,8 +18,9 @@
 # and npm; run as root, dev/deps.sh data installs them when they are missing, else it says how)
 # and unpacked into data/.cache/npm/, where every later run finds it; tinyshakespeare is
 # downloaded once into data/.cache/. When npm fails, its own error output is shown.
-# Every recipe is idempotent: finished outputs are kept, and shards are written into NAME.tmp/
-# and moved into place only when all of them are complete.
+# Every recipe is idempotent: finished outputs are kept, and `./tokenizer shards --replace`
+# replaces a dataset whole or not at all (it writes into data/NAME/NAME.tmp.PID/ and moves the
+# shards into place only when all are complete; nothing else in data/NAME/ is touched).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -82,15 +83,13 @@ make_tokenizer_file() {
     ./tokenizer build "$pkg/encoder.json" "$pkg/vocab.bpe" "$TOKENIZER_FILE"
 }
 
-# make_shards NAME [shards options] INPUT...: data/NAME/NAME_{train,val}_*.bin, all or nothing.
+# make_shards NAME [shards options] INPUT...: data/NAME/NAME_{train,val}_*.bin, all or nothing
+# (a failed run leaves the previous dataset as it was: the tokenizer cleans up after itself).
 make_shards() {
     name=$1; shift
-    rm -rf "data/$name.tmp"
-    ./tokenizer shards --shard-tokens "${SHARD_TOKENS:-$default_shard}" --val-every "${VAL_EVERY:-20}" \
-        "data/$name.tmp/$name" "$@" || { rm -rf "data/$name.tmp"; exit 1; }
-    rm -rf "data/$name"
-    mv "data/$name.tmp" "data/$name"
-    echo "ready: data/$name/ ($(ls "data/$name" | wc -l) shards)"
+    ./tokenizer shards --replace --shard-tokens "${SHARD_TOKENS:-$default_shard}" --val-every "${VAL_EVERY:-20}" \
+        "data/$name/$name" "$@" || exit 1
+    echo "ready: data/$name/ ($(ls "data/$name/${name}"_train_*.bin "data/$name/${name}"_val_*.bin | wc -l) shards)"
 }
 
 recipe_brown() {
