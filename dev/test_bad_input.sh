@@ -208,6 +208,11 @@ cp -r "$W/run" "$W/dead"; touch "$W/dead/model_00000002.bin.tmp.4242" "$W/dead/s
 "$BIN" "${common[@]}" -o "$W/dead" -y 1 -x 2 > /dev/null 2>&1
 rule "resume removes dead temps" '[ "$(ls "$W/dead" | grep tmp)" = "mine.tmp.1" ]' "$(ls "$W/dead" | tr '\n' ' ')"
 
+# recorded values are normalised: -D -0 is -D 0, so a resume that says -D 0 continues the run
+"$BIN" "${common[@]}" -D -0 -o "$W/negzero" > /dev/null 2>&1
+"$BIN" "${common[@]}" -D 0 -x 2 -o "$W/negzero" -y 1 > /dev/null 2> "$W/negzero.err"
+rule "-D -0 recorded as 0" '[ -f "$W/negzero/state_00000002.bin" ]' "$(head -c 120 "$W/negzero.err")"
+
 # --- a run owns its output directory
 expect "fresh run, old ckpts" "earlier run"        -- "${common[@]}" -o "$W/run"
 mkdir -p "$W/locked"; echo "pid 1 on test" > "$W/locked/.lock"

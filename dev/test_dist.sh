@@ -115,6 +115,13 @@ expect "one rank fails: the job ends" "no files match" \
     "${MPIRUN[@]}" -np 1 "$BIN" "${fast[@]}" : -np 1 "$BIN" "${fast[@]}" -i "$W/none_*.bin"
 expect "-d not divisible by ranks*B*T" "not a multiple of B\*T\*ranks" \
     "${MPIRUN[@]}" -np 2 "$BIN" "${fast[@]}" -d 16
+# an error every rank hits (a bad flag, a missing file) is printed once, by rank 0
+for bad in "-b 0" "-i $W/none_*.bin"; do
+    "${MPIRUN[@]}" -np 2 "$BIN" "${fast[@]}" $bad > /dev/null 2> "$W/err" < /dev/null
+    n=$(grep -c "^error: " "$W/err")
+    if [ "$n" -eq 1 ]; then ok "every rank: one error line ($bad)" "$(grep -m1 '^error:' "$W/err" | cut -c1-100)"
+    else fail "every rank: one error line ($bad)" "$n error lines"; fi
+done
 
 echo
 echo "$passed passed, $failed failed"

@@ -107,6 +107,8 @@
       "(dir/model.safetensors + dir/config.json), then exit") \
     X(export_dtype,   "--export-dtype", CHOICE, "f32",                        0,     0,                 0, "<f32|bf16>", \
       "the weights' type in the export") \
+    X(export_overwrite, "--export-overwrite", INT, 0,                         0,     1,                 0, "<0|1>", \
+      "1: --export may replace the model.safetensors and config.json in dir") \
     X(ckpt_every,     "-n",           INT,    100,                            0,     MAX_STEPS,         0, "<int>", \
       "checkpoint every N steps, 0 = only at the end") \
     X(keep_last,      "-k",           INT,    0,                              0,     1L << 30,          0, "<int>", \
@@ -193,7 +195,7 @@ static inline void flag_parse_FLOAT(float* dst, const char* flag, const char* s,
     double v = strtod(s, &end);
     if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) { die_flag("%s %s: not a number", flag, s); }
     if (v < lo || v > hi) { die_flag("%s %s: must be in [%g, %g]", flag, s, lo, hi); }
-    *dst = (float)v;
+    *dst = v == 0.0 ? 0.0f : (float)v; // -0 is 0: recorded and compared as "0"
 }
 static inline void flag_parse_STR(const char** dst, const char* flag, const char* s, long lo, long hi,
                                   const char* meta) {

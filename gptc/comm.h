@@ -71,6 +71,7 @@ static inline void comm_init(int* argc, char*** argv) {
     MPI_Init(argc, argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_comm.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_comm.size);
+    g_error_rank = g_comm.rank; // (die: an error every rank hits is printed once, by rank 0)
     MPI_Comm local;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_comm.rank, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &g_comm.local_rank);

@@ -24,7 +24,7 @@
 #include <stdlib.h>    // provides: malloc, calloc, free, exit
 #include <string.h>    // provides: strerror
 #include <sys/stat.h>  // provides: fstat, S_ISREG, S_ISDIR, ...
-#include <time.h>      // provides: clock_gettime
+#include <time.h>      // provides: clock_gettime, nanosleep
 #include <unistd.h>    // provides: read, close, fsync, getpid
 
 // ----------------------------------------------------------------------------------------------
@@ -51,12 +51,20 @@
 // The temp file of the atomic write in progress (open_for_atomic_write), "" when none: die()
 // removes it, so a failed save leaves neither a half-written file nor its temp behind.
 static char g_atomic_tmp[4200];
+// This process's rank in a data-parallel job (gptc/comm.h sets it): an error that every rank hits
+// (a bad flag, a missing file) is printed once, by rank 0, whose exit ends the whole job; another
+// rank waits 2 s first, so its line comes only when it alone failed.
+static int g_error_rank = 0;
 
 // One line "error: ..." on stderr, then exit(1): how every program of this project fails.
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2), noreturn))
 #endif
 static inline void die(const char* fmt, ...) {
+    if (g_error_rank > 0) {
+        struct timespec wait = {2, 0};
+        nanosleep(&wait, NULL);
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "error: ");
