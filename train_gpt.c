@@ -1320,9 +1320,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     char state_path[CKPT_PATH_BYTES];
     long resume_step = start_run(&cmdline, &run, &model, &st, &lock_fd, state_path);
     const GPTConfig* cfg = &model.config;
-    long total_batch;
-    int accum = batch_arithmetic(o, g_comm.size, &total_batch); // micro-batches a step on each rank
-    run.total_batch = total_batch; // recorded as what the run does (-d -1 under mpirun: B*T*ranks)
+    int accum = batch_arithmetic(&run, g_comm.size); // micro-batches a step on each rank; -d set
     if (o->verbose && o->sample_every > 0 && be->decode == NULL && o->gen_len > o->T - 1) {
         printf("note: -g %d is more than T-1 = %d: samples are %d tokens (they fit the -t %d "
                "window)\n", o->gen_len, o->T - 1, o->T - 1, o->T);
@@ -1352,7 +1350,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
         printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", cfg->num_layers,
                cfg->num_heads, cfg->channels, cfg->max_seq_len, cfg->vocab_size,
                cfg->padded_vocab_size, model.num_parameters);
-        print_run_banner(o, accum, total_batch, be->name, 2 * model.num_parameters,
+        print_run_banner(o, accum, o->total_batch, be->name, 2 * model.num_parameters,
                          2 * (model.shard_end - model.shard_begin), model.zero, &train, have_val,
                          t_check);
         if (!have_tok) {
@@ -1401,7 +1399,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
         result->losses[step] = loss;
         if (o->verbose) {
             printf("step %4ld/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s\n",
-                   step + 1, o->max_steps, loss, norm, lr, ms, (double)total_batch / (ms / 1000.0));
+                   step + 1, o->max_steps, loss, norm, lr, ms, o->total_batch / (ms / 1000.0));
             fflush(stdout);
         }
         if (logf) {
@@ -1414,7 +1412,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     }
     if (o->verbose && timed > 0) {
         double gflop = accum * gpt_flops_per_micro_batch(cfg, o->B, o->T) / 1e9;
-        print_summary(step_ms, timed, gflop, total_batch);
+        print_summary(step_ms, timed, gflop, o->total_batch);
         if (be->summary != NULL) { be->summary(&model); }
     }
     if (logf) { fclose(logf); }
@@ -1430,10 +1428,9 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
 // ----------------------------------------------------------------------------------------------
 // 9. main: a training run, or (--prompt) generation, or (--export) a Hugging Face checkpoint
 
-// --prompt: generation without training. The model of -e (file or descriptor), the prompt encoded
-// by the tokenizer of -Z (a prompt longer than the model's context keeps its last maxT tokens);
-// generation stops after -g tokens, at <|endoftext|>, or at the context's end: the sequence holds
-// at most maxT + 1 tokens, the last drawn from the logits of position maxT - 1.
+// --prompt: generation without training: the model of -e, the prompt encoded by -Z's tokenizer (a
+// prompt longer than the context keeps its last maxT tokens); it stops after -g tokens, at
+// <|endoftext|>, or when the sequence holds maxT + 1 tokens (the last from position maxT - 1).
 static void run_generation(const TrainOptions* o, const Backend* backend) {
     Backend be = *backend;
     if (!o->kv_cache) { be.decode = NULL; }

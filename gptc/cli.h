@@ -479,9 +479,10 @@ static inline void check_ranks_agree(const TrainOptions* o, const char* model, c
 }
 
 // The batch arithmetic of a step on `ranks` processes, checked: -d tokens per step (-1: B*T on each
-// rank) in micro-batches of B*T tokens on each rank; and AdamW's lr * wd < 1. Returns the
-// micro-batches per step on each rank, and the tokens per step in *tokens_per_step.
-static inline int batch_arithmetic(const TrainOptions* o, int ranks, long* tokens_per_step) {
+// rank) in micro-batches of B*T tokens on each rank; and AdamW's lr * wd < 1. Sets o->total_batch
+// to the tokens per step (-1 resolved: what the run does, and what its checkpoints record) and
+// returns the micro-batches per step on each rank.
+static inline int batch_arithmetic(TrainOptions* o, int ranks) {
     long micro = (long)o->B * o->T;
     long total = o->total_batch > 0 ? o->total_batch : micro * ranks;
     if (total % (micro * ranks) != 0) {
@@ -496,7 +497,7 @@ static inline int batch_arithmetic(const TrainOptions* o, int ranks, long* token
         die("-l %g -c %g: lr * weight decay = %g must be below 1 (AdamW scales each weight by "
             "1 - lr*wd every step)", o->lr, o->weight_decay, (double)o->lr * o->weight_decay);
     }
-    *tokens_per_step = total;
+    o->total_batch = total;
     return (int)(total / (micro * ranks));
 }
 
