@@ -22,6 +22,14 @@ PYTHON ?= /usr/bin/python3
 # what the build found, printed once (not again by the sub-makes of `make test`)
 report = $(if $(filter 0,$(MAKELEVEL)),$(info $(1)))
 
+# `make train_gpt` first runs dev/deps.sh train (NO_DATA=1: without the data's tools): as root on
+# Debian it installs what is missing, Jansson and Open MPI included, before the checks below look
+# for them, so every README example runs after the first command. As another user it says what is
+# missing and how to install it, and the build goes on without what is optional (MPI, Jansson).
+ifeq ($(MAKELEVEL)$(filter train_gpt,$(MAKECMDGOALS)),0train_gpt)
+  DEPS_TRAIN_RC := $(shell CC="$(CC)" sh dev/deps.sh -q $(if $(NO_DATA),build jansson mpi,train) >&2; echo $$?)
+endif
+
 # OpenMP: detected by compiling a program that uses it (not assumed from the compiler's name)
 # (without OpenMP the pragmas are simply ignored: -Wno-unknown-pragmas keeps the build quiet)
 ifeq ($(NO_OMP),1)

@@ -7,15 +7,17 @@
 #                         headers, make
 #   dev/deps.sh data      preparing the default dataset and GPT-2's vocabulary: node, npm, CA
 #                         certificates (npm fetches over HTTPS), tar + gzip
-#   dev/deps.sh train     `make train_gpt && ./train_gpt` on a fresh machine: build + data
+#   dev/deps.sh train     `make train_gpt && ./train_gpt` on a fresh machine, every README example
+#                         included: build + data + jansson + mpi (`make train_gpt` runs it first)
 #   dev/deps.sh test      `make test`: train + g++ (the CUDA emulator), perl (dev/cuda/emu_build.sh),
 #                         python3 (dev/test_bad_input.sh), $PYTHON (default /usr/bin/python3) with
 #                         torch and numpy, and a BLAS for PyTorch that is not Debian's reference BLAS
 #   dev/deps.sh bench     dev/bench_cpu.sh: build + torch and numpy, PyTorch on OpenBLAS
 #   dev/deps.sh asan      the AddressSanitizer + UBSan build of .ci/run: build + libasan8, libubsan1
-#   (test also wants Jansson, libjansson-dev: safetensors, data/safetensors.h)
+#   dev/deps.sh jansson   Jansson (libjansson-dev): safetensors, data/safetensors.h; `test` and
+#                         `train` include it
 #   dev/deps.sh mpi       data-parallel training (mpirun -np N ./train_gpt): build + Open MPI
-#                         (openmpi-bin, libopenmpi-dev); `test` includes it
+#                         (openmpi-bin, libopenmpi-dev); `test` and `train` include it
 #   dev/deps.sh cuda      nvcc: Debian's nvidia-cuda-toolkit (from the contrib and non-free components)
 #   dev/deps.sh sources   turns on contrib and non-free for Debian's entries in APT's sources, no
 #                         more (`cuda` does it before installing the toolkit); $APT_ETC, default /etc/apt
@@ -42,7 +44,7 @@ APT_ETC=${APT_ETC:-/etc/apt}
 BLAS_ALT=libblas.so.3-$(uname -m)-linux-gnu   # the update-alternatives link that picks Debian's BLAS
 
 usage() {
-    echo "usage: dev/deps.sh [-q] build|data|train|test|bench|asan|cuda|mpi|sources ..." >&2
+    echo "usage: dev/deps.sh [-q] build|data|train|test|bench|asan|cuda|mpi|jansson|sources ..." >&2
     exit 2
 }
 die() { echo "error: $*" >&2; exit 1; }
@@ -53,7 +55,7 @@ modes=
 for arg in "$@"; do
     case $arg in
         -q) quiet=1 ;;
-        build|data|train|test|bench|asan|cuda|mpi|sources) modes="$modes${modes:+ }$arg" ;;
+        build|data|train|test|bench|asan|cuda|mpi|jansson|sources) modes="$modes${modes:+ }$arg" ;;
         *) usage ;;
     esac
 done
@@ -211,9 +213,10 @@ for m in $modes; do
     case $m in
         build) want build ;;
         data) want data ;;
-        train) want build data ;;
+        train) want build data jansson mpi ;;
         test) want build data cxx tools torch blas mpi jansson ;;
         mpi) want build mpi ;;
+        jansson) want build jansson ;;
         bench) want build torch openblas ;;
         asan) want build asan ;;
         cuda) want cuda ;;
