@@ -130,7 +130,7 @@ EMU_MPI_FLAGS = $(if $(MPI_FLAGS),-DUSE_MPI -DOMPI_SKIP_MPICXX)
 # type when the CPU has AVX-512.
 TORCH_ENV := OMP_NUM_THREADS=$(shell nproc) $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo OPENBLAS_CORETYPE=SkylakeX)
 
-.PHONY: all cuda test test-reference test-docs test-bad-input test-crafted-input test-safetensors test-dist test-cuda test-cuda-emu clean clean-ref
+.PHONY: all cuda test test-plot test-reference test-docs test-bad-input test-crafted-input test-safetensors test-dist test-cuda test-cuda-emu clean clean-ref
 all: train_gpt test_gpt
 
 # the tokenizer, its tables and the data recipes (targets: tokenizer, data, test-tokenizer, ...)
@@ -309,12 +309,16 @@ test: deps-test
 	echo "make test: $$verdict: $(TESTS); total wall time $$((t / 60))m$$((t % 60))s"; \
 	exit $$rc
 
-TESTS = test-reference test-docs test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-safetensors test-dist test-cuda-emu
+TESTS = test-reference test-docs test-bad-input test-crafted-input test-tokenizer test-tokenizer-bad-input test-safetensors test-dist test-cuda-emu test-plot
 
 # README's flag table against ./train_gpt -h: the same flags with the same defaults (and the check
 # must fail on a README that disagrees: it tries one)
 test-docs: train_gpt
 	PYTHON="$(PYTHON)" bash dev/test_flags_doc.sh
+
+# dev/plot_log.py: a real run's log as a PNG, and its errors
+test-plot: train_gpt
+	PYTHON="$(PYTHON)" bash dev/test_plot.sh
 
 deps-test:
 	@CC="$(CC)" CXX="$(CXX)" PYTHON="$(PYTHON)" sh dev/deps.sh test

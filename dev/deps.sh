@@ -11,7 +11,8 @@
 #                         included: build + data + jansson + mpi (`make train_gpt` runs it first)
 #   dev/deps.sh test      `make test`: train + g++ (the CUDA emulator), perl (dev/cuda/emu_build.sh),
 #                         python3 (dev/test_bad_input.sh), $PYTHON (default /usr/bin/python3) with
-#                         torch and numpy, and a BLAS for PyTorch that is not Debian's reference BLAS
+#                         torch and numpy, and a BLAS for PyTorch that is not Debian's reference BLAS,
+#                         and matplotlib for $PYTHON (dev/plot_log.py)
 #   dev/deps.sh bench     dev/bench_cpu.sh: build + torch and numpy, PyTorch on OpenBLAS
 #   dev/deps.sh asan      the AddressSanitizer + UBSan build of .ci/run: build + libasan8, libubsan1
 #   dev/deps.sh jansson   Jansson (libjansson-dev): safetensors, data/safetensors.h; `test` and
@@ -185,6 +186,13 @@ check_asan() {
         miss "the AddressSanitizer and UBSan runtimes" libasan8 libubsan1
 }
 
+# matplotlib: dev/plot_log.py's pictures of log.txt
+check_plot() {
+    if [ -x "$PYTHON" ] && "$PYTHON" -c "import matplotlib" 2>/dev/null; then return 0; fi
+    if [ "$PYTHON" = /usr/bin/python3 ]; then miss "matplotlib for /usr/bin/python3" python3-matplotlib
+    else unfixable "PYTHON=$PYTHON lacks matplotlib: install it there, or use Debian's: PYTHON=/usr/bin/python3"; fi
+}
+
 # Jansson: the JSON of safetensors headers (data/safetensors.h; the trainers build without it)
 check_jansson() {
     printf '#include <jansson.h>\nint main(void) { json_decref(json_object()); return 0; }\n' |
@@ -214,7 +222,7 @@ for m in $modes; do
         build) want build ;;
         data) want data ;;
         train) want build data jansson mpi ;;
-        test) want build data cxx tools torch blas mpi jansson ;;
+        test) want build data cxx tools torch blas mpi jansson plot ;;
         mpi) want build mpi ;;
         jansson) want build jansson ;;
         bench) want build torch openblas ;;
