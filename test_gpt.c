@@ -753,6 +753,80 @@ static void test_data_partition(void) {
     remove(f0); remove(f1); rmdir(dir);
 }
 
+// Nucleus sampling (gptc/sampler.h) orders only the tokens it keeps, through a heap; the tokens
+// drawn must be those of a full sort of every candidate (ties by index), for the same Rng state.
+// Random logits rounded to a few levels (many ties), every combination of -K, --top-p and -H.
+static const float* g_ref_values;
+static int ref_desc(const void* a, const void* b) {
+    int i = *(const int*)a, j = *(const int*)b;
+    float x = g_ref_values[i], y = g_ref_values[j];
+    return x > y ? -1 : x < y ? 1 : (i > j) - (i < j);
+}
+static int ref_sample_token(const float* logits, int V, const SampleOptions* so, Rng* rng, int off_by_one) {
+    float* w = (float*)malloc_or_die((size_t)V * sizeof(float));
+    int* order = (int*)malloc_or_die((size_t)V * sizeof(int));
+    float maxval = -INFINITY, threshold = -INFINITY;
+    for (int v = 0; v < V; v++) { maxval = logits[v] > maxval ? logits[v] : maxval; }
+    if (so->top_k > 0 && so->top_k < V) { // the k-th largest, by a full sort
+        for (int v = 0; v < V; v++) { order[v] = v; }
+        g_ref_values = logits;
+        qsort(order, (size_t)V, sizeof(int), ref_desc);
+        threshold = logits[order[so->top_k - 1]];
+    }
+    double sum = 0.0;
+    for (int v = 0; v < V; v++) {
+        w[v] = logits[v] >= threshold ? expf((logits[v] - maxval) / so->temperature) : 0.0f;
+        sum += w[v];
+    }
+    if (so->top_p < 1.0f) {
+        int n = 0;
+        for (int v = 0; v < V; v++) { if (w[v] > 0.0f) { order[n++] = v; } }
+        g_ref_values = w;
+        qsort(order, (size_t)n, sizeof(int), ref_desc);
+        double kept = 0.0;
+        int i = 0;
+        while (i < n && kept < (double)so->top_p * sum) { kept += w[order[i]]; i++; }
+        if (off_by_one && i < n) { kept += w[order[i]]; i++; } // (the check must catch this)
+        for (; i < n; i++) { w[order[i]] = 0.0f; }
+        sum = kept;
+    }
+    double r = (double)rng_uniform(rng) * sum, acc = 0.0;
+    int token = 0;
+    for (int v = V - 1; v >= 0; v--) { if (w[v] > 0.0f) { token = v; break; } }
+    for (int v = 0; v < V; v++) { acc += w[v]; if (r < acc) { token = v; break; } }
+    free(w); free(order);
+    return token;
+}
+static void test_nucleus(void) {
+    printf("\n== nucleus sampling: the heap's tokens against a full sort's\n");
+    int V = 3000, draws = 0, same = 0, caught = 0;
+    float* logits = (float*)malloc_or_die((size_t)V * sizeof(float));
+    float* work = (float*)malloc_or_die((size_t)V * sizeof(float));
+    int* order = (int*)malloc_or_die((size_t)V * sizeof(int));
+    static const int ks[] = {0, 1, 7, 200};
+    static const float ps[] = {0.05f, 0.5f, 0.9f, 0.999f, 1.0f}, temps[] = {0.7f, 1.0f, 2.0f};
+    Rng gen = {stream_key(11, 1), 0};
+    for (int trial = 0; trial < 8; trial++) {
+        float levels = trial < 4 ? 8.0f : 1000.0f; // few levels: many ties
+        for (int v = 0; v < V; v++) { logits[v] = floorf(rng_uniform(&gen) * levels) / levels * 6.0f; }
+        for (int a = 0; a < 4; a++) for (int b = 0; b < 5; b++) for (int c = 0; c < 3; c++) {
+            SampleOptions so = {temps[c], ks[a], ps[b]};
+            Rng r1 = {stream_key(12, (uint64_t)trial), (uint64_t)draws}, r2 = r1, r3 = r1;
+            int t1 = sample_token(logits, V, &so, &r1, work, order);
+            same += t1 == ref_sample_token(logits, V, &so, &r2, 0);
+            caught += ps[b] < 1.0f && t1 != ref_sample_token(logits, V, &so, &r3, 1);
+            draws++;
+        }
+    }
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%d of %d draws equal (V=%d, -K 0/1/7/200, --top-p .05-1, -H .7-2)",
+             same, draws, V);
+    check_bool("nucleus = full sort", same == draws, detail);
+    snprintf(detail, sizeof(detail), "keeping one token too many changes %d of the draws", caught);
+    check_bool("nucleus can fail", caught > 0, detail);
+    free(logits); free(work); free(order);
+}
+
 // The checkpoints' checksum (gptc/checkpoint.h): CRC-32C's published check value, a running value
 // that does not depend on how the bytes are split, and a flipped bit that changes it.
 static void test_checksum(void) {
@@ -945,7 +1019,7 @@ int main(int argc, char** argv) {
     if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < ndefaults; i++) { files[nfiles++] = defaults[i]; } }
     if (nfiles % 2 != 0) { die("give model and reference files in pairs (got %d files)", nfiles); }
     for (int i = 0; i < nfiles; i += 2) { test_pair(files[i], files[i + 1]); }
-    if (resume) { test_resume(); test_data_partition(); test_kv_cache(); test_checksum(); }
+    if (resume) { test_resume(); test_data_partition(); test_kv_cache(); test_checksum(); test_nucleus(); }
     printf("\n%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

@@ -14,7 +14,6 @@
 #define GPTC_SAMPLER_H
 
 #include <math.h>      // provides: expf, INFINITY
-#include <stdlib.h>    // provides: qsort
 #include <stdio.h>     // provides: printf, fwrite, fprintf
 #include "utils.h"     // provides: die, malloc_or_die, wall_seconds
 #include "rand.h"      // provides: Rng, rng_uniform
@@ -26,12 +25,21 @@ typedef struct {
     float top_p;       // 1: no restriction
 } SampleOptions;
 
-// descending by value, ties by index (a fixed order: the same draw gives the same token)
-static float* g_sort_values;
-static inline int compare_desc(const void* a, const void* b) {
-    int i = *(const int*)a, j = *(const int*)b;
-    float x = g_sort_values[i], y = g_sort_values[j];
-    return x > y ? -1 : x < y ? 1 : (i > j) - (i < j);
+// Token i comes before token j in the nucleus's order: by value descending, ties by index (a
+// fixed order: the same draw gives the same token).
+static inline int nucleus_before(const float* w, int i, int j) {
+    return w[i] > w[j] || (w[i] == w[j] && i < j);
+}
+// restores the max-heap (first in nucleus order at the root) below position at, of n entries
+static inline void nucleus_sift_down(int* heap, int n, int at, const float* w) {
+    for (;;) {
+        int c = 2 * at + 1;
+        if (c >= n) { return; }
+        if (c + 1 < n && nucleus_before(w, heap[c + 1], heap[c])) { c++; }
+        if (!nucleus_before(w, heap[c], heap[at])) { return; }
+        int t = heap[at]; heap[at] = heap[c]; heap[c] = t;
+        at = c;
+    }
 }
 
 // A token drawn from logits (V) under the options; work (V floats) and order (V ints) are scratch.
@@ -61,15 +69,20 @@ static inline int sample_token(const float* logits, int V, const SampleOptions* 
         sum += work[v];
     }
     if (so->top_p < 1.0f) {
-        // keep the most probable tokens until their mass reaches top_p of the total; zero the rest
+        // keep the most probable tokens, in order, until their mass reaches top_p of the total;
+        // zero the rest. The order comes from a heap (built in O(n), each token taken in
+        // O(log n)), so only the kept tokens are ordered: a few dozen for a trained model, not V.
         int n = 0;
         for (int v = 0; v < V; v++) { if (work[v] > 0.0f) { order[n++] = v; } }
-        g_sort_values = work;
-        qsort(order, (size_t)n, sizeof(int), compare_desc);
+        for (int at = n / 2 - 1; at >= 0; at--) { nucleus_sift_down(order, n, at, work); }
         double kept = 0.0, target = (double)so->top_p * sum;
-        int i = 0;
-        while (i < n && kept < target) { kept += work[order[i]]; i++; }
-        for (; i < n; i++) { work[order[i]] = 0.0f; }
+        int left = n; // order[0..left) is the heap of the tokens not yet kept
+        while (left > 0 && kept < target) {
+            kept += work[order[0]];
+            order[0] = order[--left];
+            nucleus_sift_down(order, left, 0, work);
+        }
+        for (int i = 0; i < left; i++) { work[order[i]] = 0.0f; }
         sum = kept;
     }
     double r = (double)rng_uniform(rng) * sum;
