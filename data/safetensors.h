@@ -28,10 +28,13 @@
 //   hand-written parser: JSON has enough corner cases (escapes, surrogates, number syntax,
 //   nesting depth) that a small, well-kept and fuzzed library is the safer place for them. It is
 //   used strictly: JSON_REJECT_DUPLICATES (the format forbids duplicate keys, and two entries for
-//   one name would make "which tensor is this" ambiguous); the end-of-input check stays on, so
-//   anything but whitespace after the object is an error (the format pads with spaces); no
+//   one name would make "which tensor is this" ambiguous); after the object only spaces (0x20),
+//   the format's padding, may follow (Jansson would also pass tabs and newlines); no
 //   JSON_DECODE_ANY (the header must be an object); no JSON_ALLOW_NUL (a NUL inside a name would
-//   cut it short in C). Numbers must be integers (a real such as 8.0 is refused).
+//   cut it short in C). Numbers must be integers (a real such as 8.0 is refused). Before Jansson
+//   sees the header, its cost is bounded: at most ST_MAX_HEADER_ITEMS values and keys, no string
+//   or number longer than ST_MAX_TOKEN (st_check_header_cost: a tree of small allocations of
+//   ~40-250 bytes per value of 3 bytes of text made 99 MB of "{}," cost 7.6 GB).
 // - Writing goes to PATH.tmp.PID, then rename(): an interrupted save never destroys a good file.
 //   The header is padded with spaces to a multiple of 8 bytes (as the reference writer does), so
 //   the data section starts 8-byte aligned. BF16 is rounded to nearest, ties to even.
@@ -51,8 +54,8 @@
 #include <stdio.h>     // provides: FILE, fopen, fwrite, snprintf, rename, remove
 #include <stdlib.h>    // provides: malloc, calloc, free, qsort
 #include <string.h>    // provides: memcpy, memcmp, strcmp, strlen, strerror
-#include <sys/stat.h>  // provides: stat, mkdir, S_ISDIR
-#include <unistd.h>    // provides: pread, fsync, getpid
+#include <sys/stat.h>  // provides: stat, lstat, mkdir, S_ISDIR
+#include <unistd.h>    // provides: pread, fsync, getpid, readlink
 #include "../gptc/utils.h" // provides: die (one line "error: ...", exit 1), open_input, read_fd
 
 // A Hugging Face GPT-2 config: context, vocabulary, layers, heads, channels
@@ -94,11 +97,14 @@ static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const 
 #endif
 
 // The reference implementation refuses headers over 100 MB, and so do we: GPT-2 XL's header is
-// ~60 KB (628 entries, mask buffers included), and a header is parsed into many small JSON objects (several times its size
-// in memory), so a bound is what keeps a hostile file from costing gigabytes before any check.
+// ~60 KB (628 entries, mask buffers included). The length alone does not bound what parsing
+// costs (JSON values of 2 or 3 bytes each cost Jansson 40-250 bytes), so the header's items and
+// its longest token are bounded too (st_check_header_cost). Within these bounds a header costs at
+// most ~2x its length (the text and Jansson's copies of its strings) plus ~30 MB for the values.
 #define ST_MAX_HEADER 100000000ULL
+#define ST_MAX_HEADER_ITEMS (1 << 18) // values and keys: a tensor's entry has 10-14, GPT-2 XL ~7,800
+#define ST_MAX_TOKEN (1 << 20)         // bytes of one string or number: GPT-2's names are < 40
 #define ST_MAX_DIMS 8          // GPT-2 needs 4 (the attention-mask buffers); numpy allows 32
-#define ST_MAX_TENSORS 1000000 // a 100 MB header holds at most ~1.5 M tiny entries anyway
 #define ST_CHUNK ((size_t)1 << 16) // elements converted per block when reading or writing
 
 // dtypes: the three readable as float, and everything else the format defines
@@ -357,6 +363,36 @@ static inline void st_check_tiling(const SafeTensors* st) {
     free(order);
 }
 
+// What parsing the header will cost, bounded before Jansson sees it (see ST_MAX_HEADER): the items
+// (every value and key but the first follows a '{', '[', ',' or ':' outside strings, so those
+// count them) and the longest string, number or literal. A byte count, not a parse: a header that
+// passes can still be invalid JSON, which Jansson then refuses.
+static inline void st_check_header_cost(const char* text, size_t n, const char* path) {
+    size_t items = 0, run = 0; // run: bytes of the current string, number or literal
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '"') { in_string = 0; run = 0; continue; }
+            if (c == '\\') i++; // an escaped byte (a '"' too) belongs to the string
+        } else if (c == '"') {
+            in_string = 1; run = 0; continue;
+        } else if (c == '{' || c == '[' || c == ',' || c == ':') {
+            if (++items > ST_MAX_HEADER_ITEMS) {
+                die("%s: header holds more than %d JSON items (values and keys; GPT-2's has ~13 a tensor): "
+                        "refused before parsing", path, ST_MAX_HEADER_ITEMS);
+            }
+            run = 0; continue;
+        } else if (c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            run = 0; continue;
+        }
+        if (++run > ST_MAX_TOKEN) {
+            die("%s: header holds a string or number of more than %d bytes (at byte %zu): refused before "
+                    "parsing", path, ST_MAX_TOKEN, i);
+        }
+    }
+}
+
 // Opens and checks a file; every tensor's place in it is known afterwards, nothing else is read.
 static inline void st_open(SafeTensors* st, const char* path) {
     memset(st, 0, sizeof(*st));
@@ -384,17 +420,24 @@ static inline void st_open(SafeTensors* st, const char* path) {
     st->data_size = size - st->data_start;
     char* text = (char*)st_malloc((size_t)N);
     st_pread(fd, text, (size_t)N, 8, path);
+    st_check_header_cost(text, (size_t)N, path);
     json_error_t err;
-    json_t* root = json_loadb(text, (size_t)N, JSON_REJECT_DUPLICATES, &err);
-    free(text);
+    // JSON_DISABLE_EOF_CHECK: Jansson stops after the object (err.position), and we check the rest
+    json_t* root = json_loadb(text, (size_t)N, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &err);
     if (root == NULL) {
         char eb[200];
         die("%s: header is not valid JSON: %s (at byte %d of the header)", path,
                 st_show(err.text, eb, sizeof(eb)), err.position);
     }
+    for (size_t i = (size_t)err.position; i < (size_t)N; i++) {
+        if (text[i] != ' ') {
+            die("%s: header byte %zu, after its JSON object, is 0x%02x: the format pads the header with "
+                    "spaces (0x20) only", path, i, (unsigned)(unsigned char)text[i]);
+        }
+    }
+    free(text);
     if (!json_is_object(root)) die("%s: header is not a JSON object", path);
-    size_t count = json_object_size(root);
-    if (count > ST_MAX_TENSORS) die("%s: %zu header entries is more than the limit %d", path, count, ST_MAX_TENSORS);
+    size_t count = json_object_size(root); // < ST_MAX_HEADER_ITEMS
     st->tensors = (StTensor*)calloc(count > 0 ? count : 1, sizeof(StTensor));
     if (st->tensors == NULL) die("out of memory for %zu tensor entries", count);
     const char* key;
@@ -711,12 +754,22 @@ static inline int hf_gpt2_cfg_int(const json_t* root, const char* key, const cha
 
 // Reads the config of a checkpoint (PATH as for hf_gpt2_paths). From config.json when there is
 // one, refusing settings that would make transformers compute something else than train_gpt.c;
-// without it, from the tensor shapes, with the head count of the four GPT-2 sizes.
+// without it, from the tensor shapes, with the head count of the four GPT-2 sizes. "Without it"
+// means no such name: a config.json that is there but cannot be read (a dangling symlink, as in a
+// Hugging Face cache whose blob is missing; no permission) is an error, not a guess.
 static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
     char st_path[4200], cfg_path[4200];
     hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
     size_t size;
-    int fd = open_input(cfg_path, &size);
+    int fd = open_input(cfg_path, &size); // dies on any error but "no such file"
+    struct stat lsb;
+    if (fd < 0 && lstat(cfg_path, &lsb) == 0) {
+        char target[4200], tb[160];
+        ssize_t n = readlink(cfg_path, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        die("%s: cannot open: a symbolic link to '%s', which does not exist (an incomplete download?)",
+                cfg_path, st_show(target, tb, sizeof(tb)));
+    }
     if (fd >= 0) {
         if (size > (1u << 24)) die("%s: %zu bytes is too large for a config.json", cfg_path, size);
         char* text = (char*)st_malloc(size);
@@ -802,94 +855,115 @@ static inline void hf_gpt2_read_config(const char* path, HfGpt2Config* cfg) {
     }
 }
 
-// Before the caller allocates the weights of config c: the safetensors file of path passes its own
-// checks (header, dtypes, shapes, offsets: bounded memory), and its size can hold the `stored`
-// weights the config implies (at least 2 bytes each, in BF16).
-static inline void hf_gpt2_check_size(const char* path, const HfGpt2Config* c, size_t stored) {
-    char st_path[4200], cfg_path[4200];
-    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
-    SafeTensors st;
-    st_open(&st, st_path);
-    st_close(&st);
-    struct stat sb;
-    if (stat(st_path, &sb) != 0) die("%s: cannot open (%s)", st_path, strerror(errno));
-    if ((uint64_t)sb.st_size < 2 * (uint64_t)stored) {
-        die("%s: %lld bytes cannot hold the %zu weights of %s (L=%d NH=%d C=%d maxT=%d V=%d)", st_path,
-            (long long)sb.st_size, stored, cfg_path, c->L, c->NH, c->C, c->maxT, c->V);
-    }
+// One expected tensor of the file: its place in the table order (slot), our tensor k (-1: a
+// mask buffer, skipped) and layer l, and the file's entry. Slots: wte 0, wpe 1, then each
+// per-layer tensor of HF_GPT2_PARAMS for l = 0..L-1, then ln_f; the 12 L + 4 weights come first,
+// the mask buffers (attn.bias, attn.masked_bias of layer l) after them.
+typedef struct { uint64_t slot; int k, l; const StTensor* t; } HfGpt2Expected;
+
+// the first slot of our tensor k (L slots for a per-layer one, else 1)
+static inline uint64_t hf_gpt2_slot0(int k, int L) {
+    uint64_t s = 0;
+    for (int i = 0; i < k; i++) s += HF_GPT2_PARAMS[i].per_layer ? (uint64_t)L : 1;
+    return s;
 }
 
-// a tensor name the loader expects: our tensor k (-1: a mask buffer to skip), layer l, the file's
-typedef struct { char name[96]; int k, l; const StTensor* t; } HfGpt2Expected;
+// The name of slot s (for "missing tensor"): the inverse of hf_gpt2_classify
+static inline void hf_gpt2_slot_name(char* buf, size_t size, const char* prefix, uint64_t s, int L) {
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
+        uint64_t n = HF_GPT2_PARAMS[k].per_layer ? (uint64_t)L : 1;
+        if (s >= n) { s -= n; continue; }
+        if (HF_GPT2_PARAMS[k].per_layer) snprintf(buf, size, "%sh.%llu.%s", prefix, (unsigned long long)s, HF_GPT2_PARAMS[k].hf);
+        else snprintf(buf, size, "%s%s", prefix, HF_GPT2_PARAMS[k].hf);
+        return;
+    }
+    snprintf(buf, size, "%s(slot %llu)", prefix, (unsigned long long)s); // not reached: s < 12 L + 4
+}
 
-static inline int hf_gpt2_cmp_begin(const void* a, const void* b) {
-    uint64_t x = (*(const HfGpt2Expected* const*)a)->t->begin, y = (*(const HfGpt2Expected* const*)b)->t->begin;
+// Which expected tensor a file's name is, parsed (not searched: a hostile file may hold ~25,000
+// names): 1 and x filled, or 0 for a name GPT-2 with L layers does not have. Layer numbers as
+// transformers writes them: decimal, no leading zero, below L.
+static inline int hf_gpt2_classify(const char* name, const char* prefix, int L, HfGpt2Expected* x) {
+    size_t np = strlen(prefix);
+    if (strncmp(name, prefix, np) != 0) return 0;
+    const char* r = name + np;
+    if (strncmp(r, "h.", 2) != 0) { // wte, wpe, ln_f
+        for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
+            if (HF_GPT2_PARAMS[k].per_layer || strcmp(r, HF_GPT2_PARAMS[k].hf) != 0) continue;
+            x->k = k; x->l = 0; x->slot = hf_gpt2_slot0(k, L);
+            return 1;
+        }
+        return 0;
+    }
+    r += 2;
+    if (*r < '0' || *r > '9' || (r[0] == '0' && r[1] >= '0' && r[1] <= '9')) return 0;
+    long l = 0;
+    for (; *r >= '0' && *r <= '9'; r++) {
+        l = 10 * l + (*r - '0');
+        if (l >= L) return 0;
+    }
+    if (*r++ != '.') return 0;
+    x->l = (int)l;
+    if (strcmp(r, "attn.bias") == 0 || strcmp(r, "attn.masked_bias") == 0) {
+        x->k = -1; x->slot = 12 * (uint64_t)L + 4 + 2 * (uint64_t)l + (r[5] == 'm');
+        return 1;
+    }
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
+        if (!HF_GPT2_PARAMS[k].per_layer || strcmp(r, HF_GPT2_PARAMS[k].hf) != 0) continue;
+        x->k = k; x->slot = hf_gpt2_slot0(k, L) + (uint64_t)l;
+        return 1;
+    }
+    return 0;
+}
+
+static inline int hf_gpt2_cmp_slot(const void* a, const void* b) {
+    uint64_t x = ((const HfGpt2Expected*)a)->slot, y = ((const HfGpt2Expected*)b)->slot;
     return x < y ? -1 : x > y;
 }
 
-// Fills `params` (our flat layout, hf_gpt2_layout's total for this config and Vp) from a
-// checkpoint. Every tensor the config implies must be there with its exact shape and finite
-// values; the attention-mask buffers are skipped; lm_head.weight, if present, must equal wte.
-static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float* params, int Vp) {
-    char st_path[4200], cfg_path[4200], nb[160];
-    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
-    size_t sizes[HF_GPT2_NPARAMS];
-    hf_gpt2_layout(cfg, Vp, sizes, st_path);
-    SafeTensors st;
-    st_open(&st, st_path);
-    const char* prefix = hf_gpt2_prefix(&st);
+// The file of config cfg, checked against it before anything of the model's size exists: every
+// name one that GPT-2 with cfg->L layers has, none of its 12 L + 4 weights missing, each of them
+// a float type of exactly the config's shape, lm_head (if there) shaped like wte. Returns the
+// file's expected tensors sorted by slot (the weights first, in table order; free() it) and
+// lm_head (or NULL). Memory: a few words per tensor of the file (never per layer of the config).
+static inline HfGpt2Expected* hf_gpt2_match(const SafeTensors* st, const HfGpt2Config* cfg, const StTensor** lm_head) {
+    char nb[160];
+    const char* prefix = hf_gpt2_prefix(st);
     const int L = cfg->L;
-    // every name the file may hold: ours (with their place), the two mask buffers of each layer
-    int nexp = 4 + 14 * L;
-    HfGpt2Expected* ex = (HfGpt2Expected*)st_malloc((size_t)nexp * sizeof(HfGpt2Expected));
-    int e = 0;
-    for (int k = 0; k < HF_GPT2_NPARAMS; k++) {
-        const HfGpt2Param* p = &HF_GPT2_PARAMS[k];
-        for (int l = 0; l < (p->per_layer ? L : 1); l++) {
-            if (p->per_layer) snprintf(ex[e].name, sizeof(ex[e].name), "%sh.%d.%s", prefix, l, p->hf);
-            else snprintf(ex[e].name, sizeof(ex[e].name), "%s%s", prefix, p->hf);
-            ex[e].k = k; ex[e].l = l; ex[e].t = NULL; e++;
-        }
-    }
-    for (int l = 0; l < L; l++) {
-        snprintf(ex[e].name, sizeof(ex[e].name), "%sh.%d.attn.bias", prefix, l);
-        ex[e].k = -1; ex[e].l = l; ex[e].t = NULL; e++;
-        snprintf(ex[e].name, sizeof(ex[e].name), "%sh.%d.attn.masked_bias", prefix, l);
-        ex[e].k = -1; ex[e].l = l; ex[e].t = NULL; e++;
-    }
-    const StTensor* lm_head = NULL;
-    for (int i = 0; i < st.n; i++) {
-        const StTensor* t = &st.tensors[i];
-        if (strcmp(t->name, "lm_head.weight") == 0) { lm_head = t; continue; }
-        int j = 0;
-        while (j < nexp && strcmp(ex[j].name, t->name) != 0) j++;
-        if (j == nexp) {
-            die("%s: unexpected tensor '%s' (GPT-2 with L=%d layers, names %s)", st_path,
+    HfGpt2Expected* ex = (HfGpt2Expected*)st_malloc((size_t)st->n * sizeof(HfGpt2Expected));
+    int n = 0;
+    *lm_head = NULL;
+    for (int i = 0; i < st->n; i++) {
+        const StTensor* t = &st->tensors[i];
+        if (strcmp(t->name, "lm_head.weight") == 0) { *lm_head = t; continue; }
+        if (!hf_gpt2_classify(t->name, prefix, L, &ex[n])) {
+            die("%s: unexpected tensor '%s' (GPT-2 with L=%d layers, names %s)", st->path,
                     st_show(t->name, nb, sizeof(nb)), L,
                     prefix[0] ? "all with the prefix 'transformer.'" : "without a prefix, like 'wte.weight'");
         }
-        ex[j].t = t;
+        ex[n++].t = t;
     }
-    // the largest tensor that passes through a buffer: a Conv1D matrix (transposed), and the
-    // pieces of lm_head compared with wte
-    uint64_t C = (uint64_t)cfg->C;
-    size_t tmp_n = (size_t)(4 * C * C > (1u << 20) ? 4 * C * C : (1u << 20));
-    float* tmp = (float*)st_malloc(tmp_n * sizeof(float));
-    size_t offset[HF_GPT2_NPARAMS];
-    size_t at = 0;
-    for (int k = 0; k < HF_GPT2_NPARAMS; k++) { offset[k] = at; at += sizes[k]; }
-    // every check first, in table order (the first error does not depend on the file's order)
-    for (int j = 0; j < nexp; j++) {
-        if (ex[j].k < 0) continue;
-        const HfGpt2Param* p = &HF_GPT2_PARAMS[ex[j].k];
-        const StTensor* t = ex[j].t;
+    qsort(ex, (size_t)n, sizeof(HfGpt2Expected), hf_gpt2_cmp_slot);
+    // names are unique (the JSON has no duplicate key), so the weights are slots 0, 1, 2, ... with
+    // no gap: the first gap is the first missing tensor in table order
+    const uint64_t nweights = 12 * (uint64_t)L + 4;
+    for (uint64_t s = 0; s < nweights; s++) {
+        if (s < (uint64_t)n && ex[s].slot == s) continue;
+        char name[128];
+        hf_gpt2_slot_name(name, sizeof(name), prefix, s, L);
+        die("%s: missing tensor '%s' (the file has %d tensors, GPT-2 with L=%d layers at least %llu)",
+                st->path, name, st->n, L, (unsigned long long)nweights);
+    }
+    // dtypes and shapes in table order (the first error does not depend on the file's order)
+    for (uint64_t s = 0; s < nweights; s++) {
+        const HfGpt2Param* p = &HF_GPT2_PARAMS[ex[s].k];
+        const StTensor* t = ex[s].t;
         uint64_t rows = hf_gpt2_dim(cfg, p->rows), cols = hf_gpt2_dim(cfg, p->cols);
         // the file's shape: (cols, rows) for Conv1D, (rows) for vectors, else (rows, cols)
         int ndim = p->cols == HD_1 ? 1 : 2;
         uint64_t want[2] = {p->conv1d ? cols : rows, p->conv1d ? rows : cols};
-        if (t == NULL) die("%s: missing tensor '%s'", st_path, ex[j].name);
         if (t->dtype == ST_OTHER) {
-            die("%s: tensor '%s' is %s, expected F32, BF16 or F16", st_path, ex[j].name, t->dtype_name);
+            die("%s: tensor '%s' is %s, expected F32, BF16 or F16", st->path, t->name, t->dtype_name);
         }
         if (t->ndim != ndim || t->shape[0] != want[0] || (ndim == 2 && t->shape[1] != want[1])) {
             char got[160];
@@ -901,14 +975,69 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
             char exp[64];
             if (ndim == 1) snprintf(exp, sizeof(exp), "%llu", (unsigned long long)want[0]);
             else snprintf(exp, sizeof(exp), "%llu, %llu", (unsigned long long)want[0], (unsigned long long)want[1]);
-            die("%s: tensor '%s' has shape [%s], expected [%s] for L=%d NH=%d C=%d maxT=%d V=%d", st_path,
-                    ex[j].name, got, exp, cfg->L, cfg->NH, cfg->C, cfg->maxT, cfg->V);
+            die("%s: tensor '%s' has shape [%s], expected [%s] for L=%d NH=%d C=%d maxT=%d V=%d", st->path,
+                    t->name, got, exp, cfg->L, cfg->NH, cfg->C, cfg->maxT, cfg->V);
         }
     }
-    // then the reads, in the file's order: from a cold cache the disk's readahead streams them
-    HfGpt2Expected** order = (HfGpt2Expected**)st_malloc((size_t)nexp * sizeof(HfGpt2Expected*));
-    int nread = 0;
-    for (int j = 0; j < nexp; j++) { if (ex[j].k >= 0) order[nread++] = &ex[j]; }
+    const StTensor* lm = *lm_head;
+    if (lm != NULL && (lm->dtype == ST_OTHER || lm->ndim != 2 || lm->shape[0] != (uint64_t)cfg->V ||
+                       lm->shape[1] != (uint64_t)cfg->C)) {
+        die("%s: tensor 'lm_head.weight' is %s of %d dimensions, expected a float (%d, %d) tied to wte",
+                st->path, lm->dtype_name, lm->ndim, cfg->V, cfg->C);
+    }
+    return ex;
+}
+
+// Before the caller allocates the weights of config c (`stored` of them in the file): the
+// safetensors file of path passes its own checks (header, dtypes, offsets) and hf_gpt2_match's
+// (every name, every shape the config's): all in memory bounded by the header, so a config.json
+// that says a huge model beside another file is refused before the huge model is allocated. (The
+// file's size, checked first, then follows from the shapes: the tensors tile its data section.)
+static inline void hf_gpt2_check_size(const char* path, const HfGpt2Config* c, size_t stored) {
+    char st_path[4200], cfg_path[4200];
+    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
+    hf_gpt2_layout(c, c->V, NULL, cfg_path); // (the caller's config: checked again, cheaply)
+    SafeTensors st;
+    st_open(&st, st_path);
+    if (st.file_size < 2 * (uint64_t)stored) {
+        die("%s: %llu bytes cannot hold the %zu weights of %s (L=%d NH=%d C=%d maxT=%d V=%d)", st_path,
+            (unsigned long long)st.file_size, stored, cfg_path, c->L, c->NH, c->C, c->maxT, c->V);
+    }
+    const StTensor* lm_head;
+    free(hf_gpt2_match(&st, c, &lm_head));
+    st_close(&st);
+}
+
+static inline int hf_gpt2_cmp_begin(const void* a, const void* b) {
+    uint64_t x = (*(const HfGpt2Expected* const*)a)->t->begin, y = (*(const HfGpt2Expected* const*)b)->t->begin;
+    return x < y ? -1 : x > y;
+}
+
+// Fills `params` (our flat layout, hf_gpt2_layout's total for this config and Vp) from a
+// checkpoint. Every tensor the config implies must be there with its exact shape and finite
+// values (hf_gpt2_match); the attention-mask buffers are skipped; lm_head.weight, if present,
+// must equal wte.
+static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float* params, int Vp) {
+    char st_path[4200], cfg_path[4200];
+    hf_gpt2_paths(path, st_path, cfg_path, sizeof(st_path));
+    size_t sizes[HF_GPT2_NPARAMS];
+    hf_gpt2_layout(cfg, Vp, sizes, st_path);
+    SafeTensors st;
+    st_open(&st, st_path);
+    const StTensor* lm_head;
+    HfGpt2Expected* ex = hf_gpt2_match(&st, cfg, &lm_head);
+    const int nread = 12 * cfg->L + 4; // the weights: ex[0 .. nread)
+    // the largest tensor that passes through a buffer: a Conv1D matrix (transposed), and the
+    // pieces of lm_head compared with wte
+    uint64_t C = (uint64_t)cfg->C;
+    size_t tmp_n = (size_t)(4 * C * C > (1u << 20) ? 4 * C * C : (1u << 20));
+    float* tmp = (float*)st_malloc(tmp_n * sizeof(float));
+    size_t offset[HF_GPT2_NPARAMS];
+    size_t at = 0;
+    for (int k = 0; k < HF_GPT2_NPARAMS; k++) { offset[k] = at; at += sizes[k]; }
+    // the reads, in the file's order: from a cold cache the disk's readahead streams them
+    HfGpt2Expected** order = (HfGpt2Expected**)st_malloc((size_t)nread * sizeof(HfGpt2Expected*));
+    for (int j = 0; j < nread; j++) order[j] = &ex[j];
     qsort(order, (size_t)nread, sizeof(HfGpt2Expected*), hf_gpt2_cmp_begin);
     for (int q = 0; q < nread; q++) {
         const HfGpt2Expected* x = order[q];
@@ -926,7 +1055,7 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
         for (uint64_t i = 0; i < rows * cols; i++) nonfinite += !isfinite(dst[i]);
         for (uint64_t i = 0; nonfinite > 0; i++) { // a NaN or inf would train silently into NaN
             if (!isfinite(dst[i])) {
-                die("%s: tensor '%s' element %llu is %g: non-finite weights", st_path, x->name,
+                die("%s: tensor '%s' element %llu is %g: non-finite weights", st_path, x->t->name,
                         (unsigned long long)i, (double)dst[i]);
             }
         }
@@ -937,11 +1066,6 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
     free(order);
     if (lm_head != NULL) {
         uint64_t n = (uint64_t)cfg->V * C;
-        if (lm_head->dtype == ST_OTHER || lm_head->ndim != 2 || lm_head->shape[0] != (uint64_t)cfg->V ||
-            lm_head->shape[1] != C) {
-            die("%s: tensor 'lm_head.weight' is %s of %d dimensions, expected a float (%d, %d) tied to wte",
-                    st_path, lm_head->dtype_name, lm_head->ndim, cfg->V, cfg->C);
-        }
         const float* wte = params + offset[0];
         for (uint64_t i0 = 0; i0 < n; i0 += tmp_n) {
             size_t m = (size_t)(n - i0 < tmp_n ? n - i0 : tmp_n);

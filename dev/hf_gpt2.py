@@ -398,7 +398,7 @@ def write_malformed(out):
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         for f in ("model.safetensors", "config.json"):
-            if os.path.exists(os.path.join(d, f)):
+            if os.path.lexists(os.path.join(d, f)):
                 os.remove(os.path.join(d, f))
         if blob is not None:
             write_file(os.path.join(d, "model.safetensors"), blob)
@@ -461,7 +461,11 @@ def write_malformed(out):
     case("nonfinite", "'wpe.weight' element 53", assemble(entries_replace("wpe.weight", data=tensor_bytes(nan_wpe, "F32")), {"format": "pt"}))
     hdr = json.dumps(header_of(good))
     case("json_junk", "not valid JSON", raw_file("{not json" + " " * 7, data))
-    case("trailing_junk", "not valid JSON", raw_file(hdr + " x", data))
+    case("trailing_junk", "is 0x78: the format pads the header with spaces", raw_file(hdr + " x", data))
+    # after the object only spaces, the format's padding (Jansson passes tabs and newlines, and
+    # its error for a NUL said "end of file expected near end of file")
+    case("nul_padding", "is 0x00: the format pads the header with spaces", raw_file(hdr + "\0" * (8 + -len(hdr) % 8), data))
+    case("newline_padding", "is 0x0a: the format pads the header with spaces", raw_file(hdr + "\n" * (8 + -len(hdr) % 8), data))
     dup = hdr[:-1] + ', "wpe.weight": ' + json.dumps(header_of(good)["wpe.weight"]) + "}"
     case("duplicate_keys", "duplicate object key", raw_file(dup, data))
     case("not_an_object", "not a JSON object", raw_file("[1, 2]  ", data))
@@ -474,6 +478,33 @@ def write_malformed(out):
     case("config_mismatch", "'wpe.weight' has shape [8, 16], expected [9, 16]", good_blob, config=cfg.replace(b'"n_positions": 8', b'"n_positions": 9'))
     case("no_config_odd_size", "head count is unknown", good_blob, config=None)
     case("no_file", "model.safetensors: cannot open", None)
+    # a config.json that is there but cannot be read is an error, not "no config.json" (whose
+    # head count would be guessed): a dangling symlink, as in a Hugging Face cache missing a blob
+    case("config_dangling_symlink", "config.json: cannot open: a symbolic link", good_blob, config=None)
+    os.symlink("../../blobs/missing", os.path.join(out, "config_dangling_symlink", "config.json"))
+    # what parsing the header costs is bounded before the parser runs: 32 MB of empty arrays cost
+    # Jansson 1.4 GB (dev/test_safetensors.sh runs these under ulimit -v 1 GB)
+    arrays = '{"x":[' + "[]," * ((32 << 20) // 3) + '[]]}'
+    case("header_empty_arrays", "JSON items", raw_file(arrays + " " * (-len(arrays) % 8), b""))
+    long_name = '{"%s":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}' % ("w" * (2 << 20))
+    case("header_long_name", "string or number of more than", raw_file(long_name + " " * (-len(long_name) % 8), b"\0" * 4))
+    # a config.json of GPT-2 medium (355 M weights: 1.4 GB as float) beside a file of the tiny model
+    # whose wte is a (sparse) 819 MB BF16 tensor, so the file is as large as medium's BF16 weights:
+    # its names and shapes are checked against the config before the weights are allocated
+    med = dict(json.loads(cfg), n_layer=24, n_head=16, n_embd=1024, n_positions=1024, vocab_size=50257)
+    big = [("wte.weight", "BF16", (400000, 1024), None)] + [e for e in good if e[0] != "wte.weight"]
+    h, at = {"__metadata__": {"format": "pt"}}, 0
+    for n, d, sh, b in big:
+        size = 2 * sh[0] * sh[1] if b is None else len(b)
+        h[n] = {"dtype": d, "shape": list(sh), "data_offsets": [at, at + size]}
+        at += size
+    htext = json.dumps(h).encode()
+    htext += b" " * (-len(htext) % 8)
+    case("config_bigger_than_file", "missing tensor 'h.2.ln_1.weight'", None, config=(json.dumps(med) + "\n").encode())
+    with open(os.path.join(out, "config_bigger_than_file", "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(htext)) + htext)
+        f.seek(2 * 400000 * 1024, 1)   # a hole: no disk space, no write
+        f.write(b"".join(e[3] for e in big[1:]))
     write_file(os.path.join(out, "cases.txt"), ("\n".join(cases) + "\n").encode())
     print("wrote %d malformed checkpoints under %s" % (len(cases), out))
 

@@ -310,23 +310,15 @@ static int read_variants(const char* dir, Variant* v, int cap) {
     return n;
 }
 
-static void to_gpt_config(GPTConfig* gc, const HfGpt2Config* c, const char* where) {
-    gc->max_seq_len = c->maxT; gc->vocab_size = c->V; gc->num_layers = c->L; gc->num_heads = c->NH;
-    gc->channels = c->C; gc->padded_vocab_size = (c->V + 127) / 128 * 128;
-    config_validate(gc, where);
-}
-
 static int same_config(const HfGpt2Config* a, const HfGpt2Config* b) {
     return a->maxT == b->maxT && a->V == b->V && a->L == b->L && a->NH == b->NH && a->C == b->C;
 }
 
-// a GPT of the checkpoint's config with its weights
+// a GPT of the checkpoint's config with its weights, as -e loads it (train_gpt.c: every check of
+// the file against its config, then the weights' allocation, then the weights)
 static void load_model(GPT* model, HfGpt2Config* hc, const char* path) {
+    gpt_build_from_safetensors(model, path);
     hf_gpt2_read_config(path, hc);
-    GPTConfig gc;
-    to_gpt_config(&gc, hc, path);
-    gpt_setup(model, &gc);
-    hf_gpt2_load(path, hc, model->params_memory, gc.padded_vocab_size);
 }
 
 static void test_variant(const char* dir, const Variant* v, const Variant* all, int nall) {
