@@ -1463,10 +1463,10 @@ static void run_generation(const TrainOptions* o, const Backend* backend) {
 static void run_export(const TrainOptions* o) {
     GPT model;
     gpt_build(&model, o->init, (uint64_t)o->seed);
-    int bf16 = strcmp(o->export_dtype, "bf16") == 0; // (BF16: rounded to nearest even)
+    int bf16 = strcmp(o->export_dtype, "bf16") == 0, over = o->export_overwrite; // BF16: nearest even
     const GPTConfig* c = &model.config;
     HfGpt2Config hc = {c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels};
-    hf_gpt2_save(o->export_dir, &hc, model.params_memory, c->padded_vocab_size, bf16);
+    hf_gpt2_save(o->export_dir, &hc, model.params_memory, c->padded_vocab_size, bf16, over);
     printf("wrote %s/model.safetensors (%s) and %s/config.json: %zu parameters (without the "
            "padding rows)\n", o->export_dir, bf16 ? "BF16" : "F32", o->export_dir,
            gpt_stored_parameters(&model));

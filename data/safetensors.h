@@ -38,6 +38,9 @@
 // - Writing goes to PATH.tmp.PID, then rename(): an interrupted save never destroys a good file.
 //   The header is padded with spaces to a multiple of 8 bytes (as the reference writer does), so
 //   the data section starts 8-byte aligned. BF16 is rounded to nearest, ties to even.
+// - An export (hf_gpt2_save) is two files that only make sense together: both go in or neither
+//   does, and an existing export is replaced only when the caller says so (hf_gpt2_save's comment
+//   says how, and what window remains).
 // - GPT-2's Hugging Face layout differs from ours in three ways: its four matrices are Conv1D
 //   weights stored (in, out), ours are (out, in); its wte has V rows, ours Vp (rows V..Vp-1 are 0);
 //   its per-layer tensors are separate ("h.3.ln_1.weight"), ours are stacked over L.
@@ -52,10 +55,12 @@
 #include <math.h>      // provides: isfinite, fabs
 #include <stdint.h>    // provides: uint16_t, uint32_t, uint64_t, UINT64_MAX
 #include <stdio.h>     // provides: FILE, fopen, fwrite, snprintf, rename, remove
-#include <stdlib.h>    // provides: malloc, calloc, free, qsort
+#include <stdlib.h>    // provides: malloc, calloc, free, qsort, atexit
 #include <string.h>    // provides: memcpy, memcmp, strcmp, strlen, strerror
-#include <sys/stat.h>  // provides: stat, lstat, mkdir, S_ISDIR
-#include <unistd.h>    // provides: pread, fsync, getpid, readlink
+#include <sys/stat.h>  // provides: stat, lstat, mkdir, chmod, S_ISDIR
+#include <dirent.h>    // provides: opendir, readdir (is an export's directory empty?)
+#include <fcntl.h>     // provides: open, O_RDONLY (fsync of a directory)
+#include <unistd.h>    // provides: pread, fsync, getpid, readlink, link, unlink, rmdir
 #include "../gptc/utils.h" // provides: die (one line "error: ...", exit 1), open_input, read_fd
 
 // A Hugging Face GPT-2 config: context, vocabulary, layers, heads, channels
@@ -84,8 +89,9 @@ static inline void hf_gpt2_check_size(const char* path, const HfGpt2Config* c, s
 static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float* params, int Vp) {
     (void)path; (void)cfg; (void)params; (void)Vp;
 }
-static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const float* params, int Vp, int bf16) {
-    (void)cfg; (void)params; (void)Vp; (void)bf16;
+static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const float* params, int Vp, int bf16,
+                                int overwrite) {
+    (void)cfg; (void)params; (void)Vp; (void)bf16; (void)overwrite;
     die("--export %s: this build writes no safetensors (it was built without Jansson: apt-get install "
         "libjansson-dev, then make)", dir);
 }
@@ -526,6 +532,7 @@ static inline FILE* st_open_tmp(const char* path, char* tmp, size_t size) {
     if (f == NULL) die("%s: cannot create (%s)", tmp, strerror(errno));
     return f;
 }
+// path NULL: the temp file is left complete and synced, for the caller to rename
 static inline void st_finish_tmp(FILE* f, const char* tmp, const char* path) {
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int e = errno;
@@ -534,7 +541,7 @@ static inline void st_finish_tmp(FILE* f, const char* tmp, const char* path) {
         die("%s: write failed (%s)", tmp, strerror(e));
     }
     if (fclose(f) != 0) { int e = errno; remove(tmp); die("%s: write failed (%s)", tmp, strerror(e)); }
-    if (rename(tmp, path) != 0) die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
+    if (path != NULL && rename(tmp, path) != 0) die("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
 }
 
 static inline json_t* st_json_checked(json_t* v) {
@@ -557,10 +564,11 @@ static inline void st_write_block(FILE* f, const float* src, size_t m, int dtype
     st_fwrite(f, half, m * 2, tmp);
 }
 
-// Writes tensors in the given order, converted from float32 to their dtype. metadata_json: NULL,
-// or a JSON object of strings (e.g. {"format":"pt"}, which transformers requires) stored as
-// __metadata__.
-static inline void st_write(const char* path, const StWriteTensor* tensors, int n, const char* metadata_json) {
+// Writes tensors in the given order, converted from float32 to their dtype, to PATH.tmp.PID (its
+// name in tmp), complete and synced; st_write renames it to PATH. metadata_json: NULL, or a JSON
+// object of strings (e.g. {"format":"pt"}, which transformers requires) stored as __metadata__.
+static inline void st_write_tmp(const char* path, char* tmp, size_t tmp_size, const StWriteTensor* tensors,
+                                int n, const char* metadata_json) {
     json_t* root = st_json_checked(json_object());
     if (metadata_json != NULL) {
         json_error_t err;
@@ -607,8 +615,7 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
     json_decref(root);
     size_t len = strlen(text), padded = (len + 7) / 8 * 8;
     if (padded > ST_MAX_HEADER) die("%s: a header of %zu bytes would be past the readers' limit", path, padded);
-    char tmp[4200];
-    FILE* f = st_open_tmp(path, tmp, sizeof(tmp));
+    FILE* f = st_open_tmp(path, tmp, tmp_size);
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     st_fwrite(f, lenb, 8, tmp);
@@ -647,7 +654,13 @@ static inline void st_write(const char* path, const StWriteTensor* tensors, int 
     free(buf);
     free(half);
     free(bytes);
-    st_finish_tmp(f, tmp, path);
+    st_finish_tmp(f, tmp, NULL);
+}
+
+static inline void st_write(const char* path, const StWriteTensor* tensors, int n, const char* metadata_json) {
+    char tmp[4200];
+    st_write_tmp(path, tmp, sizeof(tmp), tensors, n, metadata_json);
+    if (rename(tmp, path) != 0) { int e = errno; remove(tmp); die("%s: cannot rename to %s (%s)", tmp, path, strerror(e)); }
 }
 
 // ----------------------------------------------------------------------------
@@ -1084,31 +1097,127 @@ static inline void hf_gpt2_load(const char* path, const HfGpt2Config* cfg, float
     st_close(&st);
 }
 
-static inline void hf_gpt2_write_text(const char* path, const char* text) {
-    char tmp[4200];
-    FILE* f = st_open_tmp(path, tmp, sizeof(tmp));
-    st_fwrite(f, text, strlen(text), tmp);
-    st_finish_tmp(f, tmp, path);
+// ----------------------------------------------------------------------------
+// Export: both files or neither
+
+// What an export in progress has made, so that any exit before it is done (die() from anywhere:
+// a write error, a full disk, EFBIG past ulimit -f, out of memory) takes it back: st_export_undo
+// runs at exit. Names are "" when there is nothing of that kind to remove.
+typedef struct {
+    int active, registered;
+    char tmp[2][4200];    // the temp files of model.safetensors and config.json
+    char stage[4100];     // DIR.tmp.PID: the staging directory, before it is renamed onto DIR
+    char staged[2][4200]; // the two files inside it
+    char backup[4200];    // a hard link to DIR's previous model.safetensors
+} StExport;
+static StExport g_st_export;
+
+static inline void st_export_undo(void) {
+    StExport* x = &g_st_export;
+    if (!x->active) return;
+    for (int i = 0; i < 2; i++) {
+        if (x->tmp[i][0] != '\0') unlink(x->tmp[i]);
+        if (x->staged[i][0] != '\0') unlink(x->staged[i]);
+    }
+    if (x->stage[0] != '\0') rmdir(x->stage);
+    if (x->backup[0] != '\0') unlink(x->backup);
+    x->active = 0;
+}
+
+// fsync of a directory, so that its entries (a rename, a new file) survive a crash: 0 or an errno
+static inline int st_sync_dir(const char* dir) {
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return errno;
+    int e = fsync(fd) != 0 ? errno : 0;
+    close(fd);
+    return e == EINVAL ? 0 : e; // a file system that cannot sync a directory
+}
+
+// 1 if directory dir holds nothing, 0 if it holds something, -1 if it cannot be read
+static inline int st_dir_empty(const char* dir) {
+    DIR* d = opendir(dir);
+    if (d == NULL) return -1;
+    int empty = 1;
+    for (struct dirent* e; empty && (e = readdir(d)) != NULL; ) {
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    }
+    closedir(d);
+    return empty;
+}
+
+// Every weight an export writes must load back (hf_gpt2_load): finite, and in BF16 within its
+// finite range. A float of magnitude 0x7f7f8000 (3.3962e38, halfway between BF16's largest
+// finite value 3.3895e38 and 2^128) or more rounds to inf, as do inf and NaN themselves. The
+// element is named in the file's coordinates (a Conv1D matrix is written transposed).
+static inline void hf_gpt2_check_values(const char* dir, const StWriteTensor* ts, int n, int bf16) {
+    const uint32_t limit = bf16 ? 0x7f7f8000u : 0x7f800000u;
+    for (int i = 0; i < n; i++) {
+        const StWriteTensor* t = &ts[i];
+        const float* x = t->data;
+        size_t numel = (size_t)(t->ndim == 1 ? t->shape[0] : t->shape[0] * t->shape[1]), bad = numel;
+        #pragma omp parallel for reduction(min:bad)
+        for (size_t j = 0; j < numel; j++) {
+            uint32_t u;
+            memcpy(&u, &x[j], 4);
+            if ((u & 0x7fffffffu) >= limit && j < bad) bad = j;
+        }
+        if (bad == numel) continue;
+        char at[64];
+        if (t->ndim == 1) snprintf(at, sizeof(at), "%zu", bad);
+        else if (t->transpose) snprintf(at, sizeof(at), "%zu, %zu", bad % (size_t)t->shape[0], bad / (size_t)t->shape[0]);
+        else snprintf(at, sizeof(at), "%zu, %zu", bad / (size_t)t->shape[1], bad % (size_t)t->shape[1]);
+        die("--export %s: tensor '%s' element [%s] is %g: %s", dir, t->name, at, (double)x[bad],
+            isfinite(x[bad]) ? "past BF16's largest finite value 3.3895e+38, it would be written as inf "
+                               "(--export-dtype f32 keeps it)" : "a non-finite weight");
+    }
 }
 
 // Writes DIR/model.safetensors (HF names without prefix, Conv1D orientation, wte's V real rows,
 // F32 or BF16, no lm_head: transformers ties it to wte) and DIR/config.json, as
-// GPT2LMHeadModel.from_pretrained(DIR) loads them. Creates DIR if needed.
-static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const float* params, int Vp, int bf16) {
+// GPT2LMHeadModel.from_pretrained(DIR) loads them. Both files or neither:
+// - Checked before anything is written: the path; DIR is a directory or absent, and its parent
+//   exists; DIR holds no model.safetensors or config.json unless `overwrite` (--export-overwrite
+//   1), and even then no directory stands at those names; every weight loads back (finite, and
+//   within BF16's range for bf16).
+// - DIR absent, or an empty directory of its own (not a mount point, not a symlink): both files
+//   are written into the sibling DIR.tmp.PID, synced, and that directory is renamed onto DIR, one
+//   atomic step.
+// - Otherwise (DIR holds other files): both are written to temp files beside their names
+//   (NAME.tmp.PID), synced, then renamed over them, model.safetensors first. The one window left:
+//   a crash or SIGKILL between those two renames leaves the new model.safetensors beside the old
+//   config.json. If the second rename fails, the first is undone (the old model.safetensors is put
+//   back from a hard link made before; a file system without hard links cannot, and the error
+//   says so).
+// - Any exit before the end (every error dies) removes what it made (st_export_undo, at exit);
+//   only a kill leaves its *.tmp.PID behind.
+static inline void hf_gpt2_save(const char* dir_arg, const HfGpt2Config* cfg, const float* params, int Vp, int bf16,
+                                int overwrite) {
+    if (dir_arg[0] == '\0') die("--export \"\": an empty path (give the directory to write)");
     size_t sizes[HF_GPT2_NPARAMS];
-    hf_gpt2_layout(cfg, Vp, sizes, dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("%s: cannot create directory (%s)", dir, strerror(errno));
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) die("%s: exists and is not a directory", dir);
+    hf_gpt2_layout(cfg, Vp, sizes, dir_arg);
+    // DIR without its trailing slashes ("out/" is out, its sibling out.tmp.PID), and its parent
+    char dir[4000], parent[4000], path[2][4100];
+    size_t len = strlen(dir_arg);
+    while (len > 1 && dir_arg[len - 1] == '/') len--;
+    if (len >= sizeof(dir)) die("--export %s: path too long", dir_arg);
+    memcpy(dir, dir_arg, len);
+    dir[len] = '\0';
+    const char* slash = strrchr(dir, '/');
+    const char* base = slash != NULL ? slash + 1 : dir;
+    if (slash == NULL) snprintf(parent, sizeof(parent), ".");
+    else snprintf(parent, sizeof(parent), "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+    const char* names[2] = {"model.safetensors", "config.json"};
+    for (int i = 0; i < 2; i++) snprintf(path[i], sizeof(path[i]), "%s/%s", dir, names[i]);
+
+    // the tensors: HF's module order: wte, wpe, then layer by layer, then ln_f
     const int L = cfg->L;
     int n = 4 + 12 * L;
     StWriteTensor* ts = (StWriteTensor*)calloc((size_t)n, sizeof(StWriteTensor));
-    char* names = (char*)calloc((size_t)n, 64);
-    if (ts == NULL || names == NULL) die("out of memory");
+    char* tnames = (char*)calloc((size_t)n, 64);
+    if (ts == NULL || tnames == NULL) die("out of memory");
     size_t offset[HF_GPT2_NPARAMS];
     size_t at = 0;
     for (int k = 0; k < HF_GPT2_NPARAMS; k++) { offset[k] = at; at += sizes[k]; }
-    // HF's module order: wte, wpe, then layer by layer, then ln_f
     int i = 0;
     for (int pass = 0; pass < 3; pass++) {
         for (int l = 0; l < (pass == 1 ? L : 1); l++) {
@@ -1118,7 +1227,7 @@ static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const 
                 if (group != pass) continue;
                 uint64_t rows = hf_gpt2_dim(cfg, p->rows), cols = hf_gpt2_dim(cfg, p->cols);
                 StWriteTensor* t = &ts[i];
-                char* name = names + (size_t)i * 64;
+                char* name = tnames + (size_t)i * 64;
                 if (p->per_layer) snprintf(name, 64, "h.%d.%s", l, p->hf);
                 else snprintf(name, 64, "%s", p->hf);
                 t->name = name;
@@ -1132,11 +1241,7 @@ static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const 
             }
         }
     }
-    char path[4200];
-    if (snprintf(path, sizeof(path), "%s/model.safetensors", dir) >= (int)sizeof(path)) die("%s: path too long", dir);
-    st_write(path, ts, n, "{\"format\":\"pt\"}");
-    free(ts);
-    free(names);
+    hf_gpt2_check_values(dir, ts, n, bf16);
     // config.json: GPT2Config's fields (transformers' defaults for the rest)
     int eot = cfg->V > HF_GPT2_EOT ? HF_GPT2_EOT : cfg->V - 1; // GPT-2's <|endoftext|>, or the last id
     json_t* c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:n, s:s, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i, s:s, s:b}",
@@ -1152,14 +1257,107 @@ static inline void hf_gpt2_save(const char* dir, const HfGpt2Config* cfg, const 
     char* text = json_dumps(c, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     json_decref(c);
     if (text == NULL) die("out of memory encoding config.json");
-    size_t len = strlen(text);
-    char* withnl = (char*)st_malloc(len + 2);
-    memcpy(withnl, text, len);
-    withnl[len] = '\n'; withnl[len + 1] = '\0';
+
+    // what is there now
+    struct stat dsb, psb, sb;
+    int exists = lstat(dir, &dsb) == 0;
+    if (!exists && errno != ENOENT) die("--export %s: cannot stat (%s)", dir, strerror(errno));
+    if (!exists && stat(parent, &psb) != 0) {
+        die("--export %s: its parent directory %s %s", dir, parent,
+            errno == ENOENT ? "does not exist (create it first)" : strerror(errno));
+    }
+    if (!exists && !S_ISDIR(psb.st_mode)) die("--export %s: its parent %s is not a directory", dir, parent);
+    if (exists && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) die("--export %s: exists and is not a directory", dir);
+    for (int j = 0; exists && j < 2; j++) {
+        if (lstat(path[j], &sb) != 0) continue;
+        if (!overwrite) {
+            die("--export %s: already holds an export (%s): give --export-overwrite 1 to replace it, or another "
+                "directory", dir, names[j]);
+        }
+        if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+            die("--export %s: %s is %s: a file cannot replace it", dir, path[j], file_kind(sb.st_mode));
+        }
+    }
+    StExport* x = &g_st_export;
+    memset(x->tmp, 0, sizeof(x->tmp)); memset(x->staged, 0, sizeof(x->staged));
+    x->stage[0] = x->backup[0] = '\0';
+    if (!x->registered) { atexit(st_export_undo); x->registered = 1; }
+    x->active = 1;
+    // a staging directory beside DIR, for a DIR that is absent or empty and of its own file system
+    // (a mount point cannot be renamed onto), where the parent lets us create it
+    int staged = !exists || (S_ISDIR(dsb.st_mode) && strcmp(base, ".") != 0 && strcmp(base, "..") != 0 &&
+                             st_dir_empty(dir) == 1 && stat(parent, &psb) == 0 && psb.st_dev == dsb.st_dev);
+    if (staged) {
+        snprintf(x->stage, sizeof(x->stage), "%s.tmp.%ld", dir, (long)getpid());
+        if (mkdir(x->stage, 0777) != 0) {
+            int e = errno;
+            x->stage[0] = '\0';
+            if (!exists) die("--export %s: cannot create %s.tmp.%ld (%s)", dir, dir, (long)getpid(), strerror(e));
+            staged = 0; // an empty DIR whose parent we cannot write: in place
+        } else if (exists) {
+            chmod(x->stage, dsb.st_mode & 07777); // DIR keeps its permissions
+        }
+    }
+    char into[2][4200];
+    for (int j = 0; j < 2; j++) {
+        if (snprintf(into[j], sizeof(into[j]), "%s/%s", staged ? x->stage : dir, names[j]) >= (int)sizeof(into[j])) {
+            die("--export %s: path too long", dir);
+        }
+    }
+    // both temp files, complete and synced: config.json (small) first
+    FILE* f = st_open_tmp(into[1], x->tmp[1], sizeof(x->tmp[1]));
+    st_fwrite(f, text, strlen(text), x->tmp[1]);
+    st_fwrite(f, "\n", 1, x->tmp[1]);
+    st_finish_tmp(f, x->tmp[1], NULL);
     free(text);
-    if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int)sizeof(path)) die("%s: path too long", dir);
-    hf_gpt2_write_text(path, withnl);
-    free(withnl);
+    st_write_tmp(into[0], x->tmp[0], sizeof(x->tmp[0]), ts, n, "{\"format\":\"pt\"}");
+    free(ts);
+    free(tnames);
+    if (staged) {
+        for (int j = 0; j < 2; j++) {
+            memcpy(x->staged[j], into[j], sizeof(x->staged[j]));
+            if (rename(x->tmp[j], into[j]) != 0) die("--export %s: cannot rename %s (%s)", dir, x->tmp[j], strerror(errno));
+            x->tmp[j][0] = '\0';
+        }
+        int e = st_sync_dir(x->stage);
+        if (e != 0) die("--export %s: cannot sync %s (%s)", dir, x->stage, strerror(e));
+        if (rename(x->stage, dir) != 0) {
+            die("--export %s: cannot rename %s onto it (%s)", dir, x->stage, strerror(errno));
+        }
+        x->active = 0;
+        st_sync_dir(parent); // done: the rename is the export, its durability is the file system's
+        return;
+    }
+    // in place: the names once more (a directory made there since cannot be replaced), a hard link
+    // to the old model.safetensors to undo the first rename with, then the two renames
+    int had_model = 0;
+    for (int j = 0; j < 2; j++) {
+        if (lstat(path[j], &sb) != 0) continue;
+        if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+            die("--export %s: %s is %s: a file cannot replace it", dir, path[j], file_kind(sb.st_mode));
+        }
+        if (j == 0) had_model = 1;
+    }
+    if (had_model) {
+        snprintf(x->backup, sizeof(x->backup), "%s.old.%ld", path[0], (long)getpid());
+        if (link(path[0], x->backup) != 0) x->backup[0] = '\0';
+    }
+    if (rename(x->tmp[0], path[0]) != 0) die("--export %s: cannot rename %s (%s)", dir, x->tmp[0], strerror(errno));
+    x->tmp[0][0] = '\0';
+    if (rename(x->tmp[1], path[1]) != 0) {
+        int e = errno;
+        const char* undo = "the new model.safetensors removed";
+        if (!had_model) { if (unlink(path[0]) != 0) undo = "the new model.safetensors could not be removed"; }
+        else if (x->backup[0] != '\0' && rename(x->backup, path[0]) == 0) { undo = "the old model.safetensors put back"; }
+        else if (x->backup[0] != '\0') { undo = "the old model.safetensors is in model.safetensors.old.PID"; x->backup[0] = '\0'; }
+        else { undo = "the old model.safetensors is lost (no hard link could keep it)"; }
+        die("--export %s: cannot rename %s (%s); %s", dir, x->tmp[1], strerror(e), undo);
+    }
+    x->tmp[1][0] = '\0';
+    if (x->backup[0] != '\0') unlink(x->backup);
+    x->backup[0] = '\0';
+    x->active = 0;
+    st_sync_dir(dir);
 }
 
 #endif // USE_JANSSON

@@ -32,6 +32,9 @@ usage: ./test_safetensors [--corrupt NAME] DIR
                                           config: for dev/test_safetensors.sh's malformed inputs
        ./test_safetensors --roundtrip DESC DIR   GPT-2 sizes (d12, d24, d36, d48) saved and loaded,
                                           checked and timed (a benchmark: large files, not in the .sh)
+       ./test_safetensors --trainer FLAG...   the trainer itself (train_gpt.c's train_main) with these
+                                          flags: dev/test_safetensors.sh's --export cases, in this
+                                          build and the sanitizer one
 Build: gcc -O2 -march=native -fopenmp -Wall -Wextra -o build/test_safetensors dev/test_safetensors.c -lm -ljansson
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
 */
@@ -363,7 +366,7 @@ static void test_variant(const char* dir, const Variant* v, const Variant* all, 
     for (int bf16 = 0; bf16 < 2; bf16++) {
         char edir[4200];
         fmt(edir, sizeof(edir), "%s/export/%s_%s", dir, v->name, bf16 ? "bf16" : "f32");
-        hf_gpt2_save(edir, &hc, orig, Vp, bf16);
+        hf_gpt2_save(edir, &hc, orig, Vp, bf16, 1); // 1: the sanitizer build runs again over them
         HfGpt2Config ec;
         hf_gpt2_read_config(edir, &ec);
         fmt(name, sizeof(name), "%s_%s/config", v->name, bf16 ? "bf16" : "f32");
@@ -470,7 +473,7 @@ static void roundtrip(const char* desc, const char* dir) {
         fmt(edir, sizeof(edir), "%s/%s_%s", dir, desc, bf16 ? "bf16" : "f32");
         memset(back, 0xff, N * sizeof(float)); // NaNs (and the pages touched, so the load is timed alone)
         double t0 = wall_seconds();
-        hf_gpt2_save(edir, &hc, model.params_memory, gc->padded_vocab_size, bf16);
+        hf_gpt2_save(edir, &hc, model.params_memory, gc->padded_vocab_size, bf16, 1);
         double t1 = wall_seconds();
         HfGpt2Config rc;
         hf_gpt2_read_config(edir, &rc);
@@ -503,9 +506,11 @@ static void roundtrip(const char* desc, const char* dir) {
 }
 
 int main(int argc, char** argv) {
-    const char* usage = "usage: ./test_safetensors [--corrupt NAME] [--compare] DIR | --load PATH | --roundtrip DESC DIR";
+    const char* usage = "usage: ./test_safetensors [--corrupt NAME] [--compare] DIR | --load PATH | --roundtrip DESC DIR"
+                        " | --trainer FLAG...";
     const char* dir = NULL;
     int compare = 0;
+    if (argc > 1 && strcmp(argv[1], "--trainer") == 0) { return train_main(argc - 1, argv + 1, &cpu_backend); }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) { g_corrupt = argv[++i]; }
         else if (strcmp(argv[i], "--compare") == 0) { compare = 1; }
