@@ -202,12 +202,12 @@ train_gptcu_emu_fp32: $(EMU_DEPS) $(MPI_STAMP)
 # the GPU code's logic, both precisions, the odd config and resume/determinism (d12 under the
 # emulator takes ~1.5 minutes a precision: EMU_D12=1 adds it)
 EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/drop_model.bin dev/ref/drop_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
-test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
+test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin dev/ref/eval_ref.bin
 	bash dev/cuda/emu_build.sh dev/cuda/emu_selftest.cu build/emu_selftest.cpp
 	$(CXX) $(EMU_FLAGS) -o build/emu_selftest build/emu_selftest.cpp && ./build/emu_selftest
 	$(MAKE) --no-print-directory -C dev/cuda emu-test
-	./test_gptcu_emu_fp32 $(EMU_PAIRS)
-	./test_gptcu_emu $(EMU_PAIRS)
+	./test_gptcu_emu_fp32 $(EMU_PAIRS) --eval-ref $(EVAL_REF)
+	./test_gptcu_emu $(EMU_PAIRS) --eval-ref $(EVAL_REF)
 	@if ./test_gptcu_emu --no-resume --corrupt atty.1 dev/ref/odd_model.bin dev/ref/odd_ref.bin \
 	    > /tmp/test_gptcu_corrupt.log 2>&1; then \
 	    echo "FAILED: test_gptcu_emu passed with a corrupted reference"; exit 1; \
@@ -237,7 +237,15 @@ dev/ref/d12_ref.bin: dev/train_gpt.py Makefile
 	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(D12_REF_ARGS) $(REF_COMMON) \
 	    --out-model dev/ref/d12_model.bin --out-ref $@
 
-test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
+# multiple-choice evaluation (gptc/eval.h): a small random model, a crafted eval file and every
+# completion's score, from PyTorch (dev/eval_reference.py, ~2 s)
+EVAL_REF = dev/ref/eval_model.bin dev/ref/eval.bin dev/ref/eval_ref.bin
+dev/ref/eval_ref.bin: dev/eval_reference.py dev/evalfile.py dev/train_gpt.py Makefile
+	@mkdir -p dev/ref
+	$(TORCH_ENV) $(PYTHON) dev/eval_reference.py --model L3H5C60T17V311 --seed 1337 \
+	    --out-model dev/ref/eval_model.bin --out-eval dev/ref/eval.bin --out-ref $@
+
+test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin dev/ref/eval_ref.bin
 	@# the reference's own checks: its RNG bit for bit against the scalar definition, files, model
 	OMP_NUM_THREADS=1 $(PYTHON) dev/train_gpt.py --self-test
 	./test_gpt

@@ -29,9 +29,12 @@ the activations the GPU does not keep (attention probabilities, attproj, fcproj)
 usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]...
        ./test_gpt --compare-runs[-bitwise] DIR_A DIR_B   (two runs' logs and newest checkpoints)
        ./test_gpt --generation-only                      (the KV cache against the full forward)
+       ./test_gpt --eval-ref MODEL EVAL REF              (multiple-choice eval against PyTorch)
   with no files: the pairs dev/ref/{odd,drop,d12}_{model,ref}.bin (drop: the odd config with dropout)
   --corrupt NAME    perturbs reference record NAME once before comparing: the run must then fail
   --ignore-dropout  runs without a reference's dropout: the run must then fail (the masks matter)
+  --eval-ref        a model, a crafted eval file and PyTorch's scores (dev/eval_reference.py); with
+                    no files: dev/ref/eval_model.bin, dev/ref/eval.bin, dev/ref/eval_ref.bin
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
 */
 
@@ -928,6 +931,103 @@ static void test_kv_cache(void) {
     gpt_free(&model);
 }
 
+// eval.h's choice of each example (ours: pred, then pred_norm; moved by `shift` to prove that the
+// comparison can fail) against PyTorch's (rpred), where the reference decides it: its best and
+// second best further apart than the two scores' bounds, or an exact tie (the same tokens, scored
+// bit for bit on the CPU). Counts the choices decided and those that differ.
+static void eval_choices(const EvalSet* ev, int* const ours[2], const float* rsum,
+                         const float* rmean, int* const rpred[2], float atol_sum, float atol_mean,
+                         int shift, int* decided, int* flipped) {
+    *decided = 0; *flipped = 0;
+    for (int i = 0; i < ev->n; i++) {
+        for (int norm = 0; norm < 2; norm++) {
+            const float* rf = (norm ? rmean : rsum) + ev->row0[i];
+            int K = (int)(ev->row0[i + 1] - ev->row0[i]), want = rpred[norm][i], second = -1;
+            for (int k = 0; k < K; k++) { if (k != want && (second < 0 || rf[k] < rf[second])) { second = k; } }
+            float a = rf[want], b = rf[second];
+            float bound = 2.0f * (norm ? atol_mean : atol_sum) + ACT_RTOL * (fabsf(a) + fabsf(b));
+            if (b - a > bound || (b == a && !GPT_CUDA)) {
+                (*decided)++;
+                *flipped += (ours[norm][i] + shift) % K != want;
+            }
+        }
+    }
+}
+
+// Multiple-choice evaluation (gptc/eval.h) against dev/eval_reference.py: the model of model_path
+// scores the crafted file eval_path through this build's backend (score_rows, 3 rows a forward: the
+// examples straddle forwards); every completion's summed and mean cross-entropy against PyTorch's,
+// one row at a time there, within the activations' bounds; each example's choices (lowest sum,
+// lowest mean, ties to the lowest index) where the reference's gap exceeds those bounds (in fp32:
+// every example); and on the CPU the same bits for any rows per forward.
+static void test_eval(const char* model_path, const char* eval_path, const char* ref_path) {
+    printf("\n== multiple-choice eval: %s on %s against %s (%s backend)\n", model_path, eval_path,
+           ref_path, g_backend->name);
+    GPT model;
+    gpt_build_from_checkpoint(&model, model_path);
+    EvalSet ev;
+    eval_load(&ev, eval_path, "--eval");
+    int T = eval_fit(&ev, model.config.vocab_size, model.config.max_seq_len);
+    Reference ref;
+    ref_load(&ref, ref_path);
+    size_t rows = (size_t)ev.rows, n = (size_t)ev.n;
+    float* rsum = (float*)ref_get(&ref, "eval_sum", 0, rows)->data;
+    float* rmean = (float*)ref_get(&ref, "eval_mean", 0, rows)->data;
+    int* rpred[2] = {(int*)ref_get(&ref, "eval_pred", 1, n)->data,
+                     (int*)ref_get(&ref, "eval_pred_norm", 1, n)->data};
+    int* rcount = (int*)ref_get(&ref, "eval_counts", 1, 3)->data;
+    // eval.h's scores and choices at B = 3, 1 and all rows a forward
+    double* sc = (double*)calloc_or_die(6 * rows, sizeof(double));
+    int* choice = (int*)calloc_or_die(6 * n, sizeof(int));
+    EvalScores out[3];
+    for (int j = 0; j < 3; j++) {
+        EvalScores o = {sc + 2 * j * rows, sc + (2 * j + 1) * rows, choice + 2 * j * n, choice + (2 * j + 1) * n};
+        out[j] = o;
+    }
+    Generator g = {g_backend, &model, 0};
+    g_backend->attach(&model, (int)rows, T);
+    EvalResult res = eval_run(&ev, 3, score_rows, &g, &out[0]);
+    float* ours = (float*)malloc_or_die(2 * rows * sizeof(float)); // sums, then means
+    for (size_t r = 0; r < 2 * rows; r++) { ours[r] = (float)sc[r]; }
+    g_l2_tol = ACT_L2;
+    float atol_sum = rms_floor(rsum, 1, rows, 0, ACT_FLOOR), atol_mean = rms_floor(rmean, 1, rows, 0, ACT_FLOOR);
+    check("eval.sum", ours, rsum, rows, ACT_RTOL, atol_sum);
+    check("eval.mean", ours + rows, rmean, rows, ACT_RTOL, atol_mean);
+    g_l2_tol = 0.0f;
+    // each example's two choices, eval.h's against PyTorch's
+    int decided, flipped, decided2, flipped2;
+    int* const pred[2] = {out[0].pred, out[0].pred_norm};
+    eval_choices(&ev, pred, rsum, rmean, rpred, atol_sum, atol_mean, 0, &decided, &flipped);
+    char detail[200];
+    snprintf(detail, sizeof(detail), "%d of %d choices decided by the reference: %d the same, %d not",
+             decided, 2 * ev.n, decided - flipped, flipped);
+    check_bool("eval choices", decided > 0 && flipped == 0 && (GPT_CUDA || decided == 2 * ev.n), detail);
+    eval_choices(&ev, pred, rsum, rmean, rpred, atol_sum, atol_mean, 1, &decided2, &flipped2);
+    snprintf(detail, sizeof(detail), "our choices moved by one: %d of %d differ", flipped2, decided2);
+    check_bool("eval choices can fail", flipped2 > 0, detail);
+    if (!GPT_CUDA || ACT_L2 == 0.0f) { // (bf16: the undecided examples may go either way)
+        snprintf(detail, sizeof(detail), "%d examples: acc %.0f, acc_norm %.0f; PyTorch's %d, %d", ev.n,
+                 res.correct, res.correct_norm, rcount[1], rcount[2]);
+        check_bool("eval counts", res.n == rcount[0] && res.correct == rcount[1] &&
+                   res.correct_norm == rcount[2], detail);
+    }
+#if !GPT_CUDA
+    // a row's losses depend neither on the other rows nor on B: the same bits for 1 row and all
+    eval_run(&ev, 1, score_rows, &g, &out[1]);
+    eval_run(&ev, (int)rows, score_rows, &g, &out[2]);
+    check_bool("eval any B", memcmp(sc, sc + 2 * rows, 2 * rows * sizeof(double)) == 0 &&
+               memcmp(sc, sc + 4 * rows, 2 * rows * sizeof(double)) == 0 &&
+               memcmp(choice, choice + 2 * n, 2 * n * sizeof(int)) == 0 &&
+               memcmp(choice, choice + 4 * n, 2 * n * sizeof(int)) == 0,
+               "every score and choice is the same bits at 1, 3 and all rows a forward");
+#endif
+    g_backend->detach(&model);
+    free(sc); free(choice); free(ours);
+    eval_free(&ev);
+    ref_free(&ref);
+    gpt_free(&model);
+}
+
 // --compare-runs A B: two training runs of the same model and options (e.g. 1 process and 2
 // under mpirun): every step's loss, gradient norm and lr in A/log.txt and B/log.txt, every
 // validation loss, and the weights of the newest checkpoint in each, within the fp32 bounds above
@@ -998,6 +1098,7 @@ int main(int argc, char** argv) {
     int ndefaults = (int)(sizeof(defaults) / sizeof(defaults[0]));
     const char* files[64];
     int nfiles = 0, resume = 1, resume_only = 0;
+    const char* eval_ref[3] = {NULL, NULL, NULL}; // --eval-ref MODEL EVAL REF
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) { g_corrupt = argv[++i]; }
         else if (strcmp(argv[i], "--no-resume") == 0) { resume = 0; }
@@ -1013,12 +1114,18 @@ int main(int argc, char** argv) {
             printf("\n%d passed, %d failed\n", g_passed, g_failed);
             return g_failed == 0 ? 0 : 1;
         }
-        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]... | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
+        else if (strcmp(argv[i], "--eval-ref") == 0 && i + 3 < argc) { for (int k = 0; k < 3; k++) { eval_ref[k] = argv[++i]; } }
+        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]... [--eval-ref MODEL EVAL REF] | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
         else if (nfiles < 64) { files[nfiles++] = argv[i]; }
+    }
+    if (eval_ref[0] != NULL && nfiles == 0 && !resume_only) { resume_only = 1; resume = 0; } // eval alone
+    else if (!resume_only && nfiles == 0) { // the default eval reference too
+        eval_ref[0] = "dev/ref/eval_model.bin"; eval_ref[1] = "dev/ref/eval.bin"; eval_ref[2] = "dev/ref/eval_ref.bin";
     }
     if (resume_only) { nfiles = 0; } else if (nfiles == 0) { for (int i = 0; i < ndefaults; i++) { files[nfiles++] = defaults[i]; } }
     if (nfiles % 2 != 0) { die("give model and reference files in pairs (got %d files)", nfiles); }
     for (int i = 0; i < nfiles; i += 2) { test_pair(files[i], files[i + 1]); }
+    if (eval_ref[0] != NULL) { test_eval(eval_ref[0], eval_ref[1], eval_ref[2]); }
     if (resume) { test_resume(); test_data_partition(); test_kv_cache(); test_checksum(); test_nucleus(); }
     printf("\n%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;

@@ -49,6 +49,7 @@ only through a Backend table (the CPU's here, the GPU's in train_gpt.cu).
 #include "gptc/sampler.h"    // provides: SampleOptions, sample_token
 #include "gptc/checkpoint.h" // provides: model and state files, TrainState, the output directory
 #include "gptc/cli.h"        // provides: TrainOptions, parse_options, resume_options, print_summary
+#include "gptc/eval.h"       // provides: EvalSet, eval_load/fit/run (multiple-choice evaluation)
 #include "data/tokenizer.h"  // provides: Tokenizer, tokenizer_init/encode/decode/free (GPT-2 BPE)
 #include "data/safetensors.h" // provides: hf_gpt2_read_config/load/save (Hugging Face checkpoints)
 
@@ -1076,6 +1077,7 @@ typedef struct {
     float (*step)(GPT* model, float grad_clip, float lr, float beta1, float beta2, float eps,
                   float weight_decay, int t); // global-norm clip + AdamW step t; returns the norm
     const float* (*logits)(GPT* model, int b, int t); // (Vp) of position (b,t) of the last forward
+    const float* (*losses)(GPT* model); // (B*T) per-position losses of the last forward (targets)
     void (*to_host)(GPT* model);       // weights, m, v into the host arrays (ZeRO-1: the shard's)
     void (*summary)(const GPT* model); // an extra line for the end-of-run summary, or NULL
     void (*detach)(GPT* model);        // frees what attach made
@@ -1110,8 +1112,9 @@ static const float* cpu_logits(GPT* model, int b, int t) {
     return model->acts.logits + ((size_t)b * model->T + t) * model->config.padded_vocab_size;
 }
 static void cpu_nothing(GPT* model) { (void)model; } // to_host, detach: the arrays are the host's
+static const float* cpu_losses(GPT* model) { return model->acts.losses; }
 static const Backend cpu_backend = {"cpu", cpu_attach, gpt_forward, gpt_backward, cpu_step,
-                                    cpu_logits, cpu_nothing, NULL, cpu_nothing, gpt_decode};
+    cpu_logits, cpu_losses, cpu_nothing, NULL, cpu_nothing, gpt_decode};
 
 // ----------------------------------------------------------------------------------------------
 // 6. Generation: token after token, each drawn from the model's logits (gptc/sampler.h)
@@ -1210,12 +1213,12 @@ static float evaluate(const Backend* be, GPT* model, DataLoader* val, int n, int
     return (float)(sum / n);
 }
 
-// a non-finite loss or gradient norm ends the run before anything is saved
-static void check_finite(const char* what, double x, long step) {
-    if (!isfinite(x)) {
-        die("step %ld: the %s is %g: the run diverged (nothing saved after the last checkpoint); "
-            "lower -l, raise -u, or set -G", step, what, x);
-    }
+// gptc/eval.h's callback: the per-position losses (B*T) of a forward of ctx's model (a Generator)
+static const float* score_rows(void* ctx, const int* inputs, const int* targets, int B, int T) {
+    Generator* g = (Generator*)ctx;
+    g->model->dropout = dropout_make(0.0f, 0);
+    g->be->forward(g->model, inputs, targets, B, T);
+    return g->be->losses(g->model);
 }
 
 // ZeRO-1 (zero = 1): this rank keeps AdamW's m and v only for its shard of the flat parameters
@@ -1321,29 +1324,21 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     long resume_step = start_run(&cmdline, &run, &model, &st, &lock_fd, state_path);
     const GPTConfig* cfg = &model.config;
     int accum = batch_arithmetic(&run, g_comm.size); // micro-batches a step on each rank; -d set
-    if (o->verbose && o->sample_every > 0 && be->decode == NULL && o->gen_len > o->T - 1) {
-        printf("note: -g %d is more than T-1 = %d: samples are %d tokens (they fit the -t %d "
-               "window)\n", o->gen_len, o->T - 1, o->T - 1, o->T);
-    }
     double t_check = wall_seconds();
     DataLoader train, val;
     int val_batches;
     int have_val = open_data(o, cfg->vocab_size, &st, state_path, &train, &val, &val_batches);
     t_check = wall_seconds() - t_check;
-    char model_text[128], data_text[64]; // every rank must run the same options, model, data, build
-    snprintf(model_text, sizeof(model_text), "L%dH%dC%dT%dV%dVp%d", cfg->num_layers, cfg->num_heads,
-             cfg->channels, cfg->max_seq_len, cfg->vocab_size, cfg->padded_vocab_size);
-    snprintf(data_text, sizeof(data_text), "%016llx %016llx", (unsigned long long)train.identity,
-             (unsigned long long)(have_val ? val.identity : 0));
-    check_ranks_agree(o, model_text, data_text, be->name);
-    // (a warning, after every check that can stop the run: an error stays one line)
-    if (o->warmup >= o->max_steps && g_comm.rank == 0) {
-        fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning "
-                "rate never decays\n", o->warmup, o->max_steps);
-    }
+    int sizes[6] = {cfg->num_layers, cfg->num_heads, cfg->channels, cfg->max_seq_len,
+                    cfg->vocab_size, cfg->padded_vocab_size}; // (every rank runs the same)
+    check_ranks_agree(o, sizes, train.identity, have_val ? val.identity : 0, be->name);
+    EvalSet ev; // --val-eval: a multiple-choice file scored at every validation (gptc/eval.h)
+    int have_eval = eval_open(&ev, o->val_eval, have_val, cfg->vocab_size, cfg->max_seq_len);
+    Generator scorer = {be, &model, 0}; // (score_rows' context)
+    flag_notes(o, be->decode != NULL); // (gptc/cli.h; after every check that can stop the run)
     char* recorded = st.options; // run's strings may point into it: freed at the end
     st.options = run_options_record(o, &st.options_len); // this run's, for its checkpoints
-    be->attach(&model, o->B, o->T);
+    be->attach(&model, o->B, have_eval && ev.T > o->T ? ev.T : o->T); // (eval rows may be longer)
     Tokenizer tok;
     int have_tok = tokenizer_init(&tok, o->tokenizer_path) == 0;
     if (o->verbose) { // the model, the batch, the ranks' AdamW state (floats of m and v), the data
@@ -1379,6 +1374,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
                 printf("step %ld: val loss %.6f (%d batches)\n", step, vl, val_batches);
             }
             if (logf) { fprintf(logf, "s:%ld vl:%.9g\n", step, vl); fflush(logf); }
+            if (have_eval) { eval_at_step(&ev, o->B, score_rows, &scorer, step, o->verbose, logf); }
         }
         int sample = o->sample_every > 0 && step > 0 && (step % o->sample_every == 0 || last);
         if (o->verbose && sample) {
@@ -1418,7 +1414,7 @@ static void run_training(const TrainOptions* cmdline_given, const Backend* be,
     if (logf) { fclose(logf); }
     free(inputs); free(step_ms); free(st.options); free(recorded);
     if (have_tok) { tokenizer_free(&tok); }
-    loader_free(&train);
+    loader_free(&train); eval_free(&ev);
     if (have_val) { loader_free(&val); }
     be->detach(&model);
     gpt_free(&model);
@@ -1473,24 +1469,28 @@ static void run_export(const TrainOptions* o) {
     gpt_free(&model);
 }
 
+// --eval: the model of -e scored on a multiple-choice file (gptc/eval.h), split over the ranks
+static void run_eval(const TrainOptions* o, const Backend* be) {
+    EvalSet ev;
+    eval_load(&ev, o->eval_path, "--eval"); // every field checked before the model is built
+    GPT model;
+    gpt_build(&model, o->init, (uint64_t)o->seed);
+    be->attach(&model, o->B, eval_fit(&ev, model.config.vocab_size, model.config.max_seq_len));
+    Generator scorer = {be, &model, 0}; // (score_rows' context)
+    eval_print(eval_run(&ev, o->B, score_rows, &scorer, NULL), &ev); // last: "eval: N examples ..."
+    eval_free(&ev); be->detach(&model); gpt_free(&model);
+}
+
 // the whole program: flags -> a training run on the given backend (train_gpt.cu passes its GPU one)
 static inline int train_main(int argc, char** argv, const Backend* backend) {
     writes_fail_past_size_limit(); // (ulimit -f: an error line, not a kill by SIGXFSZ)
     comm_init(&argc, &argv); // under mpirun: this process's rank in the job
     TrainOptions o = parse_options(argc, argv);
-    if (o.prompt != NULL || o.export_dir != NULL) {
-        if (g_comm.size > 1) {
-            die("%s: runs one process (not under mpirun -np %d)",
-                o.prompt != NULL ? "--prompt" : "--export", g_comm.size);
-        }
-        if (o.export_dir == NULL) { run_generation(&o, backend); }
-        else if (o.prompt == NULL) { run_export(&o); }
-        else { die("--prompt and --export: one at a time"); }
-    } else {
-        TrainResult r;
-        run_training(&o, backend, &r);
-        free(r.losses);
-    }
+    int mode = run_mode(&o); // (gptc/cli.h: training, or one of --prompt, --export, --eval)
+    if (mode == MODE_PROMPT) { run_generation(&o, backend); }
+    else if (mode == MODE_EXPORT) { run_export(&o); }
+    else if (mode == MODE_EVAL) { run_eval(&o, backend); }
+    else { TrainResult r; run_training(&o, backend, &r); free(r.losses); }
     comm_finalize();
     return 0;
 }

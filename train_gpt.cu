@@ -1395,6 +1395,13 @@ static const float* gpu_logits(GPT* model, int b, int t) {
     return g->host_logits;
 }
 
+// the per-position losses of the last forward (copied to the host by gpu_forward: B*T floats)
+static const float* gpu_losses(GPT* model) {
+    GpuModel* g = gpu(model);
+    if (!g->has_targets) { die("gpu_losses: the last forward had no targets"); }
+    return g->host_losses;
+}
+
 // the master weights of [shard_begin, shard_end) into the host weights, and the moments of the
 // shard into the host m, v (see Backend.to_host: with ZeRO-1 the caller gathers the shards)
 static void gpu_to_host(GPT* model) {
@@ -1448,6 +1455,7 @@ static const Backend gpu_backend = { "cuda " PRECISION_NAME,
                                      gpu_backward,
                                      gpu_step,
                                      gpu_logits,
+                                     gpu_losses,
                                      gpu_to_host,
                                      gpu_summary,
                                      gpu_detach,

@@ -35,6 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ckpt_checksum  # noqa: E402  (dev/ckpt_checksum.py: re-signs crafted checkpoint files)
+import evalfile       # noqa: E402  (dev/evalfile.py: llm.c's eval files, written and checked)
 
 # ===============================================================================================
 # LAYOUT TABLES -- update these when a format changes
@@ -98,6 +99,24 @@ TOKENIZER = {
                3: ("eot", "tok_eot"), 4: ("merges", "fixed"), 5: ("reserved5", "free"),
                255: ("reserved255", "free")},
 }
+# Multiple-choice eval file (gptc/eval.h, dev/evalfile.py): int32 header[256] = {magic, version, N,
+# longest example's bytes}, then per example the uint16 stream 65535, bytes, index, label, K,
+# ctx_len, ctx..., K times (len, tokens...). N and the longest example must be exact ("fixed"); the
+# examples' fields are mutated one at a time and judged by dev/evalfile.py's check (the format's
+# rules restated in Python), the base examples by EVAL_EXAMPLES below (V = 97, maxT = 16).
+EVAL = {
+    "header": ("i", 256),
+    "fields": {0: ("magic", "fixed"), 1: ("version", "fixed"), 2: ("N", "fixed"),
+               3: ("longest", "fixed"), 4: ("reserved4", "free"), 255: ("reserved255", "free")},
+}
+EVAL_EXAMPLES = [
+    {"ctx": [1, 2, 3], "endings": [[4], [5, 6]], "label": 1},                          # K = 2
+    {"ctx": [0] * 20, "endings": [[7, 8], [9], [96, 95, 94]], "label": 2},            # cut: 20 > maxT
+    {"ctx": [10, 11], "endings": [[12] * 16, [13], [14], [15]], "label": 0},          # a maxT completion
+    {"ctx": [96], "endings": [[1], [2], [3], [4], [5]], "label": 4},                  # K = 5
+]
+EVAL_FIELD_VALUES = {"0": 0, "1": 1, "2": 2, "valid-1": None, "valid+1": None, "32768": 32768,
+                     "65534": 65534, "65535": 65535}
 # Command-line flags of the trainer: (flag, kind, lo, hi, values that are cheap to run in range).
 # Out-of-range and malformed values must fail; in-range ones may run (they are "any").
 TRAIN_FLAGS = [
@@ -299,6 +318,8 @@ def write_base(dir_):
             f.write("".join(b2u[x] for x in a) + " " + "".join(b2u[x] for x in b) + "\n")
     with open(os.path.join(base, "text.txt"), "wb") as f:
         f.write(b"hello world, hell well\n" + bytes(range(256)) + b"\n")
+    with open(os.path.join(base, "eval.bin"), "wb") as f:   # the eval file (any model of V=97)
+        f.write(evalfile.encode(EVAL_EXAMPLES))
     # the commands that make the rest, run by the shell script (they must succeed)
     cs = Cases(os.path.join(dir_, "base.d"), os.path.join(dir_, "files"))
     cs.add("base.tokenizer", "any", ["TOK", "build", os.path.join(base, "encoder.json"),
@@ -599,6 +620,73 @@ def tokenizer_cases(cs, dir_):
                stdin=text, alloc="any")
     cs.add("tokflag.--chunk-bytes=1", "any", ["TOK", "-t", good, "--chunk-bytes", "1", "encode"], stdin=text)
 
+def eval_cases(cs, dir_):
+    base = os.path.join(dir_, "base")
+    data = open(os.path.join(base, "eval.bin"), "rb").read()
+    V, maxT = int(DESC.split("V")[1]), int(DESC.split("T")[1].split("V")[0])
+    def run(name, expect, path, **kw):
+        cs.add(name, expect, ["TRAIN"] + train_args(dir_, eval=path, **kw))
+    def judged(name, d):  # the outcome dev/evalfile.py's check predicts
+        run(name, "fail" if evalfile.check(d, V, maxT) else "any", cs.file(name, d))
+    header_cases(cs, "eval", data, EVAL, {}, run)
+    # every uint16 field of every example (and each completion's length) at its boundary values
+    starts, p = [], 1024
+    for ex in EVAL_EXAMPLES:
+        starts.append(p)
+        p += 2 * len(evalfile.example_stream(len(starts) - 1, ex))
+    for i, ex in enumerate(EVAL_EXAMPLES):
+        fields = list(enumerate(evalfile.FIELDS))
+        q = 6 + len(ex["ctx"])
+        for k, end in enumerate(ex["endings"]):
+            fields.append((q, "len%d" % k))
+            q += 1 + len(end)
+        for f, fname in fields:
+            cur = struct.unpack_from("<H", data, starts[i] + 2 * f)[0]
+            for label, v in EVAL_FIELD_VALUES.items():
+                v = cur - 1 if label == "valid-1" else cur + 1 if label == "valid+1" else v
+                if v == cur or not 0 <= v <= 65535:
+                    continue
+                d = bytearray(data)
+                struct.pack_into("<H", d, starts[i] + 2 * f, v)
+                judged("eval.ex%d.%s=%s" % (i, fname, label), bytes(d))
+    # tokens: the first context token and the last token of the file, at V-1, V and 65535
+    for where, off in (("first_ctx", starts[0] + 12), ("last", len(data) - 2)):
+        for label, v in (("V-1", V - 1), ("V", V), ("65535", 65535)):
+            d = bytearray(data)
+            struct.pack_into("<H", d, off, v)
+            judged("eval.token_%s=%s" % (where, label), bytes(d))
+    cut_cases(cs, "eval", data, [("inside_header", 8), ("header", 1024), ("ex0_fields", 1024 + 6),
+                                 ("ex1", starts[1]), ("mid_ex2", starts[2] + 20),
+                                 ("last_example", starts[3])], run)
+    # headers that promise much more than the file holds: refused before anything is allocated
+    for label, n, longest in (("N=65536", 65536, None), ("N=65536,longest=65534", 65536, 65534),
+                              ("longest=65534", None, 65534)):
+        d = data
+        if n is not None:
+            d = set_field(d, EVAL["header"], 2, n)
+        if longest is not None:
+            d = set_field(d, EVAL["header"], 3, longest)
+        run("eval.promise." + label, "fail", cs.file("eval.promise." + label, d))
+    # valid files beyond llm.c's: K = 2..300, every example cut to the context, one example
+    many = [{"ctx": [1, 2], "endings": [[t % V] for t in range(300)], "label": 299}]
+    judged("eval.K=300", evalfile.encode(many))
+    judged("eval.all_cut", evalfile.encode([{"ctx": list(range(40)), "endings": [[1] * 16, [2]],
+                                             "label": 1}] * 3))
+    judged("eval.one_example_K2", evalfile.encode([EVAL_EXAMPLES[0]]))
+    # --val-eval: scored at every validation of a training run
+    good = os.path.join(base, "eval.bin")
+    shard = os.path.join(base, "shard.bin")
+    bad = cs.file("eval.val_eval_bad.bin", evalfile.encode(EVAL_EXAMPLES, len(EVAL_EXAMPLES) + 1))
+    run("eval.val_eval_good", "any", None, j=shard, v=1, **{"val-eval": good})
+    run("eval.val_eval_bad", "fail", None, j=shard, v=1, **{"val-eval": bad})
+    run("eval.val_eval_no_validation", "fail", None, **{"val-eval": good})
+    # not a file
+    run("eval.directory", "fail", base)
+    run("eval.dev_null", "fail", "/dev/null")
+    fifo = cs.path("eval.fifo")
+    os.mkfifo(fifo)
+    run("eval.fifo", "fail", fifo)
+
 def flag_cases(cs, dir_):
     def run(name, expect, argv, alloc="any"):
         cs.add(name, expect, ["TRAIN"] + argv, alloc=alloc)
@@ -701,6 +789,7 @@ def main():
     state_cases(cs, dir_)
     tokenizer_cases(cs, dir_)
     flag_cases(cs, dir_)
+    eval_cases(cs, dir_)
     print("%d cases" % cs.n)
 
 if __name__ == "__main__":

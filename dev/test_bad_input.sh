@@ -268,6 +268,81 @@ if [ -f data/gpt2_tokenizer.bin ]; then
 fi
 expect "--prompt, forward overflows" "not finite"  -- -e "$W/huge_w.bin" -Z data/gpt2_tokenizer.bin --prompt "a" -g 3
 
+# --- multiple-choice eval files (--eval, --val-eval; gptc/eval.h): every field, truncation, tokens
+# >= V, lengths that run past their example, a header that lies. evfile NAME CODE writes $W/NAME.ev:
+# three valid examples (ex) encoded by dev/evalfile.py into b (enc(ex, N, longest)), then CODE, which
+# may change ex and encode again, or change b: put(i, f, v) sets uint16 field f of example i
+evfile() {
+    python3 - "$W/$1.ev" "$2" <<'EOF'
+import struct, sys
+sys.path.insert(0, "dev")
+import evalfile
+enc = lambda *a: bytearray(evalfile.encode(*a))
+ex = [{"ctx": [1, 2, 3], "endings": [[4], [5, 6], [7, 8, 96]], "label": 1},      # 36 bytes
+      {"ctx": [0] * 5, "endings": [[11, 12], [13]], "label": 0},                # 32 bytes
+      {"ctx": [20, 21], "endings": [[22], [23], [24], [25, 26]], "label": 3}]   # 34 bytes
+b = enc(ex)
+def put(i, f, v):
+    p = 1024
+    for _ in range(i):
+        p += struct.unpack_from("<H", b, p + 2)[0]
+    struct.pack_into("<H", b, p + 2 * f, v)
+exec(sys.argv[2])
+open(sys.argv[1], "wb").write(b)
+EOF
+}
+ev=(-e $M -b 2)
+evfile good ""
+expect "eval missing"         "eval file not found" -- "${ev[@]}" --eval "$W/none.ev"
+evfile cut "b = b[:500]";                               expect "eval header cut"      "truncated eval file"      -- "${ev[@]}" --eval "$W/cut.ev"
+evfile magic "struct.pack_into('<i', b, 0, 20240520)";  expect "eval bad magic"       "bad magic 20240520"       -- "${ev[@]}" --eval "$W/magic.ev"
+evfile ver "struct.pack_into('<i', b, 4, 2)";           expect "eval version"         "version 2"                -- "${ev[@]}" --eval "$W/ver.ev"
+evfile n0 "struct.pack_into('<i', b, 8, 0)";            expect "eval N=0"             "N=0 examples"             -- "${ev[@]}" --eval "$W/n0.ev"
+evfile nbig "struct.pack_into('<i', b, 8, 70000)";      expect "eval N > 65536"       "N=70000 examples"         -- "${ev[@]}" --eval "$W/nbig.ev"
+evfile nlong "b = enc(ex, 4)";                          expect "eval N too large"     "the file ends after 3"    -- "${ev[@]}" --eval "$W/nlong.ev"
+evfile nsize "b = enc(ex, 2)";                          expect "eval N too small"     "header's N=2 examples"    -- "${ev[@]}" --eval "$W/nsize.ev"
+evfile nshort "ex = [ex[0]] + [{'ctx': [1], 'endings': [[2], [3]], 'label': 0}] * 3; b = enc(ex, 3)"; expect "eval N too small, trailing" "22 bytes after the header's N=3" -- "${ev[@]}" --eval "$W/nshort.ev"
+evfile lodd "struct.pack_into('<i', b, 12, 37)";        expect "eval longest odd"     "longest example 37"       -- "${ev[@]}" --eval "$W/lodd.ev"
+evfile lhigh "b = enc(ex, None, 40)";                   expect "eval longest too big" "the longest is 36"        -- "${ev[@]}" --eval "$W/lhigh.ev"
+evfile llow "b = enc(ex, None, 34)";                    expect "eval longest too small" "longest example (34)"   -- "${ev[@]}" --eval "$W/llow.ev"
+evfile odd "b += bytes(1)";                             expect "eval odd size"        "odd"                      -- "${ev[@]}" --eval "$W/odd.ev"
+evfile trunc "b = b[:-4]";                              expect "eval truncated"       "past the end of the file" -- "${ev[@]}" --eval "$W/trunc.ev"
+evfile trail "b += bytes(2)";                           expect "eval trailing data"   "2 bytes after"            -- "${ev[@]}" --eval "$W/trail.ev"
+evfile start "put(1, 0, 7)";                            expect "eval start field"     "example 1: start field 7" -- "${ev[@]}" --eval "$W/start.ev"
+evfile bodd "put(0, 1, 35)";                            expect "eval bytes odd"       "example 0: bytes field 35" -- "${ev[@]}" --eval "$W/bodd.ev"
+evfile bpast "put(2, 1, 36)";                           expect "eval bytes past end"  "example 2: bytes field 36 runs past" -- "${ev[@]}" --eval "$W/bpast.ev"
+evfile bbig "b = enc(ex, None, 38); b[1060:1060] = bytes(2); put(0, 1, 38)"; expect "eval bytes too big" "example 0: bytes field 38 disagrees" -- "${ev[@]}" --eval "$W/bbig.ev"
+evfile bsmall "put(0, 1, 34)";                          expect "eval bytes too small" "example 0: completion 2's length 3 runs past" -- "${ev[@]}" --eval "$W/bsmall.ev"
+evfile index "put(1, 2, 5)";                            expect "eval index"           "example 1: index field 5" -- "${ev[@]}" --eval "$W/index.ev"
+evfile k1 "ex[1]['endings'] = [[11, 12]]; b = enc(ex)"; expect "eval K=1"             "example 1: K=1 completions" -- "${ev[@]}" --eval "$W/k1.ev"
+evfile k0 "put(1, 4, 0)";                               expect "eval K=0"             "example 1: K=0 completions" -- "${ev[@]}" --eval "$W/k0.ev"
+evfile kmore "put(0, 4, 4)";                            expect "eval K too many"      "example 0: completion 3 of K=4 starts past" -- "${ev[@]}" --eval "$W/kmore.ev"
+evfile label "ex[2]['label'] = 4; b = enc(ex)";         expect "eval label >= K"      "example 2: label 4, not below K=4" -- "${ev[@]}" --eval "$W/label.ev"
+evfile ctx0 "ex[0]['ctx'] = []; b = enc(ex)";           expect "eval empty context"   "example 0: context length 0" -- "${ev[@]}" --eval "$W/ctx0.ev"
+evfile ctxpast "put(1, 5, 40)";                         expect "eval context past"    "example 1: context length 40 runs past" -- "${ev[@]}" --eval "$W/ctxpast.ev"
+evfile empty "ex[0]['endings'][1] = []; b = enc(ex)";   expect "eval empty completion" "example 0: completion 1 has length 0" -- "${ev[@]}" --eval "$W/empty.ev"
+evfile cpast "put(0, 14, 9)";                           expect "eval completion past" "example 0: completion 2's length 9 runs past" -- "${ev[@]}" --eval "$W/cpast.ev"
+evfile ctok "ex[1]['ctx'][2] = 97; b = enc(ex)";        expect "eval context token >= V" "example 1: context token 2 is 97" -- "${ev[@]}" --eval "$W/ctok.ev"
+evfile etok "ex[2]['endings'][3][1] = 65535; b = enc(ex)"; expect "eval completion token >= V" "example 2: completion 3's token 1 is 65535" -- "${ev[@]}" --eval "$W/etok.ev"
+evfile long "ex[0]['endings'][0] = [1] * 17; b = enc(ex)"; expect "eval completion > maxT" "example 0: completion 0 is 17 tokens" -- "${ev[@]}" --eval "$W/long.ev"
+expect "eval directory"       "is a directory"     -- "${ev[@]}" --eval "$W"
+expect "eval FIFO"            "FIFO"               -- "${ev[@]}" --eval "$W/fifo"
+expect "--eval and --prompt"  "one at a time"      -- "${ev[@]}" --eval "$W/good.ev" --prompt "a"
+expect "--val-eval, no validation" "this run has none" -- "${common[@]}" --val-eval "$W/good.ev"
+expect "--val-eval, bad file" "example 1: index field 5" -- "${common[@]}" -j "$W/good.bin" --val-eval "$W/index.ev"
+# rules: the scores do not depend on -b; --val-eval logs llm.c's line at every validation, and its
+# value is the standalone --eval of the checkpoint; a resumed run keeps the eval of its checkpoint's
+# step when it does not redo it (as it keeps the validation loss)
+lines=$(for b in 1 2 5; do "$BIN" -e $M -b $b --eval "$W/good.ev" 2> /dev/null | tail -1; done | sort -u)
+re='^eval: 3 examples \| acc [01]\.[0-9]{4} \| acc_norm [01]\.[0-9]{4}$'
+rule "--eval: any -b, one line" '[ "$(printf "%s\n" "$lines" | wc -l)" -eq 1 ] && [[ $lines =~ $re ]]' "$lines"
+"$BIN" "${common[@]}" -j "$W/good.bin" -x 3 -v 2 -m 1 --val-eval "$W/good.ev" -o "$W/evrun" > /dev/null 2>&1
+"$BIN" "${common[@]}" -j "$W/good.bin" -x 5 -v 2 -m 1 --val-eval "$W/good.ev" -o "$W/evrun" -y 1 > /dev/null 2>&1
+logged=$(grep " eval:" "$W/evrun/log.txt" | cut -d' ' -f1 | tr '\n' ' ')
+rule "--val-eval: log, resumed" '[ "$logged" = "s:0 s:2 s:3 s:4 s:5 " ]' "$logged"
+standalone=$("$BIN" -e "$W/evrun/model_00000005.bin" -b 2 --eval "$W/good.ev" 2> /dev/null | tail -1)
+rule "--val-eval = --eval" '[ -n "$standalone" ] && [ "${standalone##* }" = "$(grep "^s:5 eval:" "$W/evrun/log.txt" | cut -d: -f3)" ]' "$standalone"
+
 echo
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

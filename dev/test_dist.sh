@@ -8,7 +8,8 @@
 #   - resume across process counts: a 2-rank checkpoint resumed on 1 rank and a 1-rank checkpoint
 #     on 2 ranks continue within the bounds; 2 ranks on 2 ranks bitwise;
 #   - ranks that disagree (a flag) stop with one error naming the difference; a rank that fails
-#     ends the whole job non-zero within a bounded time; -d not divisible by ranks*B*T is an error.
+#     ends the whole job non-zero within a bounded time; -d not divisible by ranks*B*T is an error;
+#   - multiple-choice eval (--eval, --val-eval) on 2 and 3 ranks prints what 1 rank prints.
 # The data stream's partition (disjoint samples, union = the epoch) is checked by test_gpt itself.
 # BIN=./train_gptcu_emu_fp32 runs it all on the CUDA trainer under the emulator (make test-dist).
 # Closing line: "N passed, N failed"; exit status non-zero on any failure.
@@ -122,6 +123,36 @@ for bad in "-b 0" "-i $W/none_*.bin"; do
     if [ "$n" -eq 1 ]; then ok "every rank: one error line ($bad)" "$(grep -m1 '^error:' "$W/err" | cut -c1-100)"
     else fail "every rank: one error line ($bad)" "$n error lines"; fi
 done
+
+# multiple-choice eval (gptc/eval.h): each rank scores a block of the examples and the counts are
+# summed, so 2 and 3 ranks print the line 1 rank prints (7 examples: blocks of unequal size); in a
+# training run (--val-eval) too; ranks that read different eval files stop with one error
+python3 - "$W" <<'PY'
+import random, sys
+sys.path.insert(0, "dev")
+import evalfile
+random.seed(3)
+for name, n in (("ev_a", 7), ("ev_b", 6)):
+    exs = [{"ctx": [random.randrange(97) for _ in range(1 + 3 * i)],
+            "endings": [[random.randrange(97) for _ in range(1 + (i + k) % 4)] for k in range(2 + i % 3)],
+            "label": i % 2} for i in range(n)]
+    evalfile.write("%s/%s.bin" % (sys.argv[1], name), exs)
+PY
+ev=(-e L2H2C24T16V97 -b 3 --eval "$W/ev_a.bin")
+one=$("$BIN" "${ev[@]}" 2> /dev/null | tail -1)
+for np in 2 3; do
+    many=$("${MPIRUN[@]}" -np $np "$BIN" "${ev[@]}" 2> /dev/null | tail -1)
+    if [[ $one == eval:* ]] && [ "$one" = "$many" ]; then ok "--eval: $np ranks = 1 rank" "$many"
+    else fail "--eval: $np ranks = 1 rank" "1 rank: '$one', $np ranks: '$many'"; fi
+done
+run "$W/ev.1" "$BIN" "${small[@]}" -x 2 -v 1 -m 2 -s 0 --val-eval "$W/ev_a.bin"
+run "$W/ev.2" "${MPIRUN[@]}" -np 2 "$BIN" "${small[@]}" -x 2 -v 1 -m 2 -s 0 --val-eval "$W/ev_a.bin"
+e1=$(grep " eval:" "$W/ev.1/log.txt" | tr '\n' ' '); e2=$(grep " eval:" "$W/ev.2/log.txt" | tr '\n' ' ')
+if [ "$(grep -c " eval:" "$W/ev.1/log.txt")" -eq 3 ] && [ "${e1%% s:1*}" = "${e2%% s:1*}" ] &&
+   [ "$(grep -c " eval:" "$W/ev.2/log.txt")" -eq 3 ]; then ok "--val-eval: 2 ranks" "$e2"
+else fail "--val-eval: 2 ranks" "1 rank: $e1| 2 ranks: $e2"; fi
+expect "ranks read other eval files" "different eval files" \
+    "${MPIRUN[@]}" -np 1 "$BIN" "${ev[@]}" : -np 1 "$BIN" -e L2H2C24T16V97 -b 3 --eval "$W/ev_b.bin"
 
 echo
 echo "$passed passed, $failed failed"

@@ -7,7 +7,8 @@
 //                       marks a complete checkpoint
 //   log.txt             "s:S trl:LOSS norm:NORM lr:LR" per step (S = steps done before it, i.e.
 //                       the step printed as S+1), "s:S vl:LOSS" per validation after S steps;
-//                       losses with 9 significant digits (they read back exactly)
+//                       losses with 9 significant digits (they read back exactly); with
+//                       --val-eval also "s:S eval:ACC_NORM" (4 decimals, llm.c's line, gptc/eval.h)
 //   .lock               an advisory flock held for the whole run (the kernel drops it when the
 //                       process ends, even on kill -9), naming the holder
 // The model file (llm.c's layout, so llm.c's fp32 checkpoints load here, and train_gpt -e loads
@@ -394,7 +395,8 @@ static inline void truncate_log(const char* path, long step, int keep_val_at_ste
     while (fgets(line, sizeof(line), f) != NULL) {
         long s;
         int keep = sscanf(line, "s:%ld", &s) == 1 &&
-                   (s < step || (s == step && keep_val_at_step && strstr(line, " vl:") != NULL));
+                   (s < step || (s == step && keep_val_at_step && (strstr(line, " vl:") != NULL ||
+                                                                   strstr(line, " eval:") != NULL)));
         if (keep) { fwrite_or_die(line, 1, strlen(line), out, tmp); }
     }
     fclose(f);

@@ -109,6 +109,12 @@
       "the weights' type in the export") \
     X(export_overwrite, "--export-overwrite", INT, 0,                         0,     1,                 0, "<0|1>", \
       "1: --export may replace the model.safetensors and config.json in dir") \
+    X(eval_path,      "--eval",       STR,    NULL,                           0,     0,                 0, "<file>", \
+      "no training: score the model of -e on a multiple-choice eval file\n" \
+      "(llm.c's format, e.g. HellaSwag's), print acc and acc_norm, then exit") \
+    X(val_eval,       "--val-eval",   STR,    NULL,                           0,     0,                 0, "<file>", \
+      "score this eval file at every validation (-v); log.txt gets\n" \
+      "s:S eval:ACC_NORM") \
     X(ckpt_every,     "-n",           INT,    100,                            0,     MAX_STEPS,         0, "<int>", \
       "checkpoint every N steps, 0 = only at the end") \
     X(keep_last,      "-k",           INT,    0,                              0,     1L << 30,          0, "<int>", \
@@ -260,6 +266,22 @@ static inline void flag_copy(TrainOptions* dst, const TrainOptions* src, int k) 
     if (k == FLAG_##field) { dst->field = src->field; }
     TRAIN_FLAGS(X_FLAG_COPY)
 #undef X_FLAG_COPY
+}
+
+// What a command line asks for: a training run, or one of the modes that train nothing (--prompt,
+// --export, --eval), one at a time; --prompt and --export run one process.
+enum { MODE_TRAIN, MODE_PROMPT, MODE_EXPORT, MODE_EVAL };
+static inline int run_mode(const TrainOptions* o) {
+    int mode = MODE_TRAIN, n = 0;
+    if (o->prompt != NULL) { mode = MODE_PROMPT; n++; }
+    if (o->export_dir != NULL) { mode = MODE_EXPORT; n++; }
+    if (o->eval_path != NULL) { mode = MODE_EVAL; n++; }
+    if (n > 1) { die("--prompt, --export and --eval: one at a time"); }
+    if ((mode == MODE_PROMPT || mode == MODE_EXPORT) && g_comm.size > 1) {
+        die("%s: runs one process (not under mpirun -np %d)",
+            mode == MODE_PROMPT ? "--prompt" : "--export", g_comm.size);
+    }
+    return mode;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -459,19 +481,23 @@ static inline TrainOptions resume_options(const TrainOptions* o, const char* rec
 }
 
 // Every rank of a data-parallel job must run the same thing: the run's options (-i compared by the
-// data's content instead: each machine may mount the shards elsewhere), -z, the model (its config,
-// as text), the data (the shards' identities, as text), and the same build (backend, compile time).
-// The lowest rank that differs names the first difference and stops the job (gptc/comm.h).
-static inline void check_ranks_agree(const TrainOptions* o, const char* model, const char* data,
-                                     const char* backend) {
+// data's content instead: each machine may mount the shards elsewhere), -z, the model (its sizes
+// m = {L, NH, C, maxT, V, Vp}), the data (the training and validation shards' identities), and the
+// same build (backend, compile time). The lowest rank that differs names the first difference and
+// stops the job (gptc/comm.h).
+static inline void check_ranks_agree(const TrainOptions* o, const int m[6], uint64_t train_data,
+                                     uint64_t val_data, const char* backend) {
     if (g_comm.size == 1) { return; }
     TrainOptions same = *o;
     same.train_pattern = "(compared by content)";
     size_t len;
     char* rec = run_options_record(&same, &len);
     char extra[600];
-    int n = snprintf(extra, sizeof(extra), "-z%c%d%cmodel%c%.200s%cdata%c%.100s%cbuild%c%.100s %s %s",
-                     0, o->zero, 0, 0, model, 0, 0, data, 0, 0, backend, __DATE__, __TIME__);
+    int n = snprintf(extra, sizeof(extra),
+                     "-z%c%d%cmodel%cL%dH%dC%dT%dV%dVp%d%cdata%c%016llx %016llx%cbuild%c%.100s %s %s",
+                     0, o->zero, 0, 0, m[0], m[1], m[2], m[3], m[4], m[5], 0, 0,
+                     (unsigned long long)train_data, (unsigned long long)val_data, 0, 0, backend,
+                     __DATE__, __TIME__);
     if (len + (size_t)n + 1 > MAX_OPTIONS_BYTES) { die("the run's options are too long"); }
     memcpy(rec + len, extra, (size_t)n + 1);
     comm_check_same(rec, len + (size_t)n + 1);
@@ -502,7 +528,29 @@ static inline int batch_arithmetic(TrainOptions* o, int ranks) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// What a run prints at its start (after the model's line) and at its end
+// What a run prints at its start (after the model's line) and at its end, and what stops it
+
+// The run's notes on its flags, printed after every check that can stop the run (so that an error
+// stays one line): samples longer than the -t window they are drawn in (kv_cache: the backend's
+// generation has a KV cache and needs no window), and a warmup the run never leaves
+static inline void flag_notes(const TrainOptions* o, int kv_cache) {
+    if (o->verbose && o->sample_every > 0 && !kv_cache && o->gen_len > o->T - 1) {
+        printf("note: -g %d is more than T-1 = %d: samples are %d tokens (they fit the -t %d "
+               "window)\n", o->gen_len, o->T - 1, o->T - 1, o->T);
+    }
+    if (o->warmup >= o->max_steps && g_comm.rank == 0) {
+        fprintf(stderr, "warning: -u %d >= -x %d: the run ends within its warmup; the learning "
+                "rate never decays\n", o->warmup, o->max_steps);
+    }
+}
+
+// a non-finite loss or gradient norm ends the run before anything is saved
+static inline void check_finite(const char* what, double x, long step) {
+    if (!isfinite(x)) {
+        die("step %ld: the %s is %g: the run diverged (nothing saved after the last checkpoint); "
+            "lower -l, raise -u, or set -G", step, what, x);
+    }
+}
 
 // the batch, the ranks and the AdamW state each holds (gptc/comm.h), the data and its check's time
 static inline void print_run_banner(const TrainOptions* o, int accum, long total_batch, const char* backend,
