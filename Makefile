@@ -178,7 +178,7 @@ test_gptcu: test_gpt.c $(CUDA_DEPS) $(PREC_STAMP)
 	$(NVCC) $(NVCC_FLAGS) $(PREC_FLAGS) $(NVCC_MPI_FLAGS) $(JSON_FLAGS) -x cu -o $@ test_gpt.c $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
 # on a GPU machine: both precisions against the references
-test-cuda: dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin
+test-cuda: dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/mask_ref.bin dev/ref/d12_ref.bin
 	$(MAKE) --no-print-directory PRECISION=FP32 test_gptcu && ./test_gptcu
 	$(MAKE) --no-print-directory PRECISION=BF16 test_gptcu && ./test_gptcu
 
@@ -201,8 +201,10 @@ train_gptcu_emu_fp32: $(EMU_DEPS) $(MPI_STAMP)
 
 # the GPU code's logic, both precisions, the odd config and resume/determinism (d12 under the
 # emulator takes ~1.5 minutes a precision: EMU_D12=1 adds it)
-EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/drop_model.bin dev/ref/drop_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
-test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin dev/ref/eval_ref.bin
+EMU_PAIRS = dev/ref/odd_model.bin dev/ref/odd_ref.bin dev/ref/drop_model.bin dev/ref/drop_ref.bin \
+    dev/ref/mask_model.bin dev/ref/mask_ref.bin $(if $(EMU_D12),dev/ref/d12_model.bin dev/ref/d12_ref.bin)
+test-cuda-emu: test_gptcu_emu test_gptcu_emu_fp32 dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/mask_ref.bin \
+    dev/ref/d12_ref.bin dev/ref/eval_ref.bin
 	bash dev/cuda/emu_build.sh dev/cuda/emu_selftest.cu build/emu_selftest.cpp
 	$(CXX) $(EMU_FLAGS) -o build/emu_selftest build/emu_selftest.cpp && ./build/emu_selftest
 	$(MAKE) --no-print-directory -C dev/cuda emu-test
@@ -232,6 +234,13 @@ dev/ref/drop_ref.bin: dev/train_gpt.py Makefile
 	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(ODD_REF_ARGS) $(REF_COMMON) --dropout 0.2 \
 	    --out-model dev/ref/drop_model.bin --out-ref $@
 
+# the odd config with a loss mask (supervised fine-tuning): targets that do not count, and 3
+# micro-batches whose counts differ (the third has none)
+dev/ref/mask_ref.bin: dev/train_gpt.py Makefile
+	@mkdir -p dev/ref
+	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(ODD_REF_ARGS) $(REF_COMMON) --loss-mask -A 3 \
+	    --out-model dev/ref/mask_model.bin --out-ref $@
+
 dev/ref/d12_ref.bin: dev/train_gpt.py Makefile
 	@mkdir -p dev/ref
 	$(TORCH_ENV) $(PYTHON) dev/train_gpt.py --write-reference $(D12_REF_ARGS) $(REF_COMMON) \
@@ -245,7 +254,7 @@ dev/ref/eval_ref.bin: dev/eval_reference.py dev/evalfile.py dev/train_gpt.py Mak
 	$(TORCH_ENV) $(PYTHON) dev/eval_reference.py --model L3H5C60T17V311 --seed 1337 \
 	    --out-model dev/ref/eval_model.bin --out-eval dev/ref/eval.bin --out-ref $@
 
-test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/d12_ref.bin dev/ref/eval_ref.bin
+test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/ref/mask_ref.bin dev/ref/d12_ref.bin dev/ref/eval_ref.bin
 	@# the reference's own checks: its RNG bit for bit against the scalar definition, files, model
 	OMP_NUM_THREADS=1 $(PYTHON) dev/train_gpt.py --self-test
 	./test_gpt
@@ -255,6 +264,12 @@ test-reference: train_gpt test_gpt dev/ref/odd_ref.bin dev/ref/drop_ref.bin dev/
 	    echo "FAILED: test_gpt passed the dropout reference without dropout"; exit 1; \
 	else grep -q "^encoded .*FAILED" /tmp/test_gpt_nodrop.log && \
 	    echo "dropout reference without the masks: test_gpt fails as it must"; fi
+	@# the loss-mask reference must need the mask: counting every target must fail
+	@if ./test_gpt --no-resume --ignore-mask dev/ref/mask_model.bin dev/ref/mask_ref.bin \
+	    > /tmp/test_gpt_nomask.log 2>&1; then \
+	    echo "FAILED: test_gpt passed the loss-mask reference counting every target"; exit 1; \
+	else grep -q "^loss .*FAILED" /tmp/test_gpt_nomask.log && \
+	    echo "loss-mask reference without the mask: test_gpt fails as it must"; fi
 	@# the test must be able to fail: one corrupted reference value must fail the run
 	@if ./test_gpt --no-resume --corrupt ln1_rstd.1 dev/ref/odd_model.bin dev/ref/odd_ref.bin \
 	    > /tmp/test_gpt_corrupt.log 2>&1; then \
@@ -268,9 +283,9 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 build/train_gpt_asan: $(GPT_DEPS)
 	@mkdir -p build
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
-build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h
+build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h $(JSON_STAMP)
 	@mkdir -p build
-	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ data/tokenizer.c $(LDLIBS)
+	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) $(JSON_FLAGS) -o $@ data/tokenizer.c $(LDLIBS)
 test-crafted-input: build/train_gpt_asan build/tokenizer_asan
 	bash dev/test_crafted_inputs.sh
 

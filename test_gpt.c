@@ -12,6 +12,10 @@ loads both, runs the same computation with train_gpt.c's functions and compares:
             reference has it: the same masks, from the same counter-based RNG)
   backward  every parameter gradient
   steps     the loss, gradient norm and learning rate of each of the K steps, then every parameter
+  mask      (a reference with a loss mask, dev/ref/mask_*.bin) the same, with targets that do not
+            count; then the training loop itself on the reference's tokens and mask written as a
+            version-2 shard (K steps from the model file: losses, norms, lrs, final weights), and a
+            shard where no target counts (loss 0, norm 0, never NaN)
   resume    (built in, no reference needed) a run resumed from a checkpoint continues with
             bit-identical losses and parameters; two identical runs agree bit for bit
 
@@ -26,13 +30,15 @@ train_gpt.cu; PRECISION=FP32 or BF16), `make test_gptcu_emu` / `test_gptcu_emu_f
 kernels on the CPU emulator of dev/cuda/emu.h). The same checks run in each; the CUDA builds skip
 the activations the GPU does not keep (attention probabilities, attproj, fcproj) and say so.
 
-usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]...
+usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--ignore-mask] [--no-resume | --resume-only] [MODEL REF]...
        ./test_gpt --compare-runs[-bitwise] DIR_A DIR_B   (two runs' logs and newest checkpoints)
        ./test_gpt --generation-only                      (the KV cache against the full forward)
        ./test_gpt --eval-ref MODEL EVAL REF              (multiple-choice eval against PyTorch)
-  with no files: the pairs dev/ref/{odd,drop,d12}_{model,ref}.bin (drop: the odd config with dropout)
+  with no files: the pairs dev/ref/{odd,drop,mask,d12}_{model,ref}.bin (drop: the odd config with
+  dropout; mask: with a loss mask)
   --corrupt NAME    perturbs reference record NAME once before comparing: the run must then fail
   --ignore-dropout  runs without a reference's dropout: the run must then fail (the masks matter)
+  --ignore-mask     counts every target of a reference with a loss mask: the run must then fail
   --eval-ref        a model, a crafted eval file and PyTorch's scores (dev/eval_reference.py); with
                     no files: dev/ref/eval_model.bin, dev/ref/eval.bin, dev/ref/eval_ref.bin
 Last line: "N passed, N failed"; the exit status is non-zero on any failure.
@@ -141,6 +147,7 @@ static void ref_free(Reference* r) {
 static int g_passed = 0, g_failed = 0;
 static const char* g_corrupt = NULL; // --corrupt NAME
 static int g_ignore_dropout = 0;     // --ignore-dropout: run without the reference's dropout (must fail)
+static int g_ignore_mask = 0;        // --ignore-mask: count every target of a masked reference (must fail)
 
 // worst element of |a - ref| against the bound; returns 1 when every element is within it.
 // `stride_a`/`stride_r` let (B,T,Vp) logits be compared with the (B,T,V) reference.
@@ -395,8 +402,16 @@ static int activation_table(const GPTConfig* cfg, size_t B, size_t T, Named* act
     return n;
 }
 
-// every activation of the forward on micro-batch 0, layer by layer, and the loss; the logits first,
-// from a forward without targets (the GPU's forward with targets turns them into their gradient)
+// the targets of targets[0..n) that count (not IGNORED_TARGET: a loss mask's context)
+static long count_targets(const int* targets, size_t n) {
+    long c = 0;
+    for (size_t i = 0; i < n; i++) { c += targets[i] != IGNORED_TARGET; }
+    return c;
+}
+
+// every activation of the forward on micro-batch 0, layer by layer, and the loss (the mean over its
+// counted targets: the forward's sum / (B*T) times counted_scale); the logits first, from a
+// forward without targets (the GPU's forward with targets turns them into their gradient)
 static void test_forward(GPT* model, Reference* ref, const int* inputs, const int* targets, int B, int T,
                          float* buf) {
     const GPTConfig* cfg = &model->config;
@@ -408,7 +423,8 @@ static void test_forward(GPT* model, Reference* ref, const int* inputs, const in
     float* r = (float*)ref_get(ref, "logits", 0, BT * V)->data; // ours (B,T,Vp), the reference (B,T,V)
     if (!fetch_activation(model, "logits", buf, BT * Vp)) { die("no logits to compare"); }
     check_strided("logits", buf, r, BT, V, Vp, V, ACT_RTOL, rms_floor(r, BT, V, V, ACT_FLOOR));
-    float loss = be->forward(model, inputs, targets, B, T);
+    double scale = counted_scale(count_targets(targets, (size_t)B * T), (long)B * T); // 1 unmasked
+    float loss = (float)(be->forward(model, inputs, targets, B, T) * scale);
     Named acts[64];
     int nacts = activation_table(cfg, (size_t)B, (size_t)T, acts);
     for (int i = 0; i < nacts; i++) {
@@ -434,9 +450,10 @@ static void test_forward(GPT* model, Reference* ref, const int* inputs, const in
     check("loss", &loss, (float*)ref_get(ref, "loss", 0, 1)->data, 1, ACT_RTOL, 0.0f);
 }
 
-// every parameter gradient of the backward of the forward before
-static void test_backward(GPT* model, Reference* ref, float* buf) {
-    g_backend->backward(model, 1.0f);
+// every parameter gradient of the backward of the forward before (of its mean loss: scale is
+// its counted_scale)
+static void test_backward(GPT* model, Reference* ref, float* buf, float scale) {
+    g_backend->backward(model, scale);
     g_l2_tol = GRAD_L2;
     fetch_grads(model, buf);
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
@@ -450,7 +467,8 @@ static void test_backward(GPT* model, Reference* ref, float* buf) {
 
 // K optimizer steps over A micro-batches each from the initial weights init_params (the model
 // freshly attached: zero gradients and moments), with dropout p_drop: the losses, gradient norms
-// and learning rates of the steps, then every parameter
+// and learning rates of the steps, then every parameter. A step's loss and gradient are scaled
+// as train_step scales them: to the mean over the counted targets of all A micro-batches.
 static void test_steps(GPT* model, Reference* ref, const int* inputs, const int* targets, int B, int T, int A,
                        int K, int seed, float p_drop, const float* init_params) {
     const Backend* be = g_backend;
@@ -459,6 +477,7 @@ static void test_steps(GPT* model, Reference* ref, const int* inputs, const int*
     int warmup = (int)hp[6];
     float final_frac = hp[7];
     size_t BT = (size_t)B * T;
+    double scale = counted_scale(count_targets(targets, (size_t)A * BT), (long)A * (long)BT);
     float* losses = (float*)malloc_or_die(3 * (size_t)K * sizeof(float));
     float* norms = losses + K;
     float* lrs = norms + K;
@@ -467,9 +486,9 @@ static void test_steps(GPT* model, Reference* ref, const int* inputs, const int*
         for (int a = 0; a < A; a++) {
             model->dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, (uint64_t)k * A + a));
             sum += be->forward(model, inputs + (size_t)a * BT, targets + (size_t)a * BT, B, T);
-            be->backward(model, 1.0f / A);
+            be->backward(model, 1.0f / A * (float)scale);
         }
-        losses[k] = (float)(sum / A);
+        losses[k] = (float)(sum / A * scale);
         lrs[k] = (float)lr_schedule(k, K, lr, warmup, final_frac);
         norms[k] = be->step(model, clip, lrs[k], beta1, beta2, eps, wd, k + 1);
     }
@@ -501,6 +520,9 @@ static void test_steps(GPT* model, Reference* ref, const int* inputs, const int*
     }
     free(losses);
 }
+
+static void test_masked_run(const char* model_path, Reference* ref, int B, int T, int A, int K,
+                            const int* tokens, const int* mask);
 
 static void test_pair(const char* model_path, const char* ref_path) {
     printf("\n== %s + %s\n", model_path, ref_path);
@@ -536,17 +558,27 @@ static void test_pair(const char* model_path, const char* ref_path) {
             targets[row * T + t] = tokens[row * (T + 1) + t + 1];
         }
     }
+    // a loss mask (record "mask", absent = every target counts): 0 makes a target IGNORED_TARGET
+    const int* mask = NULL;
+    if (ref_find(&ref, "mask") != NULL && g_ignore_mask) { printf("--ignore-mask: every target counts\n"); }
+    else if (ref_find(&ref, "mask") != NULL) {
+        mask = (const int*)ref_get(&ref, "mask", 1, (size_t)A * B * T)->data;
+        for (size_t i = 0; i < (size_t)A * B * T; i++) { if (!mask[i]) { targets[i] = IGNORED_TARGET; } }
+        printf("loss mask: %ld of %d targets count\n", count_targets(targets, (size_t)A * B * T), A * B * T);
+    }
     float* init_params = (float*)malloc_or_die(model.num_parameters * sizeof(float));
     memcpy(init_params, model.params_memory, model.num_parameters * sizeof(float));
     float* buf = (float*)malloc_or_die((size_t)B * T * cfg->padded_vocab_size * sizeof(float) +
                                        model.num_parameters * sizeof(float));
     g_backend->attach(&model, B, T);
+    float scale0 = (float)counted_scale(count_targets(targets, (size_t)B * T), (long)B * T); // (1: no mask)
     model.dropout = dropout_make(p_drop, dropout_pass_key((uint64_t)seed, 0));
     test_forward(&model, &ref, inputs, targets, B, T, buf);
-    test_backward(&model, &ref, buf);
+    test_backward(&model, &ref, buf, scale0);
     g_backend->detach(&model); // the steps start from a fresh attach: zero gradients and moments
     g_backend->attach(&model, B, T);
     test_steps(&model, &ref, inputs, targets, B, T, A, K, seed, p_drop, init_params);
+    if (mask != NULL) { test_masked_run(model_path, &ref, B, T, A, K, tokens, mask); }
     free(inputs); free(targets); free(buf); free(init_params);
     ref_free(&ref);
     g_backend->detach(&model);
@@ -559,7 +591,7 @@ static void test_pair(const char* model_path, const char* ref_path) {
 static void write_random_shard(const char* path, long ntok, int V, uint64_t key) {
     FILE* f = fopen_or_die(path, "wb");
     int32_t header[SHARD_HEADER_INTS];
-    shard_header(header, ntok);
+    shard_header(header, ntok, 0);
     fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, f, path);
     for (long i = 0; i < ntok; i++) {
         uint16_t t = (uint16_t)(stream_draw(key, (uint64_t)i) % (uint64_t)V);
@@ -1092,9 +1124,108 @@ static void compare_runs(const char* a, const char* b, int bitwise) {
     free(buf);
 }
 
+// A version-2 shard (tokens, then a flag per token: gptc/shard.h)
+static void write_flagged_shard(const char* path, const uint16_t* tokens, const uint8_t* flags, long ntok) {
+    FILE* f = fopen_or_die(path, "wb");
+    int32_t header[SHARD_HEADER_INTS];
+    shard_header(header, ntok, 1);
+    fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, f, path);
+    fwrite_or_die(tokens, sizeof(uint16_t), (size_t)ntok, f, path);
+    fwrite_or_die(flags, 1, (size_t)ntok, f, path);
+    if (fclose(f) != 0) { die("%s: write failed", path); }
+}
+
+// The training loop itself with a loss mask (the loader's flags, train_step's count over the whole
+// step): the masked reference's tokens and mask as one version-2 shard of A samples, trained K
+// steps of A micro-batches (-d A*B*T: each step one epoch, its samples in a shuffled order) from
+// its model file with its hyperparameters, against its step losses, norms, lrs and final weights.
+// Then the same shard with every flag 0: a step and a validation with no counted target give loss
+// 0 and norm 0, never NaN.
+static void test_masked_run(const char* model_path, Reference* ref, int B, int T, int A, int K,
+                            const int* tokens, const int* mask) {
+    printf("\n== the training loop on the masked reference's data (%s backend)\n", g_backend->name);
+    char dir[] = "/tmp/test_gpt_mask_XXXXXX";
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed (%s)", strerror(errno)); }
+    char shard[300], out[300], zero[300], zout[300], log[320], arg[11][32];
+    snprintf(shard, sizeof(shard), "%s/mask.bin", dir);
+    snprintf(out, sizeof(out), "%s/run", dir);
+    snprintf(zero, sizeof(zero), "%s/zero.bin", dir);
+    snprintf(zout, sizeof(zout), "%s/zrun", dir);
+    long ntok = (long)A * B * T + 1; // row r of the reference is stream[r*T .. r*T + T]
+    uint16_t* tok = (uint16_t*)malloc_or_die((size_t)ntok * sizeof(uint16_t));
+    uint8_t* flag = (uint8_t*)calloc_or_die((size_t)ntok, 1); // flag[0]: no target, stays 0
+    for (long r = 0; r < (long)A * B; r++) {
+        for (int t = 0; t <= T; t++) { tok[r * T + t] = (uint16_t)tokens[r * (T + 1) + t]; }
+        for (int t = 0; t < T; t++) { flag[r * T + t + 1] = (uint8_t)mask[r * T + t]; }
+    }
+    write_flagged_shard(shard, tok, flag, ntok);
+    const float* hp = (const float*)ref_get(ref, "hparams", 0, 8)->data; // lr b1 b2 eps wd clip warmup frac
+    snprintf(arg[0], 32, "%d", B); snprintf(arg[1], 32, "%d", T); snprintf(arg[2], 32, "%d", A * B * T);
+    snprintf(arg[3], 32, "%d", K); snprintf(arg[4], 32, "%d", (int)hp[6]); snprintf(arg[10], 32, "%d", A);
+    static const int pick[5] = {0, 3, 4, 5, 7}; // -l --eps -c -G -q
+    for (int i = 0; i < 5; i++) { snprintf(arg[5 + i], 32, "%.9g", hp[pick[i]]); }
+    const char* args[] = {"train_gpt", "-e", model_path, "-i", shard, "-j", shard, "-m", arg[10], "-b", arg[0], "-t", arg[1],
+                          "-d", arg[2], "-x", arg[3], "-u", arg[4], "-l", arg[5], "--eps", arg[6], "-c", arg[7],
+                          "-G", arg[8], "-q", arg[9], "--beta1", "0.9", "--beta2", "0.95", "-v", arg[3], "-s", "0",
+                          "-n", "0", "-o", out};
+    if (hp[1] != 0.9f || hp[2] != 0.95f) { die("test_masked_run: the reference's betas are not 0.9, 0.95"); }
+    TrainOptions o = parse_options((int)(sizeof(args) / sizeof(args[0])), (char**)args);
+    o.verbose = 0;
+    TrainResult r;
+    run_training(&o, g_backend, &r);
+    float* buf = (float*)malloc_or_die(4 * (size_t)K * sizeof(float));
+    int nv;
+    snprintf(log, sizeof(log), "%s/log.txt", out);
+    if (parse_log(log, buf, buf + K, buf + 2 * K, buf + 3 * K, K, &nv) != K) { die("%s: not %d steps", log, K); }
+    g_l2_tol = 0.0f;
+    check("run.step_loss", r.losses, (float*)ref_get(ref, "step_loss", 0, (size_t)K)->data, (size_t)K, STEP_RTOL, 0.0f);
+    check("run.step_norm", buf + K, (float*)ref_get(ref, "step_norm", 0, (size_t)K)->data, (size_t)K, NORM_RTOL, 0.0f);
+    check("run.step_lr", buf + 2 * K, (float*)ref_get(ref, "step_lr", 0, (size_t)K)->data, (size_t)K, 1e-6f, 0.0f);
+    // validation at step 0 over the same A batches (-m A, -v K, no dropout): their mean over every
+    // counted target with the initial weights, which is the reference's first step loss
+    if (nv != 2) { die("%s: %d validations, expected 2", log, nv); }
+    check("run.val_loss_step0", buf + 3 * K, (float*)ref_get(ref, "step_loss", 0, (size_t)K)->data, 1, STEP_RTOL, 0.0f);
+    double lr_sum = 0.0;
+    for (int k = 0; k < K; k++) { lr_sum += buf[2 * K + k]; }
+    char model_file[340], state_file[340];
+    checkpoint_paths(model_file, state_file, sizeof(model_file), out, K);
+    GPT m;
+    gpt_build_from_checkpoint(&m, model_file);
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        char name[160];
+        snprintf(name, sizeof(name), "final.%s", m.specs[k].name);
+        size_t n = m.specs[k].size;
+        float* rf = (float*)ref_get(ref, name, 0, n)->data;
+        snprintf(name, sizeof(name), "run.final.%s", m.specs[k].name);
+        check(name, m.params_memory + m.specs[k].offset, rf, n, PARAM_RTOL, (float)(PARAM_FLOOR * lr_sum));
+    }
+    gpt_free(&m);
+    free(r.losses);
+
+    // no target counts: loss 0, norm 0 and validation loss 0 at every step (never NaN)
+    memset(flag, 0, (size_t)ntok);
+    write_flagged_shard(zero, tok, flag, ntok);
+    const char* zargs[] = {"train_gpt", "-e", model_path, "-i", zero, "-j", zero, "-b", arg[0], "-t", arg[1],
+                           "-d", arg[2], "-x", "2", "-u", "0", "-v", "1", "-s", "0", "-o", zout};
+    o = parse_options((int)(sizeof(zargs) / sizeof(zargs[0])), (char**)zargs);
+    o.verbose = 0;
+    run_training(&o, g_backend, &r);
+    snprintf(log, sizeof(log), "%s/log.txt", zout);
+    int n = parse_log(log, buf, buf + K, buf + 2 * K, buf + 3 * K, K, &nv);
+    char detail[200];
+    snprintf(detail, sizeof(detail), "2 steps: losses %g %g, norms %g %g; %d validations, the last %g",
+             buf[0], buf[1], buf[K], buf[K + 1], nv, r.last_val_loss);
+    check_bool("no counted target", n == 2 && nv == 3 && buf[0] == 0.0f && buf[1] == 0.0f && buf[K] == 0.0f &&
+               buf[K + 1] == 0.0f && buf[3 * K + 2] == 0.0f && r.last_val_loss == 0.0f, detail);
+    free(r.losses); free(buf); free(tok); free(flag);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) { fprintf(stderr, "warning: could not remove %s\n", dir); }
+}
+
 int main(int argc, char** argv) {
     const char* defaults[] = {"dev/ref/odd_model.bin", "dev/ref/odd_ref.bin", "dev/ref/drop_model.bin", "dev/ref/drop_ref.bin",
-                              "dev/ref/d12_model.bin", "dev/ref/d12_ref.bin"};
+                              "dev/ref/mask_model.bin", "dev/ref/mask_ref.bin", "dev/ref/d12_model.bin", "dev/ref/d12_ref.bin"};
     int ndefaults = (int)(sizeof(defaults) / sizeof(defaults[0]));
     const char* files[64];
     int nfiles = 0, resume = 1, resume_only = 0;
@@ -1103,6 +1234,7 @@ int main(int argc, char** argv) {
         if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) { g_corrupt = argv[++i]; }
         else if (strcmp(argv[i], "--no-resume") == 0) { resume = 0; }
         else if (strcmp(argv[i], "--ignore-dropout") == 0) { g_ignore_dropout = 1; }
+        else if (strcmp(argv[i], "--ignore-mask") == 0) { g_ignore_mask = 1; }
         else if (strcmp(argv[i], "--resume-only") == 0) { resume_only = 1; }
         else if (strcmp(argv[i], "--generation-only") == 0) {
             test_kv_cache();
@@ -1115,7 +1247,7 @@ int main(int argc, char** argv) {
             return g_failed == 0 ? 0 : 1;
         }
         else if (strcmp(argv[i], "--eval-ref") == 0 && i + 3 < argc) { for (int k = 0; k < 3; k++) { eval_ref[k] = argv[++i]; } }
-        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--no-resume | --resume-only] [MODEL REF]... [--eval-ref MODEL EVAL REF] | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
+        else if (argv[i][0] == '-') { die("%s: unknown option (usage: ./test_gpt [--corrupt NAME] [--ignore-dropout] [--ignore-mask] [--no-resume | --resume-only] [MODEL REF]... [--eval-ref MODEL EVAL REF] | --compare-runs[-bitwise] DIR_A DIR_B)", argv[i]); }
         else if (nfiles < 64) { files[nfiles++] = argv[i]; }
     }
     if (eval_ref[0] != NULL && nfiles == 0 && !resume_only) { resume_only = 1; resume = 0; } // eval alone

@@ -356,9 +356,9 @@ static void residual_forward(float* out, const float* a, const float* b, size_t 
 
 static void crossentropy_forward(float* losses, float* lse, const float* logits,
                                  const int* targets, int N, int V, int Vp) {
-    // losses (N), lse (N) log-sum-exp kept for the backward, logits (N,Vp) of which the first V
-    // columns are real (the padding is ignored). The sums are vectorized (omp simd): their order
-    // is fixed by the compiler, so results are still the same run to run.
+    // losses (N), lse (N) log-sum-exp kept for the backward, logits (N,Vp): V real columns, then
+    // padding. A target < 0 (IGNORED_TARGET: not counted) has loss 0. The sums are vectorized
+    // (omp simd) in an order the compiler fixes, so the results are the same run to run.
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const float* l = logits + (size_t)i * Vp;
@@ -369,23 +369,23 @@ static void crossentropy_forward(float* losses, float* lse, const float* logits,
         #pragma omp simd reduction(+:sum)
         for (int v = 0; v < V; v++) { sum += exp_fast(l[v] - maxval); }
         lse[i] = maxval + logf(sum);
-        losses[i] = lse[i] - l[targets[i]];
+        losses[i] = targets[i] < 0 ? 0.0f : lse[i] - l[targets[i]];
     }
 }
 
 static void crossentropy_backward(float* dlogits, const float* logits, const float* lse,
                                   const int* targets, float dloss, int N, int V, int Vp) {
     // d loss_i / d logits[i,v] = softmax(logits)[v] - [v == target]; each loss_i enters the mean
-    // with weight dloss. dlogits may alias logits (each element read before written). Padded
-    // columns get 0, so the padded rows of wte receive no gradient from the lm head.
+    // with weight dloss (an uncounted one with 0). dlogits may alias logits (each element read
+    // before written). Padded columns get 0: the padded rows of wte get no gradient from the head.
     #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const float* l = logits + (size_t)i * Vp;
         float* dl = dlogits + (size_t)i * Vp;
-        float m = lse[i];
+        float m = lse[i], w = targets[i] < 0 ? 0.0f : dloss;
         #pragma omp simd
-        for (int v = 0; v < V; v++) { dl[v] = exp_fast(l[v] - m) * dloss; }
-        dl[targets[i]] -= dloss;
+        for (int v = 0; v < V; v++) { dl[v] = exp_fast(l[v] - m) * w; }
+        if (targets[i] >= 0) { dl[targets[i]] -= w; }
         for (int v = V; v < Vp; v++) { dl[v] = 0.0f; }
     }
 }
@@ -821,7 +821,7 @@ static void gpt_blocks(GPT* model, const ActivationTensors* a, int B, int T, con
     matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, cfg->padded_vocab_size);
 }
 
-// Runs the model on inputs (B,T); with targets (B,T) also the loss. Returns the mean loss, or -1.
+// Runs the model on inputs (B,T); with targets (B,T) returns the loss (sum / (B*T)), else -1.
 static float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
     const GPTConfig* cfg = &model->config;
     gpt_check_batch(cfg, inputs, targets, B, T);
@@ -909,8 +909,7 @@ static void block_backward(GPT* model, int l, const LayerActs* a, const float* x
                        C);
 }
 
-// Adds the gradient of (loss_scale * mean loss of the last forward) into the parameter gradients.
-// loss_scale = 1/A when accumulating A micro-batches.
+// Adds the gradient of loss_scale * (the last forward's loss) into the parameter gradients.
 static void gpt_backward(GPT* model, float loss_scale) {
     const GPTConfig* cfg = &model->config;
     int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers, C = cfg->channels;
@@ -1198,19 +1197,19 @@ typedef struct {
     float last_val_loss;
 } TrainResult;
 
-// The mean loss of the first n validation batches: the same batches every time, split
-// over the ranks (batch i on rank i % ranks) and their losses summed over the ranks. No dropout.
+// The loss of the first n validation batches, the mean over all their counted targets: the same
+// batches every time, split over the ranks (batch i on rank i % ranks). No dropout.
 static float evaluate(const Backend* be, GPT* model, DataLoader* val, int n, int* in, int* tg) {
     model->dropout = dropout_make(0.0f, 0);
     loader_seek(val, 0, 0, 0, "-j");
-    double sum = 0.0;
+    double sum = 0.0, counted = 0.0; // this rank's losses; every batch's counted targets
     for (int i = 0; i < n; i++) {
         int mine = i % g_comm.size == g_comm.rank;
-        loader_next_batch(val, mine ? in : NULL, mine ? tg : NULL);
+        counted += (double)loader_next_batch(val, mine ? in : NULL, mine ? tg : NULL);
         if (mine) { sum += be->forward(model, in, tg, val->B, val->T); }
     }
     comm_allreduce_sum_f64(&sum, 1);
-    return (float)(sum / n);
+    return (float)(sum / n * counted_scale((long)counted, (long)n * val->B * val->T));
 }
 
 // gptc/eval.h's callback: the per-position losses (B*T) of a forward of ctx's model (a Generator)
@@ -1294,6 +1293,7 @@ static int open_data(const TrainOptions* o, int V, TrainState* st, const char* s
 static float train_step(const Backend* be, GPT* model, const TrainOptions* o, DataLoader* train,
                         long step, int accum, float lr, int* inputs, int* targets, float* norm) {
     int rank = g_comm.rank, ranks = g_comm.size;
+    double scale = loader_scale_ahead(train, (long)accum * ranks); // the mean over counted targets
     double loss_sum = 0.0; // this rank's sum, then summed over the ranks
     for (int a = 0; a < accum; a++) {
         loader_next_rank_batch(train, rank, ranks, inputs, targets);
@@ -1301,12 +1301,12 @@ static float train_step(const Backend* be, GPT* model, const TrainOptions* o, Da
         uint64_t pass = ((uint64_t)step * accum + (uint64_t)a) * (uint64_t)ranks + (uint64_t)rank;
         model->dropout = dropout_make(o->dropout, dropout_pass_key((uint64_t)o->seed, pass));
         loss_sum += be->forward(model, inputs, targets, o->B, o->T);
-        be->backward(model, 1.0f / (float)(accum * ranks));
+        be->backward(model, 1.0f / (float)(accum * ranks) * (float)scale); // 1/(A*ranks) unmasked
     }
     comm_allreduce_sum_f64(&loss_sum, 1);
     *norm = be->step(model, o->grad_clip, lr, o->beta1, o->beta2, o->eps, o->weight_decay,
                      (int)step + 1);
-    return (float)(loss_sum / (double)(accum * ranks));
+    return (float)(loss_sum / (double)(accum * ranks) * scale);
 }
 
 // One training run with the command line's options on backend be: validation every -v steps and at

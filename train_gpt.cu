@@ -488,7 +488,8 @@ attention_backward_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict
 // --- the fused classifier: one block per row of logits.
 // lse = log sum_v exp(logits[v]) over v < V, loss = lse - logits[target]; then, when asked,
 // logits[v] becomes dscale * (softmax[v] - [v == target]) in place (and 0 for the padding v >= V).
-// The softmax is evaluated on the fly, never stored.
+// The softmax is evaluated on the fly, never stored. A target < 0 (IGNORED_TARGET: not counted,
+// as train_gpt.c's crossentropy) has loss 0 and a zero gradient row.
 
 __global__ void classifier_kernel(floatX* logits, float* __restrict__ losses,
                                   const int* __restrict__ targets, int V, int Vp, float dscale,
@@ -498,7 +499,7 @@ __global__ void classifier_kernel(floatX* logits, float* __restrict__ losses,
     long row = blockIdx.x;
     floatX* x = logits + row * Vp;
     int target = targets[row];
-    float xt = to_float(x[target]); // read before anyone overwrites it
+    float xt = target >= 0 ? to_float(x[target]) : 0.0f; // read before anyone overwrites it
     float m = -INFINITY, s = 0.0f;  // online: s = sum exp(x - m)
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float xv = to_float(x[v]);
@@ -518,14 +519,14 @@ __global__ void classifier_kernel(floatX* logits, float* __restrict__ losses,
             bs += sm[w] == -INFINITY ? 0.0f : ss[w] * expf(sm[w] - bm);
         }
         row_lse = bm + logf(bs);
-        losses[row] = row_lse - xt;
+        losses[row] = target >= 0 ? row_lse - xt : 0.0f;
     }
     __syncthreads();
     if (!write_dlogits) { return; }
-    float l = row_lse;
+    float l = row_lse, w = target >= 0 ? dscale : 0.0f; // an uncounted row's gradient is 0
     for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
         float d = 0.0f;
-        if (v < V) { d = (expf(to_float(x[v]) - l) - (v == target ? 1.0f : 0.0f)) * dscale; }
+        if (v < V) { d = (expf(to_float(x[v]) - l) - (v == target ? 1.0f : 0.0f)) * w; }
         x[v] = to_floatX(d);
     }
 }

@@ -227,6 +227,45 @@ if [ $rc -eq 0 ] && [ "$got" = "$(printf 'x_train_000000.bin\nx_val_000000.bin')
     pass "shards: --replace replaces it whole" "$(echo $got) ($(grep -o 'previous.*removed' "$W/out"))"
 else fail "shards: --replace replaces it whole" "exit $rc, $(echo $got), stderr: $(head -c 200 "$W/err")"; fi
 
+# ---- sft: JSONL records -> version-2 shards (gptc/shard.h): each record's prompt flagged 0, its
+# completion and the <|endoftext|> after it flagged 1, one <|endoftext|> flagged 0 first; prompt
+# and completion encoded apart, "<|endoftext|>" in them plain text; blank lines skipped
+printf '%s\n' '{"prompt": "the a", "completion": " thee"}' '' '{"id": 7, "prompt": "", "completion": "b<|endoftext|>"}' \
+    ' ' '{"prompt": "x\ny", "completion": ""}' > "$W/sft.jsonl"
+run "${T[@]}" --val-every 2 sft "$W/sft/x" "$W/sft.jsonl"
+rc=$?
+got=$(python3 - "$BIN" "$W/tok.bin" "$W/sft/x" <<'EOF'
+import struct, subprocess, sys
+binary, tok, prefix = sys.argv[1:]
+def enc(text):
+    out = subprocess.run([binary, "-t", tok, "encode"], input=text.encode(), capture_output=True).stdout
+    return [int(x) for x in out.split()]
+E = 65535
+def stream(records):  # (tokens, flags) as sft writes them
+    t, f = [E], [0]
+    for p, c in records:
+        t += enc(p) + enc(c) + [E]
+        f += [0] * len(enc(p)) + [1] * (len(enc(c)) + 1)
+    return t, f
+want = {"val": stream([("the a", " thee"), ("x\ny", "")]), "train": stream([("", "b<|endoftext|>")])}
+for split in ("train", "val"):
+    d = open(f"{prefix}_{split}_000000.bin", "rb").read()
+    magic, version, n = struct.unpack_from("<3i", d)
+    t = list(struct.unpack_from("<%dH" % n, d, 1024))
+    f = list(d[1024 + 2 * n:])
+    ok = (magic, version, len(d)) == (20240520, 2, 1024 + 3 * n) and (t, f) == want[split]
+    print(f"{split}={'ok' if ok else 'WRONG'}:{n}", end=" ")
+EOF
+)
+if [ $rc -eq 0 ] && [ "$got" = "train=ok:16 val=ok:12 " ]; then pass "sft: shards, flags, splits" "$got"
+else fail "sft: shards, flags, splits" "exit $rc, $got, stderr: $(head -c 300 "$W/err")"; fi
+printf '%s\n' '{"prompt": "a", "completion": "b"}' '{"prompt": "a", "completion": "b"}' '' '{"prompt": "a", "completion": 5}' > "$W/sft_bad.jsonl"
+expect "sft: a bad record"          "sft_bad.jsonl:4: no \"completion\" string" -- "${T[@]}" sft "$W/sft2/x" "$W/sft_bad.jsonl"
+printf '{"prompt": "a", "completion": "b"}\n{"prompt": "a",\n' > "$W/sft_cut.jsonl"
+expect "sft: a line cut short"      "sft_cut.jsonl:2: not valid JSON" -- "${T[@]}" sft "$W/sft3/x" "$W/sft_cut.jsonl"
+expect "sft: a dataset is there"    "sft/x: a dataset is already there" -- "${T[@]}" sft "$W/sft/x" "$W/sft.jsonl"
+expect "sft: a FIFO"                "not a regular file"   -- "${T[@]}" sft "$W/sft4/x" "$W/fifo"
+
 # ---- encode prints ids as decimal text, one space between, a newline at the end
 printf '\tthe a the\n' > "$W/the.txt"
 IN=$W/the.txt run "${T[@]}" encode

@@ -1,5 +1,6 @@
 // tokenizer.c: the ./tokenizer command line: GPT-2 encode / decode, building the tokenizer file
-// from GPT-2's encoder.json + vocab.bpe, and turning text files into llm.c token shards.
+// from GPT-2's encoder.json + vocab.bpe, turning text files into llm.c token shards, and JSONL
+// prompt/completion records into shards with a loss mask (`sft`, supervised fine-tuning).
 //
 // What it is: a thin driver around tokenizer.h (which does the actual tokenization) plus the
 // file formats of the data pipeline. What it is not: a dataset downloader (data/prepare.sh
@@ -25,9 +26,10 @@
 //   error, never a hang), numeric flags are parsed strictly and bounded, and `build` refuses
 //   vocabularies that would make a tokenizer file that cannot encode.
 //
-// Shard file: gptc/shard.h (llm.c's format: an int32 header[256], then uint16 token ids). Every
-// document is preceded by <|endoftext|> (as llm.c's fineweb.py does), so the id 50256 separates
-// documents and starts the stream.
+// Shard file: gptc/shard.h (llm.c's format: an int32 header[256], then uint16 token ids; `sft`
+// writes version 2, a uint8 flag per token after them). Every document is preceded by
+// <|endoftext|> (as llm.c's fineweb.py does), so the id 50256 separates documents and starts the
+// stream; `sft` puts it between records (see the sft section).
 
 #include <ctype.h>        // provides: isspace, isdigit
 #include <dirent.h>       // provides: opendir, readdir (walking input folders, listing a dataset)
@@ -49,6 +51,9 @@
                           // and (gptc/utils.h) die, malloc_or_die, open_input, read_fd, file_kind,
                           // fwrite_or_die, open/finish_atomic_write, writes_fail_past_size_limit
 #include "../gptc/shard.h" // provides: shard_header, SHARD_HEADER_INTS (the token shard format)
+#ifdef USE_JANSSON
+#include <jansson.h>      // provides: json_loadb, json_object_get, json_string_value (sft's JSONL)
+#endif
 
 #define DEFAULT_TOKENIZER "data/gpt2_tokenizer.bin"
 #define EOT_TEXT "<|endoftext|>"
@@ -520,7 +525,7 @@ static size_t bytes_map_slot(const BytesMap* m, const uint8_t* key, size_t len) 
 }
 
 // Parses one JSON string at s[*i] (which must be '"') into UTF-8 in out; returns its length.
-static size_t json_string(const uint8_t* s, size_t n, size_t* i, uint8_t* out, size_t cap, const char* path) {
+static size_t parse_json_string(const uint8_t* s, size_t n, size_t* i, uint8_t* out, size_t cap, const char* path) {
     if (*i >= n || s[*i] != '"') die("%s: expected a JSON string at byte %zu", path, *i);
     size_t k = 0, p = *i + 1;
     while (p < n && s[p] != '"') {
@@ -573,7 +578,7 @@ static int cmd_build(const char* json_path, const char* bpe_path, const char* ou
     for (;;) {
         skip_space(js, n, &i);
         if (i < n && js[i] == '}') break;
-        size_t slen = json_string(js, n, &i, str, sizeof(str), json_path), rlen;
+        size_t slen = parse_json_string(js, n, &i, str, sizeof(str), json_path), rlen;
         skip_space(js, n, &i);
         if (i >= n || js[i] != ':') die("%s: %s", json_path, "expected ':' after a key");
         i++;
@@ -771,7 +776,7 @@ static void dataset_list(const char* dir, const char* base, PathList* old, int w
         }
     }
     closedir(d);
-    qsort(old->paths, old->n, sizeof(char*), compare_strings);
+    if (old->n > 1) qsort(old->paths, old->n, sizeof(char*), compare_strings); // (paths: NULL when none)
 }
 
 // Step 3 above: puts the shards `fresh` (file names in `stage`) in place of the dataset `base` in
@@ -854,6 +859,10 @@ typedef struct {
     const char* split;      // "train" or "val"
     size_t shard_tokens;    // tokens per shard (the last one may be shorter or a bit longer)
     uint16_t tail[SHARD_MIN_TOKENS]; size_t tail_len; // past shard_tokens, not yet placed
+    uint8_t tail_flags[SHARD_MIN_TOKENS];                // (flagged: theirs)
+    int flagged;            // version 2 (`sft`): a loss flag per token, written after the tokens
+    uint8_t* flags; size_t flags_cap; // the open shard's flags (flagged)
+    uint64_t counted;       // tokens flagged 1 in the split (flagged)
     int index;              // current shard number
     size_t count;           // tokens in the current shard
     uint64_t total;
@@ -872,22 +881,29 @@ static void shard_flush(ShardWriter* w) {
 static void shard_close(ShardWriter* w) {
     if (!w->f) return;
     shard_flush(w);
+    size_t counted = 0;
+    if (w->flagged) { // the flags follow the tokens (gptc/shard.h, version 2)
+        fwrite_or_die(w->flags, 1, w->count, w->f, w->path);
+        for (size_t i = 0; i < w->count; i++) counted += w->flags[i];
+    }
     int32_t header[SHARD_HEADER_INTS];
-    shard_header(header, (long)w->count);
+    shard_header(header, (long)w->count, w->flagged);
     if (fseek(w->f, 0, SEEK_SET) != 0) die("%s: seek failed: %s", w->path, strerror(errno));
     fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->path);
     // synced now: dataset_commit's folder syncs then publish complete files
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0 || fclose(w->f) != 0)
         die("%s: write failed (%s)", w->path, strerror(errno));
-    printf("  wrote %s (%zu tokens)\n", w->path, w->count);
+    if (w->flagged) printf("  wrote %s (%zu tokens, %zu of them counted targets)\n", w->path, w->count, counted);
+    else printf("  wrote %s (%zu tokens)\n", w->path, w->count);
     path_list_add(&w->written, strrchr(w->path, '/') + 1);
     w->f = NULL;
     w->index++;
     w->count = 0;
 }
 
-// Appends one token to the open shard, opening the next one if none is.
-static void shard_put(ShardWriter* w, uint16_t id) {
+// Appends one token (and its loss flag, when the shards have them) to the open shard, opening the
+// next one if none is.
+static void shard_put(ShardWriter* w, uint16_t id, uint8_t flag) {
     if (!w->f) { // open lazily: no empty trailing shard
         format_path(w->path, sizeof(w->path), "%s/%s_%s_%06d.bin", w->stage, w->base, w->split, w->index);
         w->f = fopen(w->path, "wb");
@@ -898,20 +914,31 @@ static void shard_put(ShardWriter* w, uint16_t id) {
         fwrite_or_die(header, sizeof(int32_t), SHARD_HEADER_INTS, w->f, w->path);
     }
     w->buf[w->buf_len++] = id;
+    if (w->flagged) {
+        if (w->count == w->flags_cap) {
+            w->flags_cap = w->flags_cap ? 2 * w->flags_cap : 1 << 16;
+            w->flags = (uint8_t*)tok_xrealloc(w->flags, w->flags_cap, "loss flags");
+        }
+        w->flags[w->count] = flag;
+        w->counted += flag;
+    }
     w->count++;
     if (w->buf_len == sizeof(w->buf) / sizeof(w->buf[0])) shard_flush(w);
 }
 
-static void shard_write(ShardWriter* w, const uint32_t* ids, size_t n) {
+// Appends n tokens, each with the loss flag `flag` (1: a target the loss counts; ignored by
+// shards without flags).
+static void shard_write(ShardWriter* w, const uint32_t* ids, size_t n, uint8_t flag) {
     for (size_t i = 0; i < n; i++) {
-        uint16_t id = (uint16_t)ids[i]; // vocab <= 65536 checked in cmd_shards
+        uint16_t id = (uint16_t)ids[i]; // vocab <= 65536 checked in dataset_begin
         w->total++;
-        if (w->count < w->shard_tokens) { shard_put(w, id); continue; }
+        if (w->count < w->shard_tokens) { shard_put(w, id, flag); continue; }
         // the shard is full: the next tokens start a new one only once there are enough of them
+        w->tail_flags[w->tail_len] = flag;
         w->tail[w->tail_len++] = id;
         if (w->tail_len == SHARD_MIN_TOKENS) {
             shard_close(w);
-            for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k]);
+            for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k], w->tail_flags[k]);
             w->tail_len = 0;
         }
     }
@@ -919,7 +946,7 @@ static void shard_write(ShardWriter* w, const uint32_t* ids, size_t n) {
 
 // End of the split: a short tail joins the last shard.
 static void shard_finish(ShardWriter* w) {
-    for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k]);
+    for (size_t k = 0; k < w->tail_len; k++) shard_put(w, w->tail[k], w->tail_flags[k]);
     w->tail_len = 0;
     shard_close(w);
 }
@@ -962,42 +989,101 @@ typedef struct {
     int replace;      // --replace: an existing dataset under the prefix may be replaced (whole)
 } ShardOptions;
 
-static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, const ShardOptions* o,
-                      const char* prefix, char** inputs, int n_inputs) {
+// A dataset being written (shards and sft): its input files, its folder, name part and staging
+// folder, and the writers of its two splits.
+typedef struct {
+    const char* prefix;
+    PathList files;
+    char dir[4096], stage[4096];
+    const char* base;
+    ShardWriter* w[2]; // [0] train, [1] val
+} Dataset;
+
+// Steps 1-2 above for OUT_PREFIX: the inputs collected, a dataset already there refused without
+// --replace (before hours of encoding, not after), the staging folder made, the writers opened
+// (flagged: version-2 shards with a loss flag per token).
+static void dataset_begin(Dataset* d, const Tokenizer* t, const char* tok_path, const ShardOptions* o,
+                          const char* prefix, char** inputs, int n_inputs, int flagged) {
     need_merges(t, tok_path);
     if (t->vocab_size > 65536) die("%s: vocab_size %u does not fit uint16 shards", tok_path, t->vocab_size);
     if (strlen(prefix) > MAX_PREFIX_BYTES)
         die("%.100s...: output prefix longer than %d bytes", prefix, MAX_PREFIX_BYTES);
-    PathList files;
-    memset(&files, 0, sizeof(files));
-    for (int i = 0; i < n_inputs; i++) collect_inputs(&files, inputs[i], 0);
-    if (files.n == 0) die("%s: %s", n_inputs ? inputs[0] : "(no input)", "no input files");
-    char dir[4096], stage[4096];
-    const char* base = split_prefix(prefix, dir, sizeof(dir));
+    memset(d, 0, sizeof(*d));
+    d->prefix = prefix;
+    for (int i = 0; i < n_inputs; i++) collect_inputs(&d->files, inputs[i], 0);
+    if (d->files.n == 0) die("%s: %s", n_inputs ? inputs[0] : "(no input)", "no input files");
+    d->base = split_prefix(prefix, d->dir, sizeof(d->dir));
     PathList old;
     memset(&old, 0, sizeof(old));
-    dataset_list(dir, base, &old, 1); // step 1: refuse before hours of encoding, not after
+    dataset_list(d->dir, d->base, &old, 1);
     if (old.n > 0 && !o->replace)
         die("%s: a dataset is already there (%zu shards: %s/%s, ...): give --replace to replace it whole, "
-            "or another OUT_PREFIX", prefix, old.n, dir, old.paths[0]);
+            "or another OUT_PREFIX", prefix, old.n, d->dir, old.paths[0]);
     path_list_free(&old);
     catch_stop_signals();
     make_parent_dirs(prefix);
-    format_path(stage, sizeof(stage), "%s.tmp.%ld", prefix, (long)getpid());
-    if (mkdir(stage, 0755) != 0)
-        die("%s: cannot create the staging folder: %s%s", stage, strerror(errno),
+    format_path(d->stage, sizeof(d->stage), "%s.tmp.%ld", prefix, (long)getpid());
+    if (mkdir(d->stage, 0755) != 0)
+        die("%s: cannot create the staging folder: %s%s", d->stage, strerror(errno),
             errno == EEXIST ? " (left by a killed run: remove it)" : "");
-    path_list_add(&g_created, stage);
-
-    ShardWriter* w[2]; // [0] train, [1] val
+    path_list_add(&g_created, d->stage);
     for (int k = 0; k < 2; k++) {
-        w[k] = (ShardWriter*)malloc_or_die(sizeof(ShardWriter));
-        memset(w[k], 0, sizeof(ShardWriter));
-        w[k]->stage = stage;
-        w[k]->base = base;
-        w[k]->split = k == 0 ? "train" : "val";
-        w[k]->shard_tokens = o->shard_tokens;
+        ShardWriter* w = d->w[k] = (ShardWriter*)malloc_or_die(sizeof(ShardWriter));
+        memset(w, 0, sizeof(ShardWriter));
+        w->stage = d->stage;
+        w->base = d->base;
+        w->split = k == 0 ? "train" : "val";
+        w->shard_tokens = o->shard_tokens;
+        w->flagged = flagged;
     }
+}
+
+// The end of both splits (their short tails placed), then step 3: the new shards in place of
+// the old dataset (dataset_commit). `units`/`n_units`: what the inputs held ("documents",
+// "records"), for the errors. Returns how many old shards were replaced.
+static size_t dataset_end(Dataset* d, const ShardOptions* o, const char* units, size_t n_units) {
+    ShardWriter** w = d->w;
+    shard_finish(w[0]);
+    shard_finish(w[1]);
+    // never a half-usable dataset: these exits remove the staging folder (remove_created)
+    if (n_units == 0) die("%s: no %s found in the inputs", d->files.paths[0], units);
+    if (w[0]->total == 0 || w[1]->total == 0)
+        die("%s: only %zu %s, so the %s split is empty (give more %s, --val-every N%s)", d->prefix, n_units, units,
+            w[0]->total == 0 ? "train" : "val", units, w[0]->flagged ? "" : ", or --doc-split paragraphs");
+    for (int k = 0; k < 2; k++)
+        if (w[k]->total < SHARD_MIN_TOKENS)
+            fprintf(stderr, "warning: %s: the %s split is only %llu tokens, less than one batch of B=64, T=1024 (%d): "
+                    "train_gpt can use it only with B*T+1 <= %llu\n", d->prefix, w[k]->split,
+                    (unsigned long long)w[k]->total, SHARD_MIN_TOKENS, (unsigned long long)w[k]->total);
+    stop_if_signalled(d->prefix); // the last check: dataset_commit runs to its end
+    PathList fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < w[k]->written.n; i++) path_list_add(&fresh, w[k]->written.paths[i]);
+    size_t replaced = dataset_commit(d->dir, d->base, d->stage, &fresh, o->replace, d->prefix);
+    path_list_free(&fresh);
+    return replaced;
+}
+
+// the last lines of a run: where the dataset is, and what it replaced
+static void dataset_free(Dataset* d, size_t replaced) {
+    printf("%s: in place as %s_{train,val}_NNNNNN.bin", d->w[0]->flagged ? "sft" : "shards", d->prefix);
+    if (replaced > 0) printf(" (the previous dataset's %zu shard(s) removed)", replaced);
+    printf("\n");
+    for (int k = 0; k < 2; k++) {
+        path_list_free(&d->w[k]->written);
+        free(d->w[k]->flags);
+        free(d->w[k]);
+    }
+    path_list_free(&d->files);
+}
+
+static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, const ShardOptions* o,
+                      const char* prefix, char** inputs, int n_inputs) {
+    Dataset ds;
+    dataset_begin(&ds, t, tok_path, o, prefix, inputs, n_inputs, 0);
+    PathList files = ds.files;
+    ShardWriter** w = ds.w;
     printf("shards: %zu input files -> %s_{train,val}_NNNNNN.bin (every %zu%s document is val, %zu tokens per shard)\n",
            files.n, prefix, o->val_every, o->val_every == 1 ? "st" : o->val_every == 2 ? "nd" : o->val_every == 3 ? "rd" : "th",
            o->shard_tokens);
@@ -1036,47 +1122,142 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
             // deterministic split: documents 0, N, 2N, ... are validation
             ShardWriter* out = w[n_docs % o->val_every == 0 ? 1 : 0];
             if (out == w[1]) n_val_docs++;
-            shard_write(out, &t->eot, 1);
-            shard_write(out, docs.segs[d].ids.ids, docs.segs[d].ids.len);
+            shard_write(out, &t->eot, 1, 1);
+            shard_write(out, docs.segs[d].ids.ids, docs.segs[d].ids.len, 1);
             tokenids_free(&docs.segs[d].ids);
             n_docs++;
         }
         for (size_t b = 0; b < n_buffers; b++) free(buffers[b]);
         free(buffers); free(docs.segs); free(docs.eot_after);
     }
-    shard_finish(w[0]);
-    shard_finish(w[1]);
-    double secs = wall_seconds() - t0;
-    // never a half-usable dataset: these exits remove the staging folder (remove_created)
     if (n_docs == 0) die("%s: no text found in the inputs (all empty or binary)", inputs[0]);
-    if (w[0]->total == 0 || w[1]->total == 0)
-        die("%s: only %zu documents, so the %s split is empty (give more documents, --val-every N, or "
-            "--doc-split paragraphs)", prefix, n_docs, w[0]->total == 0 ? "train" : "val");
-    for (int k = 0; k < 2; k++)
-        if (w[k]->total < SHARD_MIN_TOKENS)
-            fprintf(stderr, "warning: %s: the %s split is only %llu tokens, less than one batch of B=64, T=1024 (%d): "
-                    "train_gpt can use it only with B*T+1 <= %llu\n", prefix, w[k]->split,
-                    (unsigned long long)w[k]->total, SHARD_MIN_TOKENS, (unsigned long long)w[k]->total);
-    stop_if_signalled(prefix); // the last check: dataset_commit runs to its end
-    PathList fresh;
-    memset(&fresh, 0, sizeof(fresh));
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < w[k]->written.n; i++) path_list_add(&fresh, w[k]->written.paths[i]);
-    size_t replaced = dataset_commit(dir, base, stage, &fresh, o->replace, prefix);
+    double secs = wall_seconds() - t0;
+    size_t replaced = dataset_end(&ds, o, "documents", n_docs);
     printf("shards: %zu documents from %zu files, %.2f MB of text: train %llu tokens in %zu shard(s), "
            "val %llu tokens in %zu shard(s) (%zu documents); %.1f MB/s\n",
            n_docs, n_used_files, total_bytes / 1e6, (unsigned long long)w[0]->total, w[0]->written.n,
            (unsigned long long)w[1]->total, w[1]->written.n, n_val_docs, total_bytes / 1e6 / secs);
-    printf("shards: in place as %s_{train,val}_NNNNNN.bin", prefix);
-    if (replaced > 0) printf(" (the previous dataset's %zu shard(s) removed)", replaced);
-    printf("\n");
-    path_list_free(&fresh);
-    for (int k = 0; k < 2; k++) {
-        path_list_free(&w[k]->written);
-        free(w[k]);
-    }
-    path_list_free(&files);
+    dataset_free(&ds, replaced);
     return 0;
+}
+
+// ----------------------------------------------------------------------------
+// sft: JSONL records -> shards with a loss mask (supervised fine-tuning)
+//
+// Each line of the inputs is one JSON object with string fields "prompt" and "completion" (other
+// fields are ignored; blank lines are skipped); a line that is not such an object is an error
+// naming the file and line. Every record goes to one split (records 0, N, 2N, ... to val) as
+//   prompt tokens (flag 0) | completion tokens (flag 1) | <|endoftext|> (flag 1)
+// after one <|endoftext|> (flag 0) that starts each split's stream, so every record's context
+// starts with <|endoftext|>, as a document's does in `shards`, and the model learns to end its
+// answer: train_gpt counts the loss of the completion and of its end token only. Prompt and
+// completion are encoded apart (the ids do not depend on where one ends and the other starts),
+// and "<|endoftext|>" inside them is plain text (as in `encode`), never a separator. Records are
+// packed one after another like documents, so a training window may start inside a record.
+
+#ifdef USE_JANSSON
+// the fields of one line; NULL and a one-line reason (in why) when it is not a record
+static json_t* sft_record(const uint8_t* line, size_t len, char* why, size_t cap) {
+    json_error_t err;
+    json_t* j = json_loadb((const char*)line, len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        for (char* c = err.text; *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; // one line
+        snprintf(why, cap, "not valid JSON: %s (column %d)", err.text, err.column);
+        return NULL;
+    }
+    const char* missing = !json_is_object(j) ? "not a JSON object"
+                        : !json_is_string(json_object_get(j, "prompt")) ? "no \"prompt\" string"
+                        : !json_is_string(json_object_get(j, "completion")) ? "no \"completion\" string" : NULL;
+    if (missing) {
+        snprintf(why, cap, "%s (a record is {\"prompt\": \"...\", \"completion\": \"...\"})", missing);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+// A batch of records: each one's prompt and completion as segments 2r and 2r+1 (keep_empty: an
+// empty prompt or completion is still a segment), the parsed objects that hold their text.
+typedef struct { SegmentList segs; json_t** recs; size_t n, cap, bytes; } SftBatch;
+
+// Encodes the batch (in parallel) and writes its records in order; *n_rec counts records so far.
+static void sft_flush(SftBatch* b, Encoder* e, const Tokenizer* t, ShardWriter** w, const ShardOptions* o,
+                      size_t* n_rec, size_t* n_val) {
+    encode_segments(e, b->segs.segs, b->segs.n);
+    for (size_t r = 0; r < b->n; r++) {
+        ShardWriter* out = w[*n_rec % o->val_every == 0 ? 1 : 0];
+        *n_val += out == w[1];
+        if (out->total == 0) shard_write(out, &t->eot, 1, 0); // the split's stream starts here
+        Segment* prompt = &b->segs.segs[2 * r];
+        shard_write(out, prompt[0].ids.ids, prompt[0].ids.len, 0);
+        shard_write(out, prompt[1].ids.ids, prompt[1].ids.len, 1);
+        shard_write(out, &t->eot, 1, 1);
+        tokenids_free(&prompt[0].ids);
+        tokenids_free(&prompt[1].ids);
+        json_decref(b->recs[r]);
+        (*n_rec)++;
+    }
+    b->segs.n = 0; b->n = 0; b->bytes = 0;
+}
+#endif
+
+static int cmd_sft(const Tokenizer* t, const char* tok_path, Encoder* e, const ShardOptions* o,
+                   const char* prefix, char** inputs, int n_inputs) {
+#ifndef USE_JANSSON
+    (void)t; (void)tok_path; (void)e; (void)o; (void)prefix; (void)inputs; (void)n_inputs;
+    die("sft: this ./tokenizer was built without Jansson, which reads the JSONL (apt-get install "
+        "libjansson-dev, then make tokenizer)");
+#else
+    Dataset ds;
+    dataset_begin(&ds, t, tok_path, o, prefix, inputs, n_inputs, 1);
+    printf("sft: %zu input files -> %s_{train,val}_NNNNNN.bin (version 2: a loss flag per token; records 0, "
+           "%zu, %zu, ... are val)\n", ds.files.n, prefix, o->val_every, 2 * o->val_every);
+    SftBatch b;
+    memset(&b, 0, sizeof(b));
+    b.segs.keep_empty = 1;
+    size_t n_rec = 0, n_val = 0;
+    for (size_t f = 0; f < ds.files.n; f++) {
+        const char* path = ds.files.paths[f];
+        size_t len, line_no = 0;
+        uint8_t* text = read_file(path, &len);
+        for (size_t pos = 0; pos < len; ) {
+            stop_if_signalled(prefix);
+            const uint8_t* nl = (const uint8_t*)memchr(text + pos, '\n', len - pos);
+            size_t end = nl ? (size_t)(nl - text) : len, n = end - pos;
+            const uint8_t* line = text + pos;
+            pos = end + 1;
+            line_no++;
+            size_t k = 0;
+            while (k < n && isspace(line[k])) k++;
+            if (k == n) continue; // a blank line
+            char why[300];
+            json_t* rec = sft_record(line, n, why, sizeof(why));
+            if (!rec) die("%s:%zu: %s", path, line_no, why);
+            if (b.n == b.cap) {
+                b.cap = b.cap ? 2 * b.cap : 1024;
+                b.recs = (json_t**)tok_xrealloc(b.recs, b.cap * sizeof(json_t*), "records");
+            }
+            b.recs[b.n++] = rec;
+            for (int field = 0; field < 2; field++) {
+                json_t* v = json_object_get(rec, field == 0 ? "prompt" : "completion");
+                segment_list_add(&b.segs, (const uint8_t*)json_string_value(v), json_string_length(v), 0);
+                b.bytes += json_string_length(v);
+            }
+            if (b.bytes >= o->batch_bytes) sft_flush(&b, e, t, ds.w, o, &n_rec, &n_val);
+        }
+        sft_flush(&b, e, t, ds.w, o, &n_rec, &n_val);
+        free(text);
+    }
+    free(b.recs); free(b.segs.segs); free(b.segs.eot_after);
+    size_t replaced = dataset_end(&ds, o, "records", n_rec);
+    ShardWriter** w = ds.w;
+    printf("sft: %zu records from %zu files: train %llu tokens (%llu counted) in %zu shard(s), val %llu tokens "
+           "(%llu counted) in %zu shard(s) (%zu records)\n", n_rec, ds.files.n, (unsigned long long)w[0]->total,
+           (unsigned long long)w[0]->counted, w[0]->written.n, (unsigned long long)w[1]->total,
+           (unsigned long long)w[1]->counted, w[1]->written.n, n_val);
+    dataset_free(&ds, replaced);
+    return 0;
+#endif
 }
 
 // ----------------------------------------------------------------------------
@@ -1139,17 +1320,19 @@ static void usage(int status) {
         "  decode                 stdin token ids (whitespace-separated) -> text\n"
         "  build ENCODER_JSON VOCAB_BPE OUT   make a tokenizer file from GPT-2's vocab files\n"
         "  shards OUT_PREFIX INPUT...         text files/folders ('-' = stdin) -> OUT_PREFIX_{train,val}_NNNNNN.bin\n"
+        "  sft OUT_PREFIX JSONL...            {\"prompt\": ..., \"completion\": ...} lines ('-' = stdin) -> shards\n"
+        "                                     with a loss flag per token (only the completions count)\n"
         "  bench FILE             encoding speed in MB/s, one thread and all threads\n"
         "options:\n"
         "  -t FILE                tokenizer file (default " DEFAULT_TOKENIZER ")\n"
         "  --threads N            threads for large inputs, 1..1024 (default: all cores)\n"
         "  --special              encode: the text <|endoftext|> becomes id 50256 (default: plain text)\n"
-        "  --shard-tokens N       shards: tokens per shard, 65537..2000000000 (default 100000000);\n"
+        "  --shard-tokens N       shards, sft: tokens per shard, 65537..2000000000 (default 100000000);\n"
         "                         a split's last shard may hold up to 65536 more (no shard < 65537)\n"
-        "  --val-every N          shards: documents 0, N, 2N, ... go to val, 2..1e9 (default 20)\n"
+        "  --val-every N          shards, sft: documents (records) 0, N, 2N, ... go to val, 2..1e9 (default 20)\n"
         "  --doc-split MODE       shards: 'file' (default: a file is a document) or 'paragraphs'\n"
         "                         (also cut after every blank line); <|endoftext|> always cuts\n"
-        "  --replace              shards: replace the dataset already under OUT_PREFIX, whole\n"
+        "  --replace              shards, sft: replace the dataset already under OUT_PREFIX, whole\n"
         "                         (default: refuse to touch it)\n"
         "  --reps N               bench: repetitions, best is reported, 1..1000 (default 5)\n"
         "  --chunk-bytes N        parallel piece size, 4096..2^30 (default 1048576)\n"
@@ -1246,7 +1429,7 @@ int main(int argc, char** argv) {
         else if (n_args < 4096) args[n_args++] = argv[i];
         else die("too many arguments (at most 4096; give shards a folder instead of many files)");
     }
-    if (n_args == 0) die("no command: use encode, decode, build, shards or bench (see ./tokenizer --help)");
+    if (n_args == 0) die("no command: use encode, decode, build, shards, sft or bench (see ./tokenizer --help)");
     const char* cmd = args[0];
     if (strcmp(cmd, "build") == 0) {
         check_args(cmd, n_args, 3, 3, "ENCODER_JSON VOCAB_BPE OUT");
@@ -1254,8 +1437,9 @@ int main(int argc, char** argv) {
     }
     if (strcmp(cmd, "encode") == 0 || strcmp(cmd, "decode") == 0) check_args(cmd, n_args, 0, 0, "no arguments (it reads stdin)");
     else if (strcmp(cmd, "shards") == 0) check_args(cmd, n_args, 2, 4095, "OUT_PREFIX INPUT...");
+    else if (strcmp(cmd, "sft") == 0) check_args(cmd, n_args, 2, 4095, "OUT_PREFIX JSONL...");
     else if (strcmp(cmd, "bench") == 0) check_args(cmd, n_args, 1, 1, "FILE");
-    else die("unknown command '%.*s%s': use encode, decode, build, shards or bench (see ./tokenizer --help)", SHOWN(cmd));
+    else die("unknown command '%.*s%s': use encode, decode, build, shards, sft or bench (see ./tokenizer --help)", SHOWN(cmd));
     Tokenizer t;
     if (tokenizer_init(&t, tok_path) != 0)
         die("%s: no such file (build it with: make data/gpt2_tokenizer.bin, or pass -t FILE)", tok_path);
@@ -1268,6 +1452,7 @@ int main(int argc, char** argv) {
         Encoder e;
         encoder_init(&e, &t, threads, chunk_bytes, force_heap);
         if (strcmp(cmd, "encode") == 0) rc = cmd_encode(&t, tok_path, &e, special);
+        else if (strcmp(cmd, "sft") == 0) rc = cmd_sft(&t, tok_path, &e, &so, args[1], args + 2, n_args - 2);
         else rc = cmd_shards(&t, tok_path, &e, &so, args[1], args + 2, n_args - 2);
         encoder_free(&e);
     }

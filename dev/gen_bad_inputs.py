@@ -12,7 +12,7 @@ is a change of a table, not of the code.
 What it is not: a checker. It writes the cases; the shell script runs them and judges.
 
 Usage (the shell script does this):
-  gen_bad_inputs.py base  DIR   writes DIR/base/{shard.bin,encoder.json,vocab.bpe,text.txt} and the
+  gen_bad_inputs.py base  DIR   writes DIR/base/{shard.bin,shard2.bin,encoder.json,vocab.bpe,text.txt} and the
                                 commands that make the other base files, as case files in DIR/base.d
   gen_bad_inputs.py cases DIR   reads DIR/base/*, writes the mutated files under DIR/files and one
                                 case file per case in DIR/cases.d
@@ -70,12 +70,47 @@ MODEL = {
                6: ("C", "fixed"), 7: ("Vp", "fixed"), 8: ("checksum_kind", "checksum_kind"),
                9: ("checksum", "fixed"), 10: ("reserved10", "free"), 255: ("reserved255", "free")},
 }
-# Token shard: int32 header[256] = {magic, version, ntok}, then ntok uint16.
+# Token shard: int32 header[256] = {magic, version, ntok}, then ntok uint16; version 2 (a loss
+# mask, `./tokenizer sft`) then ntok uint8 flags, each 0 or 1. The version fixes the file's size:
+# 1 <-> 2 on the same bytes is a size mismatch.
 SHARD = {
-    "header": ("i", 256), "magic": 20240520, "version": 1,
+    "header": ("i", 256), "magic": 20240520, "version": 1, "version_flags": 2,
     "fields": {0: ("magic", "fixed"), 1: ("version", "fixed"), 2: ("ntok", "fixed"),
                3: ("reserved3", "free"), 255: ("reserved255", "free")},
 }
+# the version-2 base shard's flags: runs of context (0) and counted targets (1), like records
+def base_flags(n):
+    return [1 if (i // 7) % 3 == 2 else 0 for i in range(n)]
+# SFT records for ./tokenizer sft (one JSON object a line): (name, expect, the file's bytes)
+SFT_GOOD = b'{"prompt": "hello", "completion": " world"}\n' * 3
+SFT_JSONL = [
+    ("good", "any", SFT_GOOD),
+    ("good_crlf_blank_lines_extra_keys", "any",
+     b'\r\n{"id": 1, "prompt": "", "completion": ""}\r\n\n  \n' + SFT_GOOD + b'{"prompt": "a", "completion": "b"}'),
+    ("good_escapes_eot_text", "any", SFT_GOOD + b'{"prompt": "<|endoftext|>\\u00e9\\n", "completion": "\\ud83d\\ude00"}\n'),
+    ("empty_file", "fail", b""),
+    ("blank_lines_only", "fail", b"\n \n\t\n"),
+    ("one_record", "fail", b'{"prompt": "a", "completion": "b"}\n'),
+    ("not_json", "fail", SFT_GOOD + b"hello\n"),
+    ("truncated_last_line", "fail", SFT_GOOD + b'{"prompt": "a", "compl'),
+    ("array", "fail", SFT_GOOD + b'["a", "b"]\n'),
+    ("string", "fail", SFT_GOOD + b'"a"\n'),
+    ("null", "fail", SFT_GOOD + b"null\n"),
+    ("no_completion", "fail", SFT_GOOD + b'{"prompt": "a"}\n'),
+    ("no_prompt", "fail", SFT_GOOD + b'{"completion": "a"}\n'),
+    ("prompt_number", "fail", SFT_GOOD + b'{"prompt": 1, "completion": "a"}\n'),
+    ("completion_null", "fail", SFT_GOOD + b'{"prompt": "a", "completion": null}\n'),
+    ("completion_object", "fail", SFT_GOOD + b'{"prompt": "a", "completion": {"x": 1}}\n'),
+    ("duplicate_key", "fail", SFT_GOOD + b'{"prompt": "a", "prompt": "b", "completion": "c"}\n'),
+    ("two_objects_one_line", "fail", SFT_GOOD + b'{"prompt": "a", "completion": "b"} {}\n'),
+    ("invalid_utf8", "fail", SFT_GOOD + b'{"prompt": "\xff\xfe", "completion": "b"}\n'),
+    ("nul_escape", "fail", SFT_GOOD + b'{"prompt": "a\\u0000", "completion": "b"}\n'),
+    ("raw_nul_byte", "fail", SFT_GOOD + b'{"prompt": "a\x00", "completion": "b"}\n'),
+    ("lone_surrogate", "fail", SFT_GOOD + b'{"prompt": "\\ud800", "completion": "b"}\n'),
+    ("control_char_in_string", "fail", SFT_GOOD + b'{"prompt": "a\x01", "completion": "b"}\n'),
+    ("deep_nesting", "fail", SFT_GOOD + b"[" * 100000 + b"\n"),
+    ("huge_line", "any", SFT_GOOD + b'{"prompt": "' + b"ab " * 300000 + b'", "completion": "c"}\n'),
+]
 # Training state: int64 header[64], then (version 2) an options block, then AdamW m and v.
 # One layout per version: the generator takes the version from the base file the trainer wrote.
 STATE_COMMON = {0: ("magic", "fixed"), 1: ("version", "fixed"), 2: ("step", "fixed"),
@@ -302,6 +337,9 @@ def write_base(dir_):
     toks = [(7 * i + 3) % V for i in range(NTOK)]
     with open(os.path.join(base, "shard.bin"), "wb") as f:
         f.write(struct.pack("<256i", *hdr) + struct.pack("<%dH" % NTOK, *toks))
+    hdr2 = [SHARD["magic"], SHARD["version_flags"], NTOK] + [0] * 253  # with a loss mask
+    with open(os.path.join(base, "shard2.bin"), "wb") as f:
+        f.write(struct.pack("<256i", *hdr2) + struct.pack("<%dH" % NTOK, *toks) + bytes(base_flags(NTOK)))
     # a tiny GPT-2-style vocabulary: 256 byte tokens, 4 merges, <|endoftext|>
     order, b2u = bytes_to_unicode()
     enc = {}
@@ -446,6 +484,67 @@ def shard_cases(cs, dir_):
     fifo = cs.path("shard.fifo")
     os.mkfifo(fifo)
     run("shard.fifo", "fail", fifo)
+
+def shard2_cases(cs, dir_):
+    """the version-2 shard (tokens, then a loss flag per token): the trainer's base run on it,
+    every header field, truncation in each section, flags other than 0/1, a mixed glob"""
+    base = os.path.join(dir_, "base")
+    data = open(os.path.join(base, "shard2.bin"), "rb").read()
+    h, hsize = header_of(data, SHARD["header"])
+    n = h[2]
+    flags_at = hsize + 2 * n
+    def run(name, expect, path, **kw):
+        cs.add(name, expect, ["TRAIN"] + train_args(dir_, i=path, **kw))
+    run("shard2.base", "any", os.path.join(base, "shard2.bin"))
+    run("shard2.base_with_val", "any", os.path.join(base, "shard2.bin"), j=os.path.join(base, "shard2.bin"), v=1)
+    header_cases(cs, "shard2", data, SHARD, {}, run)
+    cut_cases(cs, "shard2", data, [("inside_header", 8), ("header", hsize), ("mid_tokens", hsize + n),
+                                   ("flags", flags_at), ("mid_flags", flags_at + n // 2)], run)
+    for label, value in (("0", 0), ("1", 1), ("2", 2), ("255", 255), ("128", 128)):
+        for where, i in (("first", 0), ("last", n - 1), ("mid", n // 2)):
+            name = "shard2.flag_%s=%s" % (where, label)
+            d = bytearray(data)
+            d[flags_at + i] = value
+            run(name, "any" if value <= 1 else "fail", cs.file(name, bytes(d)))
+    # no target counts anywhere: the run's loss is 0 (never NaN); every target counts
+    for label, value in (("all_0", 0), ("all_1", 1)):
+        name = "shard2.flags_" + label
+        run(name, "any", cs.file(name, data[:flags_at] + bytes([value]) * n), j=cs.path(name), v=1)
+    # the version field of one format on the other's bytes
+    name = "shard2.as_version1"
+    run(name, "fail", cs.file(name, set_field(data, SHARD["header"], 1, 1)))
+    v1 = open(os.path.join(base, "shard.bin"), "rb").read()
+    name = "shard.as_version2"
+    run(name, "fail", cs.file(name, set_field(v1, SHARD["header"], 1, 2)))
+    name = "shard.version1_with_flags_appended"
+    run(name, "fail", cs.file(name, v1 + bytes(base_flags(n))))
+    # a glob of a version-1 and a version-2 shard (the first counts every target); and a bad flag
+    # in the second shard of a glob is found at start-up
+    mixed = cs.file("shard2.mixed_a.bin", v1).replace("mixed_a", "mixed_?")
+    cs.file("shard2.mixed_b.bin", data)
+    cs.add("shard2.mixed_glob", "any", ["TRAIN"] + train_args(dir_, i=mixed, x=3))
+    bad = bytearray(data)
+    bad[-1] = 2
+    glob = cs.file("shard2.badglob_a.bin", data).replace("badglob_a", "badglob_?")
+    cs.add("shard2.glob_second_bad_flag", "fail", ["TRAIN"] + train_args(dir_, i=glob))
+    cs.add("shard2.val_bad_flag", "fail",
+           ["TRAIN"] + train_args(dir_, j=cs.file("shard2.badglob_b.bin", bytes(bad)), v=1))
+
+def sft_cases(cs, dir_):
+    """./tokenizer sft on crafted JSONL: malformed lines are one error naming the line"""
+    tok = os.path.join(dir_, "base", "tokenizer.bin")
+    for name, expect, data in SFT_JSONL:
+        path = cs.file("sft." + name + ".jsonl", data)
+        cs.add("sft." + name, expect, ["TOK", "-t", tok, "--threads", "1", "--val-every", "2", "sft",
+                                      cs.path("sft_out." + name) + "/x", path])
+    cs.add("sft.stdin", "any", ["TOK", "-t", tok, "--val-every", "2", "sft", cs.path("sft_out.stdin") + "/x", "-"],
+           stdin=cs.path("sft.good.jsonl"))
+    cs.add("sft.missing_file", "fail", ["TOK", "-t", tok, "sft", cs.path("sft_out.missing") + "/x",
+                                        cs.path("nothing.jsonl")])
+    cs.add("sft.no_inputs", "fail", ["TOK", "-t", tok, "sft", cs.path("sft_out.none") + "/x"])
+    fifo = cs.path("sft.fifo")
+    os.mkfifo(fifo)
+    cs.add("sft.fifo", "fail", ["TOK", "-t", tok, "sft", cs.path("sft_out.fifo") + "/x", fifo])
 
 def state_cases(cs, dir_):
     base = os.path.join(dir_, "base")
@@ -786,8 +885,10 @@ def main():
     cs = Cases(os.path.join(dir_, "cases.d"), os.path.join(dir_, "files"))
     model_cases(cs, dir_)
     shard_cases(cs, dir_)
+    shard2_cases(cs, dir_)
     state_cases(cs, dir_)
     tokenizer_cases(cs, dir_)
+    sft_cases(cs, dir_)
     flag_cases(cs, dir_)
     eval_cases(cs, dir_)
     print("%d cases" % cs.n)

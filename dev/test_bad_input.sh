@@ -67,14 +67,42 @@ shard "$W/trunc_shard.bin" 20240520 1 400 300 96
 expect "shard truncated"      "truncated"          -- "${common[@]}" -i "$W/trunc_shard.bin"
 shard "$W/magic_shard.bin" 20240521 1 400 400 96
 expect "shard wrong magic"    "bad magic"          -- "${common[@]}" -i "$W/magic_shard.bin"
-shard "$W/ver_shard.bin" 20240520 2 400 400 96
-expect "shard wrong version"  "version 2"          -- "${common[@]}" -i "$W/ver_shard.bin"
+shard "$W/ver_shard.bin" 20240520 3 400 400 96
+expect "shard wrong version"  "version 3"          -- "${common[@]}" -i "$W/ver_shard.bin"
 shard "$W/big_tok.bin" 20240520 1 400 400 120
 expect "token id >= V"        ">= the model's vocab" -- "${common[@]}" -i "$W/big_tok.bin"
 shard "$W/tiny_shard.bin" 20240520 1 10 10 96
 expect "shard smaller than batch" "fewer than one batch" -- "${common[@]}" -i "$W/tiny_shard.bin"
 head -c 100 "$W/good.bin" > "$W/header_cut.bin"
 expect "shard header cut"     "truncated"          -- "${common[@]}" -i "$W/header_cut.bin"
+
+# token shards with a loss mask (version 2: a flag per token after the tokens, gptc/shard.h):
+# shard2 PATH NTOK_IN_HEADER NTOK_WRITTEN NFLAGS_WRITTEN FLAG_VALUE_AT_100
+shard2() {
+    python3 - "$@" <<'EOF'
+import struct, sys
+path, nhead, ntok, nflag, bad = sys.argv[1], *map(int, sys.argv[2:])
+flags = [(i // 5) % 2 for i in range(nflag)]
+if nflag > 100: flags[100] = bad
+with open(path, "wb") as f:
+    f.write(struct.pack("<256i", 20240520, 2, nhead, *([0] * 253)))
+    f.write(struct.pack("<%dH" % ntok, *[(i * 7) % 97 for i in range(ntok)]) + bytes(flags))
+EOF
+}
+shard2 "$W/mask.bin" 400 400 400 1
+shard2 "$W/flag2.bin" 400 400 400 2
+expect "shard flag 2"         "flag 2 of token 100 is not 0 or 1" -- "${common[@]}" -i "$W/flag2.bin"
+expect "val shard flag 2"     "flag 2 of token 100" -- "${common[@]}" -i "$W/mask.bin" -j "$W/flag2.bin" -v 1
+shard2 "$W/flag_cut.bin" 400 400 399 1
+expect "shard flags truncated" "and their flags"   -- "${common[@]}" -i "$W/flag_cut.bin"
+shard2 "$W/no_flags.bin" 400 400 0 1
+expect "version 2 without flags" "truncated"       -- "${common[@]}" -i "$W/no_flags.bin"
+cp "$W/mask.bin" "$W/multi2_0.bin"; cp "$W/flag2.bin" "$W/multi2_1.bin"
+expect "later shard flag 2"   "multi2_1.bin: flag 2" -- "${common[@]}" -i "$W/multi2_*.bin" -S 1
+# the flags are part of the data's identity: a resume on the same tokens with one flag changed
+"$BIN" "${common[@]}" -i "$W/mask.bin" -o "$W/mrun" > /dev/null 2>&1 || echo "FAIL could not train on a masked shard"
+shard2 "$W/mask_b.bin" 400 400 400 0; cp "$W/mask_b.bin" "$W/mask.bin"
+expect "resume, other flags"  "shards differ"      -- "${common[@]}" -i "$W/mask.bin" -o "$W/mrun" -y 1 -x 2
 
 # flags
 expect "T > maxT"             "exceeds"            -- "${common[@]}" -t 32

@@ -32,6 +32,10 @@ TIMEOUT=${TIMEOUT:-20}
 MEM_MB=${MEM_MB:-2048}
 SAN_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 
+# Jansson, when there is one: ./tokenizer sft reads JSONL with it (without it, sft is one error)
+JSON=()
+printf '#include <jansson.h>\nint main(void) { json_decref(json_object()); return 0; }\n' |
+    ${CC:-gcc} -x c - -o /dev/null -ljansson 2> /dev/null && JSON=(-DUSE_JANSSON -ljansson)
 # builds an ASan+UBSan binary when it is one of the defaults and is missing or out of date
 build_asan() {  # build_asan OUT SOURCE DEPS...
     local out=$1 src=$2 dep; shift 2
@@ -41,7 +45,7 @@ build_asan() {  # build_asan OUT SOURCE DEPS...
     [ $stale -eq 0 ] && return 0
     mkdir -p "$(dirname "$out")"
     echo "building $out (ASan + UBSan)"
-    ${CC:-gcc} $SAN_FLAGS -fopenmp -Wall -Wextra -o "$out" "$src" -lm || { echo "error: could not build $out"; exit 1; }
+    ${CC:-gcc} $SAN_FLAGS -fopenmp -Wall -Wextra -o "$out" "$src" -lm "${JSON[@]}" || { echo "error: could not build $out"; exit 1; }
 }
 [ "$BIN" = build/train_gpt_asan ] && build_asan "$BIN" train_gpt.c data/tokenizer.h data/unicode_tables.h
 [ "$TOKBIN" = build/tokenizer_asan ] && build_asan "$TOKBIN" data/tokenizer.c data/tokenizer.h data/unicode_tables.h

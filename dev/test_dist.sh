@@ -1,6 +1,8 @@
 #!/bin/bash
 # dev/test_dist.sh -- data-parallel training (gptc/comm.h) under mpirun, against one process.
-# On the odd config and a small one (with dropout), 8 steps with warmup, cosine decay and active clipping:
+# On the odd config, a small one (with dropout) and the odd one on shards with a loss mask (version
+# 2: the ranks' micro-batches count different numbers of targets, some none), 8 steps with warmup,
+# cosine decay and active clipping:
 #   - 2 ranks x A micro-batches against 1 rank x 2A: every step's loss, gradient norm and lr, the
 #     validation losses and the final weights within test_gpt's fp32 bounds (test_gpt
 #     --compare-runs), with -z 0 and -z 1 (ZeRO-1);
@@ -56,14 +58,27 @@ for name, n, V in [("s_tr_0", 3000, 97), ("s_tr_1", 2600, 97), ("s_va_0", 900, 9
     with open("%s/%s.bin" % (sys.argv[1], name), "wb") as f:
         f.write(struct.pack("<256i", 20240520, 1, n, *([0] * 253)))
         f.write(struct.pack("<%dH" % n, *[random.randrange(V) for _ in range(n)]))
+# with a loss mask: runs of counted targets whose density changes every 39 tokens (a sample of
+# the odd config), so micro-batches count from none to most of their targets
+for name, n in [("m_tr_0", 4000), ("m_tr_1", 3500), ("m_va_0", 1200)]:
+    keep = [random.choice((0.0, 0.1, 0.5, 0.9)) for _ in range(n // 39 + 1)]
+    flags, on = [], 0
+    for i in range(n):
+        if random.random() < 0.3:
+            on = int(random.random() < keep[i // 39])
+        flags.append(on)
+    with open("%s/%s.bin" % (sys.argv[1], name), "wb") as f:
+        f.write(struct.pack("<256i", 20240520, 2, n, *([0] * 253)))
+        f.write(struct.pack("<%dH" % n, *[random.randrange(311) for _ in range(n)]) + bytes(flags))
 PY
 
 # small: B*T = 16, 4 micro-batches per step in all, with dropout (its masks follow a micro-batch's
 # place in the global batch, so they too must not depend on the rank count); odd: B*T = 39, 2 in all
 small=(-e L2H2C24T16V97 -i "$W/s_tr_*.bin" -j "$W/s_va_0.bin" -b 2 -t 8 -d 64 -D 0.1)
 odd=(-e L3H5C60T17V311 -i "$W/o_tr_*.bin" -j "$W/o_va_0.bin" -b 3 -t 13 -d 78)
+sft=(-e L3H5C60T17V311 -i "$W/m_tr_*.bin" -j "$W/m_va_0.bin" -b 3 -t 13 -d 78)
 steps=(-x 8 -u 2 -l 3e-3 -G 0.5 --eps 1e-6 -v 4 -m 3 -s 0 -n 4)
-configs="small odd"
+configs="small odd sft"
 
 for cfg in $configs; do
     eval "args=(\"\${$cfg[@]}\" \"\${steps[@]}\")"

@@ -4,7 +4,8 @@ dev/train_gpt.py -- the PyTorch reference for train_gpt.c (formats: gptc/README.
 What it is: the same GPT-2 as the C trainer, written so that every intermediate the C code
 computes is a real tensor here, plus the tools to produce what the C tests compare against:
   --self-test        check the numpy init RNG bit-for-bit against a scalar version, and more
-  --write-reference  initial model file + reference file (activations, grads, K AdamW steps)
+  --write-reference  initial model file + reference file (activations, grads, K AdamW steps);
+                     with --loss-mask, targets the loss does not count (supervised fine-tuning)
   --train            a plain training loop that prints per-step timings (the PyTorch baseline)
 
 What it deliberately is not: a fast or general trainer. No sampling, no checkpoint resume.
@@ -51,6 +52,7 @@ MIX1, MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 SQRT_HALF, LN2 = 0.7071067811865476, 0.6931471805599453
 MAX_ATTEMPTS = 64   # polar method fails one attempt with p = 1 - pi/4; 64 in a row never happens
 TOKEN_STREAM = 16   # "tensor index" whose stream gives the random tokens
+IGNORED = -1        # a target the loss does not count (train_gpt.c's IGNORED_TARGET)
 
 def mix(z):
     """SplitMix64 finalizer on a Python int (scalar definition)."""
@@ -271,8 +273,10 @@ class GPT(nn.Module):
             setattr(self, name, nn.Parameter(torch.from_numpy(np.require(params[name], np.float32, "CW"))))
         self.fused, self.flash = False, False         # set by --train only
 
-    def forward(self, idx, targets, rec=None, drop=None):
-        """idx, targets (B,T) int64 -> mean loss. rec(name, tensor) receives every intermediate.
+    def forward(self, idx, targets, rec=None, drop=None, reduce="mean"):
+        """idx, targets (B,T) int64 -> the loss: the mean over the targets that count (a target
+        IGNORED = -1 does not: loss 0, no gradient, as cross_entropy's ignore_index), or with
+        reduce="sum" their sum. rec(name, tensor) receives every intermediate.
         drop: a Dropout (this pass's masks), or None. Recorded: encoded, attproj and fcproj after
         their dropout, att (the probabilities) before it, as train_gpt.c keeps them."""
         c = self.c
@@ -323,9 +327,11 @@ class GPT(nn.Module):
         logits = (h @ self.wte.t())[:, :, :V]      # (B,T,V): tied head; padded columns never used
         save("logits", logits)
         losses = F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(-1),
-                                 reduction="none").view(B, T)
+                                 ignore_index=IGNORED, reduction="none").view(B, T)
         save("losses", losses)
-        loss = losses.mean()
+        counted = targets != IGNORED
+        loss = (losses.sum() if reduce == "sum" else losses.mean() if bool(counted.all())
+                else losses.sum() / counted.sum())
         save("loss", loss)
         return loss
 
@@ -510,24 +516,56 @@ def load_config_and_params(a, sizes):
               sum(p.size for p in params.values()), time.time() - t0))
     return c, params
 
+def loss_mask(A, B, T, seed):
+    """(A,B,T) int32, 1 where a target counts: micro-batch m keeps a fraction (0.5, 0.15, 0) of
+    them (m mod 3), in runs like a prompt's and a completion's; micro-batch 0's row 1 keeps none,
+    and micro-batch 0 keeps at least one (its forward's mean is recorded)"""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((A, B, T), np.int32)
+    for m in range(A):
+        keep = (0.5, 0.15, 0.0)[m % 3]
+        on = rng.random() < keep
+        for i in range(B * T):
+            if rng.random() < 0.25:             # a run ends: the next is counted with p = keep
+                on = rng.random() < keep
+            mask[m].flat[i] = on
+    if B > 1:
+        mask[0, 1] = 0
+    mask[0, 0, -1] = 1
+    return mask
+
 def write_reference(a):
     c, params = load_config_and_params(a, ("B", "T", "A", "K"))
     t0 = time.time()
     write_model(a.out_model, c, params)              # the initial parameters
     model = GPT(c, params)
     B, T, A, K = a.B, a.T, a.A, a.K
-    tokens = random_tokens(a.seed, A * B * (T + 1), c.V).reshape(A, B, T + 1)
-    batches = [(torch.from_numpy(tk[:, :T]).long(), torch.from_numpy(tk[:, 1:]).long()) for tk in tokens]
+    if a.loss_mask:   # one stream cut as the C loader cuts a shard: micro-batch m's row b is
+        # stream[m*B*T + b*T .. + T] (T+1 tokens: the rows overlap by one), so test_gpt can train
+        # on it as a shard; mask: which targets count (micro-batches with different counts)
+        stream = random_tokens(a.seed, A * B * T + 1, c.V)
+        tokens = np.stack([np.stack([stream[(m * B + b) * T:(m * B + b + 1) * T + 1] for b in range(B)])
+                           for m in range(A)])
+        mask = loss_mask(A, B, T, a.seed)
+    else:
+        tokens = random_tokens(a.seed, A * B * (T + 1), c.V).reshape(A, B, T + 1)
+        mask = np.ones((A, B, T), np.int32)
+    batches = [(torch.from_numpy(tk[:, :T]).long(),
+                torch.where(torch.from_numpy(mk) != 0, torch.from_numpy(tk[:, 1:]).long(), IGNORED))
+               for tk, mk in zip(tokens, mask)]
     ref = RefWriter(a.out_ref)
     ref.add("config", np.array([B, T, A, K, a.seed], np.int32))
     ref.add("hparams", np.array([a.lr, a.beta1, a.beta2, a.eps, a.wd, a.clip, a.warmup, a.final_frac], np.float32))
     ref.add("tokens", tokens)
+    if a.loss_mask:
+        ref.add("mask", mask)
     # dropout: pass n = the n-th micro-batch of the run (step k's micro-batch m is pass k*A + m),
     # as the C training loop numbers them on one rank; the recorded forward is pass 0
     drop = (lambda n: Dropout(a.dropout, dropout_pass_key(a.seed, n))) if a.dropout > 0 else (lambda n: None)
     if a.dropout > 0:
         ref.add("dropout", np.array([a.dropout], np.float32))
-    # forward + backward of micro-batch 0 alone (its mean loss, not divided by A)
+    # forward + backward of micro-batch 0 alone (its mean loss over its counted targets, not
+    # divided by A)
     loss0 = model(*batches[0], rec=ref.add, drop=drop(0))
     loss0.backward()
     for name, p in model.named_parameters():
@@ -535,23 +573,30 @@ def write_reference(a):
     pad = model.wte.grad[c.V:].abs().max().item() if c.Vp > c.V else 0.0
     if pad != 0.0:
         raise RuntimeError("gradient of padded wte rows is %g, must be exactly 0" % pad)
-    # K steps, each over all A micro-batches (the same ones every step)
+    # K steps, each over all A micro-batches (the same ones every step). With a loss mask the
+    # step's loss is the sum over every micro-batch's counted targets / their count N (not a mean
+    # of the micro-batches' means), the gradient that of it: each micro-batch adds sum / N.
+    N = max(int(mask.sum()), 1)   # (none counted: loss 0 and zero gradient, as in train_gpt.c)
     opt = make_optimizer(model, a)
     step_loss, step_norm, step_lr = [], [], []
     for s in range(K):
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for m, (x, y) in enumerate(batches):
-            loss = model(x, y, drop=drop(s * A + m))
-            (loss / A).backward()
+            if a.loss_mask:
+                loss = model(x, y, drop=drop(s * A + m), reduce="sum")
+                (loss / N).backward()
+            else:
+                loss = model(x, y, drop=drop(s * A + m))
+                (loss / A).backward()
             total += loss.item()
         norm = clip_grad_norm(model.parameters(), a.clip)
         lr = lr_at(s, K, a)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.step()
-        step_loss.append(total / A); step_norm.append(norm); step_lr.append(lr)
-        print("step %d/%d | loss %.6f | norm %.4f | lr %.4e" % (s + 1, K, total / A, norm, lr))
+        step_loss.append(total / (N if a.loss_mask else A)); step_norm.append(norm); step_lr.append(lr)
+        print("step %d/%d | loss %.6f | norm %.4f | lr %.4e" % (s + 1, K, step_loss[-1], norm, lr))
     for name, v in (("step_loss", step_loss), ("step_norm", step_norm), ("step_lr", step_lr)):
         ref.add(name, np.array(v, np.float32))
     for name, p in model.named_parameters():
@@ -714,7 +759,7 @@ def self_test():
         # tiny reference, read back
         ns = argparse.Namespace(model="L2H2C8T9V130", load=None, seed=5, B=2, T=7, A=2, K=3, lr=1e-2, beta1=0.9,
                                 beta2=0.95, eps=1e-8, wd=0.1, clip=1.0, warmup=1, final_frac=0.1, dropout=0.0,
-                                out_model=os.path.join(tmp, "r.bin"), out_ref=os.path.join(tmp, "r.ref"))
+                                loss_mask=False, out_model=os.path.join(tmp, "r.bin"), out_ref=os.path.join(tmp, "r.ref"))
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             write_reference(ns)
         r = read_reference(ns.out_ref)
@@ -732,6 +777,17 @@ def self_test():
         l_manual = m(x, y).item(); m.fused = True
         m.flash = hasattr(F, "scaled_dot_product_attention")
         check("manual ops == fused torch ops", abs(m(x, y).item() - l_manual) < 1e-5)
+        # --loss-mask: uncounted targets have loss 0, the loss is the counted ones' mean, and a
+        # micro-batch with no counted target adds nothing to the step (A=3: the third is such)
+        ns.loss_mask, ns.A = True, 3
+        with contextlib.redirect_stdout(open(os.devnull, "w")):
+            write_reference(ns)
+        r = read_reference(ns.out_ref)
+        mk, ls = r["mask"], r["losses"]
+        check("reference --loss-mask: ignored targets", mk.shape == (3, 2, 7) and 0 < mk[0].sum() < 14 and
+              not mk[2].any() and not ls[mk[0] == 0].any() and (ls[mk[0] == 1] > 0).all() and
+              abs(float(r["loss"]) - ls[mk[0] == 1].mean()) < 1e-6 and np.isfinite(r["step_loss"]).all(),
+              "%d + %d + %d targets count" % tuple(int(mk[i].sum()) for i in range(3)))
     failed = results.count(False)
     print("%d passed, %d failed" % (len(results) - failed, failed))
     return 1 if failed else 0
@@ -766,6 +822,8 @@ def main():
     p.add_argument("--clip", type=float, default=1.0, help="global grad-norm clip")
     p.add_argument("--warmup", type=int, default=1, help="linear warmup steps")
     p.add_argument("--final-frac", type=float, default=0.1, help="final lr as a fraction of --lr")
+    p.add_argument("--loss-mask", action="store_true", help="--write-reference: targets that do not "
+                   "count (loss_mask()), the tokens as one shard's stream")
     p.add_argument("--dropout", type=float, default=0.0, help="--write-reference: dropout probability "
                    "(train_gpt.c's -D and masks)")
     p.add_argument("--out-model", help="model file to write (initial params; --train: final)")

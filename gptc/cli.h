@@ -563,8 +563,10 @@ static inline void print_run_banner(const TrainOptions* o, int accum, long total
     printf("batch: B=%d T=%d, %d micro-batch(es) per step%s = %ld tokens; %s, %s\n", o->B, o->T,
            accum, g_comm.size > 1 ? " on each rank" : "", total_batch, backend, where);
     comm_print_shards(state, state_mine, zero);
-    printf("data: %d train shard(s) %s (%ld tokens), %s%s; all checked in %.2f s\n", train->nfiles,
-           o->train_pattern, loader_tokens(train), have_val ? "val " : "no validation",
+    char mask[96] = ""; // version-2 shards: how many of the tokens are targets the loss counts
+    if (train->masked) { snprintf(mask, sizeof(mask), "; a loss mask: %ld flagged to count", train->flagged); }
+    printf("data: %d train shard(s) %s (%ld tokens%s), %s%s; all checked in %.2f s\n", train->nfiles,
+           o->train_pattern, loader_tokens(train), mask, have_val ? "val " : "no validation",
            have_val ? o->val_pattern : "", t_check);
 }
 

@@ -1,7 +1,8 @@
 /*
 dev/cuda/classifier.cu -- kernel lab: the fused classifier. Per row of logits (Vp wide, V real):
 loss = logsumexp(logits[:V]) - logits[target], and (when asked) the logits overwritten in place by
-dloss * (softmax - onehot(target)), 0 in the padding columns. Probabilities are never stored.
+dloss * (softmax - onehot(target)), 0 in the padding columns. Probabilities are never stored. A
+target < 0 (IGNORED_TARGET: a loss mask's uncounted position) has loss 0 and a zero row.
 
 Versions (argv[1], default all):
   1  one thread per row: max, sum of exp, loss, then the gradient row -- three plain passes
@@ -12,7 +13,8 @@ for the dlogits. train_gpt.c crossentropy_forward is checked against the same do
 float sum is the reason for the double one: see Tolerances).
 
 Checked: the losses, the dlogits (all Vp columns, so the padding must be 0), and with
-write_dlogits = 0 that the logits are left exactly as they were. The padding columns of the input
+write_dlogits = 0 that the logits are left exactly as they were. Every 4th row's target is
+IGNORED_TARGET: its loss must be 0 and its dlogits row 0. The padding columns of the input
 hold random values: a kernel that reads them into the softmax fails.
 
 Build: make -C dev/cuda (GPU) or make -C dev/cuda emu-test (CPU emulator).
@@ -41,10 +43,11 @@ __global__ void classifier_v1_kernel(floatX* logits, float* losses, const int* t
     for (int v = 0; v < V; v++) { s += (double)expf(to_float(x[v]) - m); }
     float lse = m + (float)log(s);
     int target = targets[row];
-    losses[row] = lse - to_float(x[target]);
+    losses[row] = target >= 0 ? lse - to_float(x[target]) : 0.0f;
     if (!write_dlogits) { return; }
+    float w = target >= 0 ? dscale : 0.0f; // an uncounted row: all 0
     for (int v = 0; v < Vp; v++) {
-        float d = v < V ? (expf(to_float(x[v]) - lse) - (v == target ? 1.0f : 0.0f)) * dscale : 0.0f;
+        float d = v < V ? (expf(to_float(x[v]) - lse) - (v == target ? 1.0f : 0.0f)) * w : 0.0f;
         x[v] = to_floatX(d);
     }
 }
@@ -99,6 +102,7 @@ static void run_shape(const Shape& s, int only, int last) {
     std::vector<float> logits = random_vec(NVp, 1, 6.0f);
     round_to_floatX(logits);
     std::vector<int> targets = random_ints((size_t)N, 2, V);
+    for (int r = 0; r < N; r += 4) { targets[r] = IGNORED_TARGET; } // (a loss mask's context)
 
     std::vector<float> loss_ref(N), lse(N), dlogits_ref(NVp);
     for (int r = 0; r < N; r++) {
@@ -107,7 +111,7 @@ static void run_shape(const Shape& s, int only, int last) {
         for (int v = 0; v < V; v++) { m = fmax(m, (double)x[v]); }
         for (int v = 0; v < V; v++) { sum += exp((double)x[v] - m); }
         lse[r] = (float)(m + log(sum));
-        loss_ref[r] = (float)(m + log(sum) - (double)x[targets[r]]);
+        loss_ref[r] = targets[r] < 0 ? 0.0f : (float)(m + log(sum) - (double)x[targets[r]]);
     }
     crossentropy_backward(dlogits_ref.data(), logits.data(), lse.data(), targets.data(), dscale, N, V, Vp);
     double loss_atol = 1e-5, loss_rtol = 1e-6;

@@ -23,7 +23,7 @@ static void setup(void) {
     gpt_write_model(&m, model_path);
     gpt_free(&m);
     int32_t header[256];
-    shard_header(header, FZ_NTOK);
+    shard_header(header, FZ_NTOK, 0);
     uint16_t tok[FZ_NTOK];
     for (int i = 0; i < FZ_NTOK; i++) { tok[i] = (uint16_t)((7 * i + 3) % FZ_V); }
     FILE* f = fopen(shard_path, "wb");
