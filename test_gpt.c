@@ -478,7 +478,7 @@ static void test_steps(GPT* model, Reference* ref, const int* inputs, const int*
     float final_frac = hp[7];
     size_t BT = (size_t)B * T;
     double scale = counted_scale(count_targets(targets, (size_t)A * BT), (long)A * (long)BT);
-    float* losses = (float*)malloc_or_die(3 * (size_t)K * sizeof(float));
+    float* losses = (float*)calloc_or_die(3 * (size_t)K, sizeof(float)); // (zeroed: g++ -O2 warned)
     float* norms = losses + K;
     float* lrs = norms + K;
     for (int k = 0; k < K; k++) {
