@@ -1455,14 +1455,15 @@ static void run_generation(const TrainOptions* o, const Backend* backend) {
     gpt_free(&model);
 }
 
-// --export: the model of -e as a Hugging Face GPT-2 checkpoint (data/safetensors.h)
+// --export: the model of -e as a Hugging Face GPT-2 checkpoint (data/safetensors.h; BF16 rounded
+// to nearest even; an earlier export in the directory is replaced only with --export-overwrite 1)
 static void run_export(const TrainOptions* o) {
     GPT model;
     gpt_build(&model, o->init, (uint64_t)o->seed);
-    int bf16 = strcmp(o->export_dtype, "bf16") == 0, over = o->export_overwrite; // BF16: nearest even
+    int bf16 = strcmp(o->export_dtype, "bf16") == 0, overwrite = o->export_overwrite;
     const GPTConfig* c = &model.config;
     HfGpt2Config hc = {c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels};
-    hf_gpt2_save(o->export_dir, &hc, model.params_memory, c->padded_vocab_size, bf16, over);
+    hf_gpt2_save(o->export_dir, &hc, model.params_memory, c->padded_vocab_size, bf16, overwrite);
     printf("wrote %s/model.safetensors (%s) and %s/config.json: %zu parameters (without the "
            "padding rows)\n", o->export_dir, bf16 ? "BF16" : "F32", o->export_dir,
            gpt_stored_parameters(&model));
