@@ -1432,13 +1432,13 @@ static void run_generation(const TrainOptions* o, const Backend* backend) {
     if (!o->kv_cache) { be.decode = NULL; }
     GPT model;
     gpt_build(&model, o->init, (uint64_t)o->seed);
-    int maxT = model.config.max_seq_len;
+    int maxT = model.config.max_seq_len, V = model.config.vocab_size;
     Tokenizer tok;
     if (tokenizer_init(&tok, o->tokenizer_path) != 0) {
         die("-Z %s: tokenizer file not found (make tokenizer writes it)", o->tokenizer_path);
     }
     int* seq = (int*)malloc_or_die(((size_t)maxT + 1) * sizeof(int));
-    int n = encode_prompt(&tok, o->tokenizer_path, o->prompt, maxT, model.config.vocab_size, seq);
+    int n = encode_prompt(&tok, o->tokenizer_path, o->prompt, maxT, V, seq);
     int window = be.decode != NULL || n + o->gen_len > maxT ? maxT + 1 : n + o->gen_len;
     be.attach(&model, 1, window - 1); // a forward sees at most window - 1 tokens
     Rng rng = {stream_key((uint64_t)o->seed, 99ULL), 0}; // the sampler's stream
@@ -1447,7 +1447,6 @@ static void run_generation(const TrainOptions* o, const Backend* backend) {
     Generator g = {&be, &model, 0};
     char how[128]; // for the speed line: the backend and the path
     snprintf(how, sizeof how, "%s, %s", be.name, be.decode ? "KV cache" : "full forward per token");
-    int V = model.config.vocab_size;
     sample_text(next_logits, &g, V, seq, n, window, o->gen_len, &tok, o->prompt, &so, &rng, how);
     free(seq);
     tokenizer_free(&tok);
