@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/../.."
 SECS=${1:-60}; shift || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(model shard state tokenizer descriptor flags)
+[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(model shard state tokenizer descriptor flags eval)
 SRC=$(realpath "${SRC:-.}")
 OUT=${OUT:-build/fuzz}
 CC=${CC:-clang}
@@ -43,18 +43,21 @@ if [ ! -d "$OUT/seeds" ]; then
         bin=$S/train_gpt; [ "${F[4]}" = TOK ] && bin=$S/tokenizer
         OMP_NUM_THREADS=1 "$bin" "${F[@]:5}" > /dev/null || { echo "error: seed command failed: ${F[*]:4}"; exit 1; }
     done
-    mkdir -p "$OUT"/seeds/{model,shard,state,tokenizer,descriptor,flags}
+    mkdir -p "$OUT"/seeds/{model,shard,state,tokenizer,descriptor,flags,eval}
     cp "$S"/base/run/model_*.bin "$OUT/seeds/model/"
     cp "$S"/base/run/state_*.bin "$OUT/seeds/state/"
     cp "$S"/base/shard.bin "$OUT/seeds/shard/"
     cp "$S"/base/tokenizer.bin "$OUT/seeds/tokenizer/"
+    python3 -c "import sys; sys.path.insert(0, 'dev'); import evalfile
+evalfile.write(sys.argv[1], [{'ctx': [5, 6, 7], 'endings': [[8], [9, 10], [11, 12, 13]], 'label': 1},
+                             {'ctx': list(range(1, 20)), 'endings': [[1, 2], [3]], 'label': 0}])" "$OUT/seeds/eval/0"
     i=0; for d in L1H1C8T16V97 d12 L3H5C60T17V311 d48 L4H4C256T1024V50257; do printf '%s' "$d" > "$OUT/seeds/descriptor/$((i++))"; done
     printf -- '-b\n4\n-t\n64\n-e\nd12\n-l\n3e-4\n--beta1\n0.9\n-S\n42' > "$OUT/seeds/flags/0"
     printf -- '-d\n-1\n-x\n10\n-y\n1\n-o\nout\n-k\n2\n-Z\nfoo.bin' > "$OUT/seeds/flags/1"
     rm -rf "$S"
 fi
 
-declare -A MAXLEN=([model]=16384 [shard]=4096 [state]=32768 [tokenizer]=8192 [descriptor]=64 [flags]=512)
+declare -A MAXLEN=([model]=16384 [shard]=4096 [state]=32768 [tokenizer]=8192 [descriptor]=64 [flags]=512 [eval]=4096)
 declare -A EXECS=()
 for h in "${HARNESSES[@]}"; do
     A=$OUT/artifacts/$h; mkdir -p "$A" "$OUT/corpus/$h" "$OUT/logs"
