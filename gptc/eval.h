@@ -71,8 +71,8 @@ typedef struct {
 typedef const float* (*EvalLosses)(void* ctx, const int* inputs, const int* targets, int B, int T);
 
 typedef struct { double n, correct, correct_norm, seconds; long rows; } EvalResult;
-// what eval_run hands back besides the counts, for this rank's examples (the tests compare them with
-// PyTorch's): every row's summed and mean cross-entropy, each example's two choices
+// what eval_run hands back besides the counts, for this rank's examples (the tests compare them
+// with PyTorch's): every row's summed and mean cross-entropy, each example's two choices
 typedef struct { double* sum; double* mean; int* pred; int* pred_norm; } EvalScores;
 
 // ----------------------------------------------------------------------------------------------
@@ -309,38 +309,51 @@ static inline EvalResult eval_run(const EvalSet* ev, int B, EvalLosses losses, v
     int lo = (int)((long)ev->n * g_comm.rank / g_comm.size);
     int hi = (int)((long)ev->n * (g_comm.rank + 1) / g_comm.size);
     long r0 = ev->row0[lo], r1 = ev->row0[hi];
-    double* sum = (double*)malloc_or_die(((size_t)(r1 - r0) + 1) * sizeof(double)); // (r1 - r0)
+    long nr = r1 - r0; // this rank's rows
+    double* sum = (double*)malloc_or_die(((size_t)nr + 1) * sizeof(double));
+    // its rows shortest first (a counting sort by the tokens each puts through the model): the rows
+    // of a forward are then about as long as each other and little of it is padding (on the CPU
+    // the scores are the same bits in any order)
+    int* rex = (int*)malloc_or_die(((size_t)nr + 1) * sizeof(int)); // row r0+j: example rex[j]
+    long* order = (long*)malloc_or_die(((size_t)nr + 1) * sizeof(long));
+    long* at = (long*)calloc_or_die((size_t)ev->T + 2, sizeof(long));
+    for (long r = r0, i = lo; r < r1; r++) {
+        while (r >= ev->row0[i + 1]) { i++; }
+        rex[r - r0] = (int)i;
+        at[ev->keep[i] + ev->data[ev->completion[r]]]++; // (its tokens through the model, plus 1)
+    }
+    for (int len = 1; len <= ev->T + 1; len++) { at[len] += at[len - 1]; }
+    for (long r = r1 - 1; r >= r0; r--) {
+        order[--at[ev->keep[rex[r - r0]] + ev->data[ev->completion[r]]]] = r;
+    }
     int* seq = (int*)malloc_or_die(((size_t)ev->T + 1) * sizeof(int));
-    int* ex = (int*)malloc_or_die((size_t)B * sizeof(int));
     int* in = (int*)malloc_or_die(2 * (size_t)B * ev->T * sizeof(int));
     int* tg = in + (size_t)B * ev->T;
-    for (long r = r0, i = lo; r < r1; r += B) {
-        // this forward's rows r .. r+nb-1: row b is a completion of example ex[b]; T is the
-        // longest row's (the others are padded with token 0, never scored)
-        int nb = r1 - r < B ? (int)(r1 - r) : B, T = 1;
-        for (int b = 0; b < nb; b++) {
-            while (r + b >= ev->row0[i + 1]) { i++; }
-            ex[b] = (int)i;
-            int m = ev->keep[i] + ev->data[ev->completion[r + b]];
-            if (m - 1 > T) { T = m - 1; }
-        }
+    for (long j = 0; j < nr; j += B) {
+        // this forward's rows order[j .. j+nb-1], padded with token 0 (never scored) to the
+        // longest, the last
+        int nb = nr - j < B ? (int)(nr - j) : B;
+        long last = order[j + nb - 1];
+        int T = ev->keep[rex[last - r0]] + ev->data[ev->completion[last]] - 1;
         memset(in, 0, (size_t)nb * T * sizeof(int));
         memset(tg, 0, (size_t)nb * T * sizeof(int));
         for (int b = 0; b < nb; b++) {
-            int m = eval_row(ev, ex[b], r + b, seq);
+            int m = eval_row(ev, rex[order[j + b] - r0], order[j + b], seq);
             for (int t = 0; t < m - 1; t++) { in[(size_t)b * T + t] = seq[t]; }
             for (int t = 0; t < m - 1; t++) { tg[(size_t)b * T + t] = seq[t + 1]; }
         }
         const float* loss = losses(ctx, in, tg, nb, T);
         for (int b = 0; b < nb; b++) {
-            int first = ev->keep[ex[b]] - 1, m = first + 1 + ev->data[ev->completion[r + b]];
-            double s = 0.0;
+            long r = order[j + b];
+            int i = rex[r - r0], first = ev->keep[i] - 1;
+            int m = first + 1 + ev->data[ev->completion[r]];
+            double s = 0.0; // the completion's tokens are the targets of positions first .. m-2
             for (int t = first; t < m - 1; t++) { s += loss[(size_t)b * T + t]; }
             if (!isfinite(s)) {
                 die("%s: example %d, completion %ld: the loss is %g (the model's forward "
-                    "overflowed)", ev->path, ex[b], r + b - ev->row0[ex[b]], s);
+                    "overflowed)", ev->path, i, r - ev->row0[i], s);
             }
-            sum[r + b - r0] = s;
+            sum[r - r0] = s;
         }
     }
     // the choices: the lowest sum (acc) and the lowest mean (acc_norm), ties to the lowest index
@@ -360,7 +373,7 @@ static inline EvalResult eval_run(const EvalSet* ev, int B, EvalLosses losses, v
         count[2] += best_norm == label;
     }
     comm_allreduce_sum_f64(count, 3);
-    free(sum); free(seq); free(ex); free(in);
+    free(sum); free(rex); free(order); free(at); free(seq); free(in);
     EvalResult res = {count[0], count[1], count[2], wall_seconds() - t0, ev->rows};
     return res;
 }
