@@ -240,6 +240,11 @@ rule "resume removes dead temps" '[ "$(ls "$W/dead" | grep tmp)" = "mine.tmp.1" 
 "$BIN" "${common[@]}" -D -0 -o "$W/negzero" > /dev/null 2>&1
 "$BIN" "${common[@]}" -D 0 -x 2 -o "$W/negzero" -y 1 > /dev/null 2> "$W/negzero.err"
 rule "-D -0 recorded as 0" '[ -f "$W/negzero/state_00000002.bin" ]' "$(head -c 120 "$W/negzero.err")"
+# -o is a directory name, never a glob: "exp[12]" must neither see exp1's checkpoints (a fresh run
+# there is not "an earlier run") nor remove exp1's temp files
+cp -r "$W/run" "$W/exp1"; touch "$W/exp1/model_00000005.bin.tmp.4242"; mkdir -p "$W/exp[12]"
+"$BIN" "${common[@]}" -o "$W/exp[12]" > /dev/null 2> "$W/glob.err"
+rule "-o with glob characters" '[ -f "$W/exp[12]/state_00000001.bin" ] && [ -f "$W/exp1/model_00000005.bin.tmp.4242" ]' "$(head -c 120 "$W/glob.err")"
 
 # --- a run owns its output directory
 expect "fresh run, old ckpts" "earlier run"        -- "${common[@]}" -o "$W/run"

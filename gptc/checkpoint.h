@@ -44,7 +44,8 @@
 #define GPTC_CHECKPOINT_H
 
 #include <fcntl.h>     // provides: open, O_RDWR, O_CREAT
-#include <glob.h>      // provides: glob, globfree
+#include <dirent.h>    // provides: opendir, readdir, closedir
+#include <fnmatch.h>   // provides: fnmatch
 #include <stdint.h>    // provides: int64_t, uint64_t
 #include <stdio.h>     // provides: snprintf, sscanf, fgets, remove
 #include <string.h>    // provides: memset, strrchr, strspn, strstr
@@ -305,7 +306,9 @@ static inline void state_read(const char* path, long step, size_t n, const char*
     fread_or_die(*v, sizeof(float), n, f, path);
     fclose(f);
     int64_t kind = h[STATE_SLOT_CHECKSUM_KIND], recorded = h[STATE_SLOT_CHECKSUM];
-    if (recorded < 0 || recorded > (int64_t)UINT32_MAX) { kind = -1; } // (a CRC-32C is 32 bits)
+    if (kind == CKPT_CRC32C && (recorded < 0 || recorded > (int64_t)UINT32_MAX)) {
+        die("%s: checksum slot holds %lld, not a 32-bit CRC (corrupt file?)", path, (long long)recorded);
+    }
     h[STATE_SLOT_CHECKSUM_KIND] = h[STATE_SLOT_CHECKSUM] = 0;
     uint32_t crc = crc32c_update(0, h, sizeof(h));
     crc = crc32c_update(crc, st->options, st->options_len);
@@ -329,31 +332,34 @@ static inline void state_read(const char* path, long step, size_t n, const char*
 }
 
 // The steps that have a state file in dir, ascending (malloc'd, *count of them; NULL if none).
-// Only names that are exactly state_<digits>.bin count.
+// Only names that are exactly state_<digits>.bin count. The directory is read, not globbed: -o
+// may hold glob characters ("runs/exp[12]"), which must never reach another run's directory.
 static inline long* list_checkpoints(const char* dir, size_t* count) {
-    char pattern[CKPT_PATH_BYTES];
-    snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
-    glob_t g;
     long* steps = NULL;
+    size_t cap = 0;
     *count = 0;
-    if (glob(pattern, 0, NULL, &g) == 0) {
-        steps = (long*)malloc_or_die(g.gl_pathc * sizeof(long));
-        for (size_t i = 0; i < g.gl_pathc; i++) {
-            const char* name = strrchr(g.gl_pathv[i], '/');
-            name = name != NULL ? name + 1 : g.gl_pathv[i];
-            const char* digits = name + strlen("state_");
-            size_t nd = strspn(digits, "0123456789");
-            if (nd == 0 || nd > 12 || strcmp(digits + nd, ".bin") != 0) { continue; }
-            steps[(*count)++] = strtol(digits, NULL, 10);
+    DIR* d = opendir(dir);
+    if (d == NULL) { return NULL; }
+    for (struct dirent* e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strncmp(e->d_name, "state_", 6) != 0) { continue; }
+        const char* digits = e->d_name + 6;
+        size_t nd = strspn(digits, "0123456789");
+        if (nd == 0 || nd > 12 || strcmp(digits + nd, ".bin") != 0) { continue; }
+        if (*count == cap) {
+            cap = cap ? 2 * cap : 16;
+            long* grown = (long*)realloc(steps, cap * sizeof(long));
+            if (grown == NULL) { die("out of memory listing %s", dir); }
+            steps = grown;
         }
-        globfree(&g);
-        // ascending (insertion sort: a directory holds a handful)
-        for (size_t i = 1; i < *count; i++) {
-            long x = steps[i];
-            size_t j = i;
-            while (j > 0 && steps[j - 1] > x) { steps[j] = steps[j - 1]; j--; }
-            steps[j] = x;
-        }
+        steps[(*count)++] = strtol(digits, NULL, 10);
+    }
+    closedir(d);
+    // ascending (insertion sort: a directory holds a handful)
+    for (size_t i = 1; i < *count; i++) {
+        long x = steps[i];
+        size_t j = i;
+        while (j > 0 && steps[j - 1] > x) { steps[j] = steps[j - 1]; j--; }
+        steps[j] = x;
     }
     return steps;
 }
@@ -441,22 +447,23 @@ static inline int lock_out_dir(const char* dir) {
 // Removes the temp files that runs killed mid-write left in dir (model_*.bin.tmp.PID,
 // state_*.bin.tmp.PID, log.txt.tmp.PID): under the lock no live run writes there, so every one is
 // a dead run's, and never a complete file (a complete one was renamed into place).
+// Names are matched in dir's own listing (as list_checkpoints: never a glob of the path).
 static inline void remove_dead_temp_files(const char* dir) {
     static const char* const patterns[] = {"model_*.bin.tmp.*", "state_*.bin.tmp.*", "log.txt.tmp.*"};
-    for (int p = 0; p < 3; p++) {
-        char pattern[CKPT_PATH_BYTES];
-        snprintf(pattern, sizeof(pattern), "%s/%s", dir, patterns[p]);
-        glob_t g;
-        if (glob(pattern, 0, NULL, &g) != 0) { continue; }
-        for (size_t i = 0; i < g.gl_pathc; i++) {
-            const char* pid = strrchr(g.gl_pathv[i], '.') + 1; // (the pattern has a '.')
-            if (pid[0] == '\0' || strspn(pid, "0123456789") != strlen(pid)) { continue; }
-            if (remove(g.gl_pathv[i]) == 0) {
-                printf("note: removed %s, the temp file of an interrupted save\n", g.gl_pathv[i]);
-            }
+    DIR* d = opendir(dir);
+    if (d == NULL) { return; }
+    for (struct dirent* e = readdir(d); e != NULL; e = readdir(d)) {
+        const char* pid = strrchr(e->d_name, '.');
+        if (pid == NULL || pid[1] == '\0' || strspn(pid + 1, "0123456789") != strlen(pid + 1)) { continue; }
+        for (int p = 0; p < 3; p++) {
+            if (fnmatch(patterns[p], e->d_name, 0) != 0) { continue; }
+            char path[CKPT_TMP_BYTES];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            if (remove(path) == 0) { printf("note: removed %s, the temp file of an interrupted save\n", path); }
+            break;
         }
-        globfree(&g);
     }
+    closedir(d);
 }
 
 // Checks the output directory before anything is written: the paths fit, the directory exists,

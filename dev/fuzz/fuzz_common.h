@@ -25,6 +25,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
