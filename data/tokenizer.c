@@ -1,6 +1,7 @@
 // tokenizer.c: the ./tokenizer command line: GPT-2 encode / decode, building the tokenizer file
 // from GPT-2's encoder.json + vocab.bpe, turning text files into llm.c token shards, and JSONL
-// prompt/completion records into shards with a loss mask (`sft`, supervised fine-tuning).
+// prompt/completion records into shards with a loss mask (`sft`, supervised fine-tuning), and
+// multiple-choice records (HellaSwag's jsonl) into an eval file (`eval`).
 //
 // What it is: a thin driver around tokenizer.h (which does the actual tokenization) plus the
 // file formats of the data pipeline. What it is not: a dataset downloader (data/prepare.sh
@@ -1261,6 +1262,174 @@ static int cmd_sft(const Tokenizer* t, const char* tok_path, Encoder* e, const S
 }
 
 // ----------------------------------------------------------------------------
+// eval: multiple-choice JSONL records -> an eval file (gptc/eval.h reads it: llm.c's format)
+//
+// Each line of the inputs is one JSON object with a string "ctx", an array "endings" of at least
+// two strings and an integer "label" (the index of the right ending): HellaSwag's jsonl as it is
+// (other fields are ignored; blank lines are skipped); a line that is not such an object is an
+// error naming the file and line. Rendered as llm.c's dev/data/hellaswag.py renders HellaSwag: the
+// context's tokens, and each ending's as the tokens of " " + ending (GPT-2 keeps a word's leading
+// space in its token); "<|endoftext|>" inside them is plain text (as in `encode`). The file:
+//   int32 header[256] = {20240522, 1, N, the longest example's bytes, 0...}, then per example the
+//   uint16 stream 65535, bytes, index, label, K, ctx_len, ctx..., K times (len, tokens...)
+// so N <= 65536 records (the index is a uint16), none of more than 65534 bytes, and a context of
+// at least one token. Written to OUT.tmp.PID, then renamed (gptc/utils.h's atomic write).
+
+#define EVAL_FILE_MAGIC 20240522
+#define EVAL_FILE_MAX_RECORDS 65536
+#define EVAL_FILE_MAX_BYTES 65534
+
+#ifdef USE_JANSSON
+// the fields of one line, checked; NULL and a one-line reason (in why) when it is not a record
+static json_t* eval_record(const uint8_t* line, size_t len, char* why, size_t cap) {
+    json_error_t err;
+    json_t* j = json_loadb((const char*)line, len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        for (char* c = err.text; *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; // one line
+        snprintf(why, cap, "not valid JSON: %s (column %d)", err.text, err.column);
+        return NULL;
+    }
+    json_t* ends = json_object_get(j, "endings");
+    json_t* label = json_object_get(j, "label");
+    size_t K = json_is_array(ends) ? json_array_size(ends) : 0, strings = 0;
+    for (size_t k = 0; k < K; k++) strings += json_is_string(json_array_get(ends, k));
+    const char* bad = !json_is_object(j) ? "not a JSON object"
+                    : !json_is_string(json_object_get(j, "ctx")) ? "no \"ctx\" string"
+                    : !json_is_array(ends) ? "no \"endings\" array"
+                    : K < 2 ? "fewer than 2 endings"
+                    : strings != K ? "an ending is not a string"
+                    : !json_is_integer(label) ? "no integer \"label\""
+                    : json_integer_value(label) < 0 || json_integer_value(label) >= (json_int_t)K
+                      ? "\"label\" is not the index of an ending" : NULL;
+    if (bad) {
+        snprintf(why, cap, "%s (a record is {\"ctx\": \"...\", \"endings\": [\"...\", ...], "
+                 "\"label\": N})", bad);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+// appends n bytes to a growing buffer
+static void bytes_add(uint8_t** buf, size_t* len, size_t* cap, const void* src, size_t n) {
+    if (n == 0) return;
+    while (*len + n > *cap) {
+        *cap = *cap ? 2 * *cap : 1 << 16;
+        *buf = (uint8_t*)tok_xrealloc(*buf, *cap, "records");
+    }
+    memcpy(*buf + *len, src, n);
+    *len += n;
+}
+#endif
+
+static int cmd_eval(const Tokenizer* t, const char* tok_path, Encoder* e, const char* out_path,
+                    char** inputs, int n_inputs) {
+#ifndef USE_JANSSON
+    (void)t; (void)tok_path; (void)e; (void)out_path; (void)inputs; (void)n_inputs;
+    die("eval: this ./tokenizer was built without Jansson, which reads the JSONL (apt-get install "
+        "libjansson-dev, then make tokenizer)");
+#else
+    need_merges(t, tok_path);
+    // every record's texts, one after another in one buffer: the context, then " " + each ending
+    // (text r's bytes start at off[r]); per record: K, the label, and where it came from
+    uint8_t* text = NULL;
+    size_t text_len = 0, text_cap = 0, n_text = 0, n_rec = 0, cap = 0, *off = NULL;
+    uint32_t* rec = NULL; // (4 per record) K, label, input file, line
+    for (int f = 0; f < n_inputs; f++) {
+        size_t len, line_no = 0;
+        uint8_t* in = read_file(inputs[f], &len);
+        for (size_t pos = 0; pos < len; ) {
+            const uint8_t* nl = (const uint8_t*)memchr(in + pos, '\n', len - pos);
+            size_t end = nl ? (size_t)(nl - in) : len, n = end - pos, k = 0;
+            const uint8_t* line = in + pos;
+            pos = end + 1;
+            line_no++;
+            while (k < n && isspace(line[k])) k++;
+            if (k == n) continue; // a blank line
+            char why[300];
+            json_t* j = eval_record(line, n, why, sizeof(why));
+            if (!j) die("%s:%zu: %s", inputs[f], line_no, why);
+            if (n_rec == EVAL_FILE_MAX_RECORDS) {
+                die("%s:%zu: more than %d records (the eval file's index field is a uint16)", inputs[f],
+                    line_no, EVAL_FILE_MAX_RECORDS);
+            }
+            json_t* ends = json_object_get(j, "endings");
+            size_t K = json_array_size(ends);
+            if (n_text + K + 1 > cap) {
+                cap = 2 * (n_text + K + 1);
+                off = (size_t*)tok_xrealloc(off, (cap + 1) * sizeof(size_t), "records");
+                rec = (uint32_t*)tok_xrealloc(rec, 4 * cap * sizeof(uint32_t), "records");
+            }
+            json_t* ctx = json_object_get(j, "ctx");
+            off[n_text++] = text_len;
+            bytes_add(&text, &text_len, &text_cap, json_string_value(ctx), json_string_length(ctx));
+            for (size_t k2 = 0; k2 < K; k2++) {
+                json_t* s = json_array_get(ends, k2);
+                off[n_text++] = text_len;
+                bytes_add(&text, &text_len, &text_cap, " ", 1);
+                bytes_add(&text, &text_len, &text_cap, json_string_value(s), json_string_length(s));
+            }
+            uint32_t r[4] = {(uint32_t)K, (uint32_t)json_integer_value(json_object_get(j, "label")),
+                             (uint32_t)f, (uint32_t)(line_no < UINT32_MAX ? line_no : UINT32_MAX)};
+            memcpy(rec + 4 * n_rec++, r, sizeof(r));
+            json_decref(j);
+        }
+        free(in);
+    }
+    if (n_rec == 0) die("eval: no records in %d input file(s)", n_inputs);
+    off[n_text] = text_len;
+    // encoded all at once (in parallel), then written example by example
+    SegmentList segs;
+    memset(&segs, 0, sizeof(segs));
+    segs.keep_empty = 1;
+    for (size_t i = 0; i < n_text; i++) segment_list_add(&segs, text + off[i], off[i + 1] - off[i], 0);
+    encode_segments(e, segs.segs, segs.n);
+    make_parent_dirs(out_path);
+    char tmp[4200];
+    FILE* out = open_for_atomic_write(out_path, tmp, sizeof(tmp));
+    int32_t header[256] = {EVAL_FILE_MAGIC, 1, (int32_t)n_rec, 0};
+    fwrite_or_die(header, sizeof(int32_t), 256, out, tmp);
+    uint16_t* ex = (uint16_t*)malloc_or_die((EVAL_FILE_MAX_BYTES / 2 + 1) * sizeof(uint16_t));
+    size_t longest = 0, kmin = SIZE_MAX, kmax = 0, s = 0;
+    for (size_t r = 0; r < n_rec; r++) {
+        size_t K = rec[4 * r], m = 6, bytes = 2 * (6 + K); // the fields, the endings' lengths...
+        for (size_t k = 0; k <= K; k++) bytes += 2 * segs.segs[s + k].ids.len; // ...the tokens
+        const char* where = inputs[rec[4 * r + 2]];
+        if (segs.segs[s].ids.len == 0) {
+            die("%s:%u: the context has no tokens (the eval format scores the first ending token "
+                "after one)", where, rec[4 * r + 3]);
+        }
+        if (bytes > EVAL_FILE_MAX_BYTES) {
+            die("%s:%u: the example is %zu bytes, more than the eval format's %d (a uint16 field)",
+                where, rec[4 * r + 3], bytes, EVAL_FILE_MAX_BYTES);
+        }
+        uint16_t head[6] = {65535, (uint16_t)bytes, (uint16_t)r, (uint16_t)rec[4 * r + 1],
+                            (uint16_t)K, (uint16_t)segs.segs[s].ids.len};
+        memcpy(ex, head, sizeof(head));
+        for (size_t k = 0; k <= K; k++, s++) {
+            TokenIds* ids = &segs.segs[s].ids;
+            if (k > 0) ex[m++] = (uint16_t)ids->len;
+            for (size_t i = 0; i < ids->len; i++) ex[m++] = (uint16_t)ids->ids[i];
+            tokenids_free(ids);
+        }
+        fwrite_or_die(ex, sizeof(uint16_t), m, out, tmp);
+        if (2 * m > longest) longest = 2 * m;
+        if (K < kmin) kmin = K;
+        if (K > kmax) kmax = K;
+    }
+    header[3] = (int32_t)longest; // the longest example: known now, written into the header
+    if (fseek(out, 12, SEEK_SET) != 0) die("%s: cannot seek: %s", tmp, strerror(errno));
+    fwrite_or_die(&header[3], sizeof(int32_t), 1, out, tmp);
+    finish_atomic_write(out, tmp, out_path);
+    created_clear();
+    printf("eval: %zu records from %d file(s) -> %s (K = %zu..%zu endings, the longest example %zu "
+           "bytes)\n", n_rec, n_inputs, out_path, kmin, kmax, longest);
+    free(ex); free(segs.segs); free(segs.eot_after); free(text); free(off); free(rec);
+    return 0;
+#endif
+}
+
+// ----------------------------------------------------------------------------
 // bench: MB/s on one file, one thread and all threads
 
 static int cmd_bench(const Tokenizer* t, const char* tok_path, const char* path, int threads, size_t chunk_bytes, int reps) {
@@ -1322,6 +1491,8 @@ static void usage(int status) {
         "  shards OUT_PREFIX INPUT...         text files/folders ('-' = stdin) -> OUT_PREFIX_{train,val}_NNNNNN.bin\n"
         "  sft OUT_PREFIX JSONL...            {\"prompt\": ..., \"completion\": ...} lines ('-' = stdin) -> shards\n"
         "                                     with a loss flag per token (only the completions count)\n"
+        "  eval OUT JSONL...                  {\"ctx\": ..., \"endings\": [...], \"label\": N} lines (HellaSwag's\n"
+        "                                     jsonl) -> OUT, a multiple-choice eval file (llm.c's format)\n"
         "  bench FILE             encoding speed in MB/s, one thread and all threads\n"
         "options:\n"
         "  -t FILE                tokenizer file (default " DEFAULT_TOKENIZER ")\n"
@@ -1429,7 +1600,7 @@ int main(int argc, char** argv) {
         else if (n_args < 4096) args[n_args++] = argv[i];
         else die("too many arguments (at most 4096; give shards a folder instead of many files)");
     }
-    if (n_args == 0) die("no command: use encode, decode, build, shards, sft or bench (see ./tokenizer --help)");
+    if (n_args == 0) die("no command: use encode, decode, build, shards, sft, eval or bench (see ./tokenizer --help)");
     const char* cmd = args[0];
     if (strcmp(cmd, "build") == 0) {
         check_args(cmd, n_args, 3, 3, "ENCODER_JSON VOCAB_BPE OUT");
@@ -1438,8 +1609,9 @@ int main(int argc, char** argv) {
     if (strcmp(cmd, "encode") == 0 || strcmp(cmd, "decode") == 0) check_args(cmd, n_args, 0, 0, "no arguments (it reads stdin)");
     else if (strcmp(cmd, "shards") == 0) check_args(cmd, n_args, 2, 4095, "OUT_PREFIX INPUT...");
     else if (strcmp(cmd, "sft") == 0) check_args(cmd, n_args, 2, 4095, "OUT_PREFIX JSONL...");
+    else if (strcmp(cmd, "eval") == 0) check_args(cmd, n_args, 2, 4095, "OUT JSONL...");
     else if (strcmp(cmd, "bench") == 0) check_args(cmd, n_args, 1, 1, "FILE");
-    else die("unknown command '%.*s%s': use encode, decode, build, shards, sft or bench (see ./tokenizer --help)", SHOWN(cmd));
+    else die("unknown command '%.*s%s': use encode, decode, build, shards, sft, eval or bench (see ./tokenizer --help)", SHOWN(cmd));
     Tokenizer t;
     if (tokenizer_init(&t, tok_path) != 0)
         die("%s: no such file (build it with: make data/gpt2_tokenizer.bin, or pass -t FILE)", tok_path);
@@ -1453,6 +1625,7 @@ int main(int argc, char** argv) {
         encoder_init(&e, &t, threads, chunk_bytes, force_heap);
         if (strcmp(cmd, "encode") == 0) rc = cmd_encode(&t, tok_path, &e, special);
         else if (strcmp(cmd, "sft") == 0) rc = cmd_sft(&t, tok_path, &e, &so, args[1], args + 2, n_args - 2);
+        else if (strcmp(cmd, "eval") == 0) rc = cmd_eval(&t, tok_path, &e, args[1], args + 2, n_args - 2);
         else rc = cmd_shards(&t, tok_path, &e, &so, args[1], args + 2, n_args - 2);
         encoder_free(&e);
     }

@@ -111,6 +111,45 @@ SFT_JSONL = [
     ("deep_nesting", "fail", SFT_GOOD + b"[" * 100000 + b"\n"),
     ("huge_line", "any", SFT_GOOD + b'{"prompt": "' + b"ab " * 300000 + b'", "completion": "c"}\n'),
 ]
+# Multiple-choice records for ./tokenizer eval (HellaSwag's jsonl: one JSON object a line with
+# "ctx", "endings" and "label"): (name, expect, the file's bytes)
+EV_GOOD = b'{"ctx": "hello", "endings": [" world", "well", ""], "label": 1}\n' * 3
+EV_REC = lambda ctx=b'"a"', ends=b'["b", "c"]', label=b"1": b'{"ctx": %s, "endings": %s, "label": %s}\n' % (ctx, ends, label)
+TOK_EVAL_JSONL = [
+    ("good", "any", EV_GOOD),
+    ("good_hellaswag_layout_crlf_blank_lines", "any",
+     b'\r\n{"ind": 24, "ctx_a": "x", "ctx": "A man", "split": "val", "label": 3, "endings": ["a", "b", "c", "d"], '
+     b'"source_id": "y"}\r\n\n  \n' + EV_GOOD),
+    ("good_escapes_eot_text", "any", EV_GOOD + EV_REC(b'"<|endoftext|>\\u00e9\\n"', b'["\\ud83d\\ude00", "\\t"]')),
+    ("good_K=1000", "any", EV_REC(ends=b"[" + b", ".join([b'"a"'] * 1000) + b"]", label=b"999")),
+    ("good_65536_records", "any", EV_REC() * 65536),
+    ("empty_file", "fail", b""),
+    ("blank_lines_only", "fail", b"\n \n\t\n"),
+    ("65537_records", "fail", EV_REC() * 65537),
+    ("not_json", "fail", EV_GOOD + b"hello\n"),
+    ("truncated_last_line", "fail", EV_GOOD + b'{"ctx": "a", "endi'),
+    ("array", "fail", EV_GOOD + b'["a", "b"]\n'),
+    ("no_ctx", "fail", EV_GOOD + b'{"endings": ["a", "b"], "label": 0}\n'),
+    ("ctx_number", "fail", EV_GOOD + EV_REC(ctx=b"1")),
+    ("ctx_empty", "fail", EV_GOOD + EV_REC(ctx=b'""')),
+    ("ctx_80000_bytes", "fail", EV_GOOD + EV_REC(ctx=b'"' + b"\\u00e9" * 40000 + b'"')),
+    ("endings_string", "fail", EV_GOOD + EV_REC(ends=b'"ab"')),
+    ("endings_empty", "fail", EV_GOOD + EV_REC(ends=b"[]")),
+    ("endings_one", "fail", EV_GOOD + EV_REC(ends=b'["a"]', label=b"0")),
+    ("endings_null_item", "fail", EV_GOOD + EV_REC(ends=b'["a", null]')),
+    ("endings_40000", "fail", EV_GOOD + EV_REC(ends=b"[" + b", ".join([b'""'] * 40000) + b"]")),
+    ("label_missing", "fail", EV_GOOD + b'{"ctx": "a", "endings": ["b", "c"]}\n'),
+    ("label_string", "fail", EV_GOOD + EV_REC(label=b'"1"')),
+    ("label_float", "fail", EV_GOOD + EV_REC(label=b"1.0")),
+    ("label_negative", "fail", EV_GOOD + EV_REC(label=b"-1")),
+    ("label_K", "fail", EV_GOOD + EV_REC(label=b"2")),
+    ("label_INT64_MAX", "fail", EV_GOOD + EV_REC(label=b"9223372036854775807")),
+    ("label_2^64", "fail", EV_GOOD + EV_REC(label=b"18446744073709551616")),
+    ("duplicate_key", "fail", EV_GOOD + b'{"ctx": "a", "ctx": "b", "endings": ["b", "c"], "label": 1}\n'),
+    ("invalid_utf8", "fail", EV_GOOD + EV_REC(ctx=b'"\xff\xfe"')),
+    ("nul_escape", "fail", EV_GOOD + EV_REC(ctx=b'"a\\u0000"')),
+    ("deep_nesting", "fail", EV_GOOD + b"[" * 100000 + b"\n"),
+]
 # Training state: int64 header[64], then (version 2) an options block, then AdamW m and v.
 # One layout per version: the generator takes the version from the base file the trainer wrote.
 STATE_COMMON = {0: ("magic", "fixed"), 1: ("version", "fixed"), 2: ("step", "fixed"),
@@ -546,6 +585,20 @@ def sft_cases(cs, dir_):
     os.mkfifo(fifo)
     cs.add("sft.fifo", "fail", ["TOK", "-t", tok, "sft", cs.path("sft_out.fifo") + "/x", fifo])
 
+def tok_eval_cases(cs, dir_):
+    """./tokenizer eval on crafted JSONL: malformed lines are one error naming the line"""
+    tok = os.path.join(dir_, "base", "tokenizer.bin")
+    for name, expect, data in TOK_EVAL_JSONL:
+        path = cs.file("tokeval." + name + ".jsonl", data)
+        cs.add("tokeval." + name, expect, ["TOK", "-t", tok, "--threads", "1", "eval",
+                                          cs.path("tokeval_out." + name) + "/x.bin", path])
+    cs.add("tokeval.stdin", "any", ["TOK", "-t", tok, "eval", cs.path("tokeval_out.stdin.bin"), "-"],
+           stdin=cs.path("tokeval.good.jsonl"))
+    cs.add("tokeval.missing_file", "fail", ["TOK", "-t", tok, "eval", cs.path("tokeval_out.m.bin"),
+                                            cs.path("nothing.jsonl")])
+    cs.add("tokeval.no_inputs", "fail", ["TOK", "-t", tok, "eval", cs.path("tokeval_out.n.bin")])
+    cs.add("tokeval.out_is_a_directory", "fail", ["TOK", "-t", tok, "eval", dir_, cs.path("tokeval.good.jsonl")])
+
 def state_cases(cs, dir_):
     base = os.path.join(dir_, "base")
     run_dir = os.path.join(base, "run")
@@ -889,6 +942,7 @@ def main():
     state_cases(cs, dir_)
     tokenizer_cases(cs, dir_)
     sft_cases(cs, dir_)
+    tok_eval_cases(cs, dir_)
     flag_cases(cs, dir_)
     eval_cases(cs, dir_)
     print("%d cases" % cs.n)

@@ -301,6 +301,35 @@ if [ -f data/gpt2_tokenizer.bin ]; then
 fi
 expect "--prompt, forward overflows" "not finite"  -- -e "$W/huge_w.bin" -Z data/gpt2_tokenizer.bin --prompt "a" -g 3
 
+# the HellaSwag recipe offline, on a small jsonl in HellaSwag's own layout: data/prepare.sh hellaswag
+# writes what llm.c's dev/data/hellaswag.py writes (the context's GPT-2 tokens, " " + each ending's,
+# checked against tiktoken's ids for the first context and ./tokenizer encode for the rest), and
+# --eval reads it
+if [ -f data/gpt2_tokenizer.bin ] && [ -x ./tokenizer ]; then
+    cat > "$W/hs.jsonl" <<'EOF'
+{"ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.", "ctx_b": "he", "ctx": "A man is sitting on a roof. he", "split": "val", "split_type": "indomain", "label": 3, "endings": ["is using wrap to wrap a pair of skis.", "is ripping level tiles off.", "is holding a rubik's cube.", "starts pulling up roofing on a roof."], "source_id": "activitynet~v_-JhWjGDPHMY"}
+{"ind": 92, "activity_label": "Clean and jerk", "ctx_a": "A lady walks to a barbell. She bends down and grabs the pole.", "ctx_b": "the lady", "ctx": "A lady walks to a barbell. She bends down and grabs the pole. the lady", "split": "val", "split_type": "zeroshot", "label": 3, "endings": ["swings and lands in her arms.", "pulls the barbell forward.", "pulls a rope attached to the barbell.", "stands and lifts the weight over her head."], "source_id": "activitynet~v_2jGHp7ReEeE"}
+EOF
+    sh data/prepare.sh hellaswag "$W/hs.jsonl" "$W/hs/hellaswag_val.bin" > "$W/hs.log" 2>&1
+    rc=$?
+    same=$(python3 - "$W/hs.jsonl" "$W/hs/hellaswag_val.bin" <<'EOF'
+import json, subprocess, sys
+sys.path.insert(0, "dev")
+import evalfile
+enc = lambda s: [int(x) for x in subprocess.run(["./tokenizer", "encode"], input=s.encode(),
+                                                capture_output=True).stdout.split()]
+recs = [json.loads(line) for line in open(sys.argv[1])]
+want = [{"ctx": enc(r["ctx"]), "endings": [enc(" " + e) for e in r["endings"]], "label": r["label"]}
+        for r in recs]
+tiktoken = [32, 582, 318, 5586, 319, 257, 9753, 13, 339]   # "A man is sitting on a roof. he"
+print("yes" if open(sys.argv[2], "rb").read() == evalfile.encode(want) and want[0]["ctx"] == tiktoken else "no")
+EOF
+)
+    line=$("$BIN" -e L1H1C8V50257 --eval "$W/hs/hellaswag_val.bin" 2> /dev/null | tail -1)
+    rule "prepare.sh hellaswag, --eval" '[ $rc -eq 0 ] && [ "$same" = yes ] && [[ $line == "eval: 2 examples | acc "* ]]' \
+        "recipe exit $rc, llm.c's bytes: $same; $line"
+fi
+
 # --- multiple-choice eval files (--eval, --val-eval; gptc/eval.h): every field, truncation, tokens
 # >= V, lengths that run past their example, a header that lies. evfile NAME CODE writes $W/NAME.ev:
 # three valid examples (ex) encoded by dev/evalfile.py into b (enc(ex, N, longest)), then CODE, which
