@@ -68,22 +68,8 @@
 // table, 8 bytes at a time ("slicing-by-8"). Both give the same value.
 #define CKPT_CRC32C 0x43524333 // "CRC3" as a little-endian int32: a kind one flipped bit cannot zero
 
-#if defined(__SSE4_2__) && defined(__x86_64__)
-#include <nmmintrin.h> // provides: _mm_crc32_u8, _mm_crc32_u64
-static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
-    const unsigned char* p = (const unsigned char*)data;
-    uint64_t c = ~crc;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        c = _mm_crc32_u64(c, w);
-    }
-    uint32_t c32 = (uint32_t)c;
-    for (; n > 0; n--, p++) { c32 = _mm_crc32_u8(c32, *p); }
-    return ~c32;
-}
-#else
-static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
+// the table form: every build compiles it (test_gpt holds the instruction form to it)
+static inline uint32_t crc32c_table_update(uint32_t crc, const void* data, size_t n) {
     static uint32_t table[8][256]; // table[k][b]: the CRC of byte b followed by k zero bytes
     static int ready = 0;
     if (!ready) {
@@ -108,6 +94,25 @@ static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
     }
     for (; n > 0; n--, p++) { c = (c >> 8) ^ table[0][(c ^ *p) & 0xff]; }
     return ~c;
+}
+
+#if defined(__SSE4_2__) && defined(__x86_64__)
+#include <nmmintrin.h> // provides: _mm_crc32_u8, _mm_crc32_u64
+static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
+    const unsigned char* p = (const unsigned char*)data;
+    uint64_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; n > 0; n--, p++) { c32 = _mm_crc32_u8(c32, *p); }
+    return ~c32;
+}
+#else
+static inline uint32_t crc32c_update(uint32_t crc, const void* data, size_t n) {
+    return crc32c_table_update(crc, data, n);
 }
 #endif
 
