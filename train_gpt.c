@@ -1439,7 +1439,7 @@ static void run_generation(const TrainOptions* o, const Backend* backend) {
     }
     int* seq = (int*)malloc_or_die(((size_t)maxT + 1) * sizeof(int));
     int n = encode_prompt(&tok, o->tokenizer_path, o->prompt, maxT, V, seq);
-    int window = be.decode != NULL || n + o->gen_len > maxT ? maxT + 1 : n + o->gen_len;
+    int window = (be.decode != NULL || n + o->gen_len > maxT) ? maxT + 1 : n + o->gen_len;
     be.attach(&model, 1, window - 1); // a forward sees at most window - 1 tokens
     Rng rng = {stream_key((uint64_t)o->seed, 99ULL), 0}; // the sampler's stream
     SampleOptions so = {o->temperature, o->top_k, o->top_p};

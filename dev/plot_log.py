@@ -68,6 +68,7 @@ def main():
     ap.add_argument("--smooth", type=float, default=0.9, metavar="S",
                     help="EMA weight on the past for the smoothed train loss, in [0, 1)")
     ap.add_argument("--title", default=None)
+    ap.error = lambda message: die(message)  # one "error:" line, exit 1, as every tool here
     args = ap.parse_args()
     if not 0.0 <= args.smooth < 1.0:
         die("--smooth %g: must be in [0, 1)" % args.smooth)

@@ -290,12 +290,13 @@ if [ -f data/gpt2_tokenizer.bin ]; then
     edges=""; bad=0
     for T in 1 2; do for p in "" "The" "The cat" "The cat sat on"; do
         e=(-e L1H1C8T${T}V50257 -S 5 -g 9 --prompt "$p")
-        kv=$("$BIN" "${e[@]}" 2> "$W/gen_err"); rc1=$?; made=$(grep -o 'generated [0-9]*' "$W/gen_err")
+        kv=$("$BIN" "${e[@]}" 2> "$W/gen_err"); rc1=$?
+        made=$(grep -o 'generated [0-9]*' "$W/gen_err" | grep -o '[0-9]*$')
         full=$("$BIN" "${e[@]}" --kv-cache 0 2> /dev/null); rc2=$?
         ntok=$(grep -o 'after a [0-9]*' "$W/gen_err" | grep -o '[0-9]*$')
-        if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ] || [ "$kv" != "$full" ] || [ -z "$ntok" ] ||
-           [ "$(( ntok + ${made#generated } ))" -ne $((T + 1)) ]; then bad=1; fi
-        edges="$edges T$T:${ntok:-?}+${made#generated }"
+        if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ] || [ "$kv" != "$full" ] || [ -z "$ntok" ] || [ -z "$made" ] ||
+           [ $((ntok + made)) -ne $((T + 1)) ]; then bad=1; fi
+        edges="$edges T$T:${ntok:-?}+${made:-?}"
     done; done
     rule "--prompt at the context's edges" '[ $bad -eq 0 ]' "$edges"
 fi

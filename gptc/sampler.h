@@ -139,15 +139,14 @@ static inline int encode_prompt(const Tokenizer* tok, const char* tok_path, cons
             tok->version);
     }
     if (ids.len == 0) { tokenids_push(&ids, tok->eot); }
-    size_t n = ids.len, first = 0;
-    if (n > (size_t)maxT) {
-        first = n - (size_t)maxT;
+    size_t n = ids.len, first = n > (size_t)maxT ? n - (size_t)maxT : 0;
+    for (size_t i = first; i < n; i++) { // (checked before the note: an error stays one line)
+        if ((int)ids.ids[i] >= V) { die("--prompt: token %u is outside the model's vocabulary (V=%d)", ids.ids[i], V); }
+    }
+    if (first > 0) {
         fprintf(stderr, "note: the prompt is %zu tokens, the context %d: it keeps its last %d\n", n, maxT,
                 maxT);
         n = (size_t)maxT;
-    }
-    for (size_t i = first; i < first + n; i++) {
-        if ((int)ids.ids[i] >= V) { die("--prompt: token %u is outside the model's vocabulary (V=%d)", ids.ids[i], V); }
     }
     for (size_t i = 0; i < n; i++) { seq[i] = (int)ids.ids[first + i]; }
     tokenids_free(&ids);
