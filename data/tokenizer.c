@@ -786,8 +786,10 @@ static size_t dataset_commit(const char* dir, const char* base, const char* stag
                              int replace, const char* prefix) {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     if (dfd < 0) die("%s: cannot open folder: %s", dir, strerror(errno));
-    while (flock(dfd, LOCK_EX) != 0) // waits while another run commits; a signal only waits on
+    while (flock(dfd, LOCK_EX) != 0) { // waits while another run commits; nothing has moved yet,
         if (errno != EINTR) die("%s: cannot lock folder: %s", dir, strerror(errno));
+        stop_if_signalled(prefix); // so Ctrl-C here stops the run as anywhere before the commit
+    }
     PathList old;
     memset(&old, 0, sizeof(old));
     dataset_list(dir, base, &old, 0); // again: another run may have committed meanwhile
