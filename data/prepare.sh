@@ -73,6 +73,21 @@ fetch_npm() {
     rm -rf "$dir.tmp"
 }
 
+# download URL DEST SECONDS WHAT HINT: DEST from URL once (kept in the cache; a failed download
+# leaves nothing), by curl or wget within SECONDS; without either, or without network: die, HINT
+download() {
+    [ -s "$2" ] && return 0
+    echo "downloading $4 from $1"
+    mkdir -p "$(dirname "$2")"
+    if command -v curl >/dev/null 2>&1; then fetch="curl -fsSL --max-time $3 -o $2.tmp $1"
+    elif command -v wget >/dev/null 2>&1; then fetch="wget -q -T $3 -O $2.tmp $1"
+    else fetch=false; fi
+    $fetch 2>/dev/null && mv "$2.tmp" "$2" || {
+        rm -f "$2.tmp"
+        die "cannot download $4 (no network, or no curl/wget): $5"
+    }
+}
+
 need_tokenizer() {
     [ -x ./tokenizer ] || die "./tokenizer is not built (run: make tokenizer)"
     [ -f "$TOKENIZER_FILE" ] || make_tokenizer_file
@@ -117,18 +132,8 @@ recipe_shakespeare() {
     src=${1:-}
     if [ -z "$src" ]; then
         src=$CACHE/tinyshakespeare.txt
-        if [ ! -s "$src" ]; then
-            url=https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
-            echo "downloading tinyshakespeare from $url"
-            mkdir -p "$CACHE"
-            if command -v curl >/dev/null 2>&1; then fetch="curl -fsSL --max-time 60 -o $src.tmp $url"
-            elif command -v wget >/dev/null 2>&1; then fetch="wget -q -T 60 -O $src.tmp $url"
-            else fetch=false; fi
-            $fetch 2>/dev/null && mv "$src.tmp" "$src" || {
-                rm -f "$src.tmp"
-                die "cannot download tinyshakespeare (no network, or no curl/wget): get input.txt elsewhere and run: sh data/prepare.sh shakespeare PATH/input.txt"
-            }
-        fi
+        download https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt \
+            "$src" 60 tinyshakespeare "get input.txt elsewhere and run: sh data/prepare.sh shakespeare PATH/input.txt"
     fi
     [ -f "$src" ] || die "$src: no such file"
     need_tokenizer
@@ -153,18 +158,8 @@ recipe_hellaswag() {
     out=${2:-data/hellaswag/hellaswag_val.bin}
     if [ -z "$src" ]; then
         src=$CACHE/hellaswag_val.jsonl
-        if [ ! -s "$src" ]; then
-            url=https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl
-            echo "downloading HellaSwag's validation set from $url"
-            mkdir -p "$CACHE"
-            if command -v curl >/dev/null 2>&1; then fetch="curl -fsSL --max-time 120 -o $src.tmp $url"
-            elif command -v wget >/dev/null 2>&1; then fetch="wget -q -T 120 -O $src.tmp $url"
-            else fetch=false; fi
-            $fetch 2>/dev/null && mv "$src.tmp" "$src" || {
-                rm -f "$src.tmp"
-                die "cannot download HellaSwag (no network, or no curl/wget): get hellaswag_val.jsonl elsewhere and run: sh data/prepare.sh hellaswag PATH/hellaswag_val.jsonl"
-            }
-        fi
+        download https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl \
+            "$src" 120 "HellaSwag's validation set" "get hellaswag_val.jsonl elsewhere and run: sh data/prepare.sh hellaswag PATH/hellaswag_val.jsonl"
     fi
     [ -f "$src" ] || die "$src: no such file"
     need_tokenizer

@@ -1159,15 +1159,21 @@ static int cmd_shards(const Tokenizer* t, const char* tok_path, Encoder* e, cons
 // packed one after another like documents, so a training window may start inside a record.
 
 #ifdef USE_JANSSON
-// the fields of one line; NULL and a one-line reason (in why) when it is not a record
-static json_t* sft_record(const uint8_t* line, size_t len, char* why, size_t cap) {
+// one line of a JSONL file parsed (duplicate keys refused); NULL and a one-line reason in why
+static json_t* json_line(const uint8_t* line, size_t len, char* why, size_t cap) {
     json_error_t err;
     json_t* j = json_loadb((const char*)line, len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
         for (char* c = err.text; *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; // one line
         snprintf(why, cap, "not valid JSON: %s (column %d)", err.text, err.column);
-        return NULL;
     }
+    return j;
+}
+
+// the fields of one line; NULL and a one-line reason (in why) when it is not a record
+static json_t* sft_record(const uint8_t* line, size_t len, char* why, size_t cap) {
+    json_t* j = json_line(line, len, why, cap);
+    if (!j) return NULL;
     const char* missing = !json_is_object(j) ? "not a JSON object"
                         : !json_is_string(json_object_get(j, "prompt")) ? "no \"prompt\" string"
                         : !json_is_string(json_object_get(j, "completion")) ? "no \"completion\" string" : NULL;
@@ -1284,13 +1290,8 @@ static int cmd_sft(const Tokenizer* t, const char* tok_path, Encoder* e, const S
 #ifdef USE_JANSSON
 // the fields of one line, checked; NULL and a one-line reason (in why) when it is not a record
 static json_t* eval_record(const uint8_t* line, size_t len, char* why, size_t cap) {
-    json_error_t err;
-    json_t* j = json_loadb((const char*)line, len, JSON_REJECT_DUPLICATES, &err);
-    if (!j) {
-        for (char* c = err.text; *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; // one line
-        snprintf(why, cap, "not valid JSON: %s (column %d)", err.text, err.column);
-        return NULL;
-    }
+    json_t* j = json_line(line, len, why, cap);
+    if (!j) return NULL;
     json_t* ends = json_object_get(j, "endings");
     json_t* label = json_object_get(j, "label");
     size_t K = json_is_array(ends) ? json_array_size(ends) : 0, strings = 0;
