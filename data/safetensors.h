@@ -1181,7 +1181,8 @@ static inline void hf_gpt2_check_values(const char* dir, const StWriteTensor* ts
 //   within BF16's range for bf16).
 // - DIR absent, or an empty directory of its own (not a mount point, not a symlink): both files
 //   are written into the sibling DIR.tmp.PID, synced, and that directory is renamed onto DIR, one
-//   atomic step.
+//   atomic step. (An empty DIR that existed is thus a new directory: its permission bits are
+//   copied, its owner, ACLs and extended attributes are not.)
 // - Otherwise (DIR holds other files): both are written to temp files beside their names
 //   (NAME.tmp.PID), synced, then renamed over them, model.safetensors first. The one window left:
 //   a crash or SIGKILL between those two renames leaves the new model.safetensors beside the old
