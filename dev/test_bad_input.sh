@@ -100,7 +100,7 @@ expect "version 2 without flags" "truncated"       -- "${common[@]}" -i "$W/no_f
 cp "$W/mask.bin" "$W/multi2_0.bin"; cp "$W/flag2.bin" "$W/multi2_1.bin"
 expect "later shard flag 2"   "multi2_1.bin: flag 2" -- "${common[@]}" -i "$W/multi2_*.bin" -S 1
 # the flags are part of the data's identity: a resume on the same tokens with one flag changed
-"$BIN" "${common[@]}" -i "$W/mask.bin" -o "$W/mrun" > /dev/null 2>&1 || echo "FAIL could not train on a masked shard"
+"$BIN" "${common[@]}" -i "$W/mask.bin" -o "$W/mrun" > /dev/null 2>&1 || { echo "FAIL could not train on a masked shard"; failed=$((failed + 1)); }
 shard2 "$W/mask_b.bin" 400 400 400 0; cp "$W/mask_b.bin" "$W/mask.bin"
 expect "resume, other flags"  "shards differ"      -- "${common[@]}" -i "$W/mask.bin" -o "$W/mrun" -y 1 -x 2
 
