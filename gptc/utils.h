@@ -24,8 +24,8 @@
 #include <stdlib.h>    // provides: malloc, calloc, free, exit
 #include <string.h>    // provides: strerror
 #include <sys/stat.h>  // provides: fstat, S_ISREG, S_ISDIR, ...
-#include <time.h>      // provides: clock_gettime, nanosleep
-#include <unistd.h>    // provides: read, close, fsync, getpid
+#include <time.h>      // provides: clock_gettime
+#include <unistd.h>    // provides: read, close, fsync, getpid, sleep
 
 // ----------------------------------------------------------------------------------------------
 // Limits on untrusted numbers. Within them every size below fits size_t and every count the
@@ -61,10 +61,7 @@ static int g_error_rank = 0;
 __attribute__((format(printf, 1, 2), noreturn))
 #endif
 static inline void die(const char* fmt, ...) {
-    if (g_error_rank > 0) {
-        struct timespec wait = {2, 0};
-        nanosleep(&wait, NULL);
-    }
+    if (g_error_rank > 0) { sleep(2); }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "error: ");
