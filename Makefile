@@ -283,7 +283,7 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 build/train_gpt_asan: $(GPT_DEPS)
 	@mkdir -p build
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) -o $@ train_gpt.c $(LDLIBS)
-build/tokenizer_asan: data/tokenizer.c data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h $(JSON_STAMP)
+build/tokenizer_asan: data/tokenizer.c data/dataset.h data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h $(JSON_STAMP)
 	@mkdir -p build
 	$(CC) $(SAN_FLAGS) -Wall -Wextra $(OMP_FLAGS) $(JSON_FLAGS) -o $@ data/tokenizer.c $(LDLIBS)
 test-crafted-input: build/train_gpt_asan build/tokenizer_asan

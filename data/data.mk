@@ -19,7 +19,7 @@ BROWN_VAL := data/brown/brown_val_000000.bin
 # failure is reported once.
 # With Jansson (the Makefile's JSON_FLAGS, JSON_LIBS) `./tokenizer sft` reads JSONL; without it, sft
 # says how to get it and the rest works.
-tokenizer: data/tokenizer.c data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h $(JSON_STAMP)
+tokenizer: data/tokenizer.c data/dataset.h data/tokenizer.h data/unicode_tables.h gptc/utils.h gptc/shard.h $(JSON_STAMP)
 	$(CC) $(CFLAGS) $(OMP_FLAGS) $(JSON_FLAGS) -o $@ data/tokenizer.c $(JSON_LIBS)
 	$(if $(filter tokenizer,$(MAKECMDGOALS)),@test -f $(TOKENIZER_FILE) || sh data/prepare.sh tokenizer || \
 		echo "warning: ./tokenizer is built but $(TOKENIZER_FILE) is not (see above): encode/decode need it")

@@ -48,7 +48,7 @@ build_asan() {  # build_asan OUT SOURCE DEPS...
     ${CC:-gcc} $SAN_FLAGS -fopenmp -Wall -Wextra -o "$out" "$src" -lm "${JSON[@]}" || { echo "error: could not build $out"; exit 1; }
 }
 [ "$BIN" = build/train_gpt_asan ] && build_asan "$BIN" train_gpt.c data/tokenizer.h data/unicode_tables.h
-[ "$TOKBIN" = build/tokenizer_asan ] && build_asan "$TOKBIN" data/tokenizer.c data/tokenizer.h data/unicode_tables.h
+[ "$TOKBIN" = build/tokenizer_asan ] && build_asan "$TOKBIN" data/tokenizer.c data/dataset.h data/tokenizer.h data/unicode_tables.h
 for b in "$BIN" "$TOKBIN"; do [ -x "$b" ] || { echo "error: $b not built"; exit 1; }; done
 BIN=$(realpath "$BIN"); TOKBIN=$(realpath "$TOKBIN")
 
